@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages evo needs to build, test and benchmark — only those that
+# are missing, so a second run is a no-op. One list, here; see docs/ARCHITECTURE.md for why
+# each is used. Uses sudo when not root.
+set -euo pipefail
+
+PACKAGES=(
+  # toolchain
+  build-essential cmake ninja-build pkg-config git clang-format clang-tidy
+  # libraries (DESIGN.md "Chosen dependencies")
+  libboost-dev libcurl4-openssl-dev nlohmann-json3-dev libsqlite3-dev libpq-dev
+  libnats-dev libhiredis-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
+  libspdlog-dev libfmt-dev libcli11-dev libssl-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # servers and tools the tests and benchmarks start on loopback
+  sqlite3 curl faketime prometheus python3-prometheus-client python3-requests
+  wrk redis-server redis-tools postgresql postgresql-contrib nats-server
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# Servers are started by the tests themselves; do not let package scripts start them.
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,302 @@
+#include "app/config.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <ctime>
+#include <sstream>
+
+namespace evo::app {
+namespace {
+
+const std::vector<std::string>& KnownModules() {
+  static const auto* const known = new std::vector<std::string>{"ids"};
+  return *known;
+}
+
+Status Named(std::string_view option, const Status& status) {
+  return Status(status.code(), "--" + std::string(option) + ": " + std::string(status.message()));
+}
+
+StatusOr<std::chrono::milliseconds> Duration(std::string_view option, const std::string& text) {
+  auto d = ParseDuration(text);
+  if (!d.ok()) {
+    return Named(option, d.status());
+  }
+  return *d;
+}
+
+template <typename Opt>
+Opt* Env(Opt* option, const char* env) {
+  return option->envname(env);
+}
+
+}  // namespace
+
+void AddFlags(CLI::App& app, Config& c) {
+  app.set_config("--config", "", "TOML file with options as top-level keys (e.g. listen = \"...\")")
+      ->envname("EVO_CONFIG");
+  const std::string general = "General";
+  Env(app.add_option("--data-dir", c.data_dir, "Directory for embedded storage")
+          ->group(general)
+          ->capture_default_str(),
+      "EVO_DATA_DIR");
+  Env(app.add_option("--modules", c.modules, "Comma-separated modules to run, or 'all'")
+          ->group(general)
+          ->capture_default_str(),
+      "EVO_MODULES");
+  Env(app.add_option("--log-format", c.log.format, "auto | text | json")
+          ->group(general)
+          ->capture_default_str(),
+      "EVO_LOG_FORMAT");
+  Env(app.add_option("--log-level", c.log.level, "trace | debug | info | warn | error | off")
+          ->group(general)
+          ->capture_default_str(),
+      "EVO_LOG_LEVEL");
+
+  const std::string server = "Server";
+  Env(app.add_option("--listen", c.listen, "HOST:PORT to listen on (port 0 picks a free port)")
+          ->group(server)
+          ->capture_default_str(),
+      "EVO_LISTEN");
+  Env(app.add_option("--threads", c.threads, "I/O threads (0 = number of cores)")
+          ->group(server)
+          ->check(CLI::Range(0, 256))
+          ->capture_default_str(),
+      "EVO_THREADS");
+  Env(app.add_option("--max-body", c.max_body, "Default request body limit")
+          ->group(server)
+          ->capture_default_str(),
+      "EVO_MAX_BODY");
+  Env(app.add_option("--max-header", c.max_header, "Request line + headers limit")
+          ->group(server)
+          ->capture_default_str(),
+      "EVO_MAX_HEADER");
+  Env(app.add_option("--max-connections", c.max_connections, "Concurrent connections limit")
+          ->group(server)
+          ->check(CLI::Range(1, 1000000))
+          ->capture_default_str(),
+      "EVO_MAX_CONNECTIONS");
+  Env(app.add_option("--header-timeout", c.header_timeout, "Time to receive a request header")
+          ->group(server)
+          ->capture_default_str(),
+      "EVO_HEADER_TIMEOUT");
+  Env(app.add_option("--body-timeout", c.body_timeout, "Time to receive a request body")
+          ->group(server)
+          ->capture_default_str(),
+      "EVO_BODY_TIMEOUT");
+  Env(app.add_option("--idle-timeout", c.idle_timeout, "Keep-alive idle time before closing")
+          ->group(server)
+          ->capture_default_str(),
+      "EVO_IDLE_TIMEOUT");
+  Env(app.add_option("--write-timeout", c.write_timeout, "Time to send a response")
+          ->group(server)
+          ->capture_default_str(),
+      "EVO_WRITE_TIMEOUT");
+  Env(app.add_option("--shutdown-timeout", c.shutdown_timeout,
+                     "On SIGTERM, time for in-flight requests to finish")
+          ->group(server)
+          ->capture_default_str(),
+      "EVO_SHUTDOWN_TIMEOUT");
+  Env(app.add_option("--access-log", c.access_log, "One log line per request (true/false)")
+          ->group(server)
+          ->capture_default_str(),
+      "EVO_ACCESS_LOG");
+
+  const std::string ids = "IDs";
+  Env(app.add_option("--worker-id", c.worker_id,
+                     "Worker id (-1 = lease the lowest free one in the data dir)")
+          ->group(ids)
+          ->capture_default_str(),
+      "EVO_WORKER_ID");
+  Env(app.add_option("--id-epoch", c.id_epoch, "Epoch of the timestamp field (RFC 3339, UTC)")
+          ->group(ids)
+          ->capture_default_str(),
+      "EVO_ID_EPOCH");
+  Env(app.add_option("--id-timestamp-bits", c.id_timestamp_bits, "Bits of timestamp")
+          ->group(ids)
+          ->capture_default_str(),
+      "EVO_ID_TIMESTAMP_BITS");
+  Env(app.add_option("--id-worker-bits", c.id_worker_bits, "Bits of worker id")
+          ->group(ids)
+          ->capture_default_str(),
+      "EVO_ID_WORKER_BITS");
+  Env(app.add_option("--id-sequence-bits", c.id_sequence_bits, "Bits of sequence")
+          ->group(ids)
+          ->capture_default_str(),
+      "EVO_ID_SEQUENCE_BITS");
+  Env(app.add_option("--id-tick", c.id_tick, "Time unit of the timestamp field (1ms..1s)")
+          ->group(ids)
+          ->capture_default_str(),
+      "EVO_ID_TICK");
+  Env(app.add_option("--max-backward", c.max_backward, "Clock steps back up to this are waited out")
+          ->group(ids)
+          ->capture_default_str(),
+      "EVO_MAX_BACKWARD");
+  Env(app.add_option("--max-borrow", c.max_borrow,
+                     "How far the logical clock may run ahead before IDs are refused")
+          ->group(ids)
+          ->capture_default_str(),
+      "EVO_MAX_BORROW");
+  Env(app.add_option("--mark-lookahead", c.mark_lookahead,
+                     "How far ahead the persisted high-water mark is written")
+          ->group(ids)
+          ->capture_default_str(),
+      "EVO_MARK_LOOKAHEAD");
+  Env(app.add_option("--max-start-gap", c.max_start_gap,
+                     "At start, a high-water mark at most this far ahead of the clock is "
+                     "bridged; beyond it the service stays not ready")
+          ->group(ids)
+          ->capture_default_str(),
+      "EVO_MAX_START_GAP");
+}
+
+StatusOr<std::vector<std::string>> EnabledModules(const Config& config) {
+  std::vector<std::string> out;
+  std::stringstream in(config.modules);
+  std::string name;
+  while (std::getline(in, name, ',')) {
+    name.erase(std::remove_if(name.begin(), name.end(), [](unsigned char ch) { return std::isspace(ch); }),
+               name.end());
+    if (name.empty()) {
+      continue;
+    }
+    if (name == "all") {
+      return KnownModules();
+    }
+    if (std::find(KnownModules().begin(), KnownModules().end(), name) == KnownModules().end()) {
+      return InvalidArgumentError("--modules: unknown module '" + name + "' (known: ids, all)");
+    }
+    if (std::find(out.begin(), out.end(), name) == out.end()) {
+      out.push_back(name);
+    }
+  }
+  if (out.empty()) {
+    return InvalidArgumentError("--modules: name at least one module, or 'all'");
+  }
+  return out;
+}
+
+StatusOr<http::ServerOptions> ToServerOptions(const Config& c) {
+  http::ServerOptions o;
+  o.listen = c.listen;
+  o.threads = c.threads;
+  auto body = ParseBytes(c.max_body);
+  if (!body.ok()) {
+    return Named("max-body", body.status());
+  }
+  o.max_body_bytes = *body;
+  auto header = ParseBytes(c.max_header);
+  if (!header.ok()) {
+    return Named("max-header", header.status());
+  }
+  o.max_header_bytes = *header;
+  o.max_connections = c.max_connections;
+  EVO_ASSIGN_OR_RETURN(o.header_timeout, Duration("header-timeout", c.header_timeout));
+  EVO_ASSIGN_OR_RETURN(o.body_timeout, Duration("body-timeout", c.body_timeout));
+  EVO_ASSIGN_OR_RETURN(o.idle_timeout, Duration("idle-timeout", c.idle_timeout));
+  EVO_ASSIGN_OR_RETURN(o.write_timeout, Duration("write-timeout", c.write_timeout));
+  o.access_log = c.access_log;
+  if (Status s = http::Validate(o); !s.ok()) {
+    return s;
+  }
+  return o;
+}
+
+StatusOr<ids::Options> ToIdOptions(const Config& c) {
+  ids::Options o;
+  auto epoch = evo::ParseTimestamp(c.id_epoch);
+  if (!epoch.ok()) {
+    return Named("id-epoch", epoch.status());
+  }
+  o.layout.epoch = *epoch;
+  o.layout.timestamp_bits = c.id_timestamp_bits;
+  o.layout.worker_bits = c.id_worker_bits;
+  o.layout.sequence_bits = c.id_sequence_bits;
+  EVO_ASSIGN_OR_RETURN(o.layout.tick, Duration("id-tick", c.id_tick));
+  EVO_ASSIGN_OR_RETURN(o.max_backward, Duration("max-backward", c.max_backward));
+  EVO_ASSIGN_OR_RETURN(o.max_borrow, Duration("max-borrow", c.max_borrow));
+  EVO_ASSIGN_OR_RETURN(o.mark_lookahead, Duration("mark-lookahead", c.mark_lookahead));
+  EVO_ASSIGN_OR_RETURN(o.max_start_gap, Duration("max-start-gap", c.max_start_gap));
+  if (Status s = ids::Validate(o.layout, RealClock()); !s.ok()) {
+    return s;
+  }
+  if (Status s = ids::Validate(o); !s.ok()) {
+    return s;
+  }
+  if (c.worker_id > o.layout.MaxWorkerId() || c.worker_id < -1) {
+    return InvalidArgumentError("--worker-id: must be -1 (lease) or 0.." +
+                                std::to_string(o.layout.MaxWorkerId()) + " for " +
+                                std::to_string(o.layout.worker_bits) + " worker bits");
+  }
+  return o;
+}
+
+StatusOr<std::chrono::milliseconds> ShutdownTimeout(const Config& config) {
+  return Duration("shutdown-timeout", config.shutdown_timeout);
+}
+
+StatusOr<std::chrono::milliseconds> ParseDuration(std::string_view text) {
+  int64_t value = 0;
+  const char* begin = text.data();
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(begin, end, value);
+  if (ec != std::errc() || ptr == begin || value < 0) {
+    return InvalidArgumentError("'" + std::string(text) +
+                                "' is not a duration (e.g. 250ms, 5s, 2m, 1h)");
+  }
+  const std::string_view unit(ptr, static_cast<size_t>(end - ptr));
+  int64_t scale = 0;
+  if (unit.empty() || unit == "ms") {
+    scale = 1;
+  } else if (unit == "s") {
+    scale = 1000;
+  } else if (unit == "m") {
+    scale = 60'000;
+  } else if (unit == "h") {
+    scale = 3'600'000;
+  } else {
+    return InvalidArgumentError("'" + std::string(text) +
+                                "' has an unknown unit (use ms, s, m or h)");
+  }
+  if (value > INT64_MAX / scale / 1000) {
+    return InvalidArgumentError("'" + std::string(text) + "' is too long a duration");
+  }
+  return std::chrono::milliseconds(value * scale);
+}
+
+StatusOr<size_t> ParseBytes(std::string_view text) {
+  uint64_t value = 0;
+  const char* begin = text.data();
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(begin, end, value);
+  if (ec != std::errc() || ptr == begin) {
+    return InvalidArgumentError("'" + std::string(text) + "' is not a size (e.g. 1MiB, 64KiB)");
+  }
+  const std::string_view unit(ptr, static_cast<size_t>(end - ptr));
+  uint64_t scale = 0;
+  if (unit.empty() || unit == "B") {
+    scale = 1;
+  } else if (unit == "KiB") {
+    scale = 1ULL << 10;
+  } else if (unit == "MiB") {
+    scale = 1ULL << 20;
+  } else if (unit == "GiB") {
+    scale = 1ULL << 30;
+  } else if (unit == "KB" || unit == "kB") {
+    scale = 1000;
+  } else if (unit == "MB") {
+    scale = 1000'000;
+  } else if (unit == "GB") {
+    scale = 1000'000'000;
+  } else {
+    return InvalidArgumentError("'" + std::string(text) +
+                                "' has an unknown unit (use B, KiB, MiB, GiB, KB, MB, GB)");
+  }
+  if (value > (1ULL << 40) / scale) {
+    return InvalidArgumentError("'" + std::string(text) + "' is too large");
+  }
+  return static_cast<size_t>(value * scale);
+}
+
+}  // namespace evo::app

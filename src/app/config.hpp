@@ -1,0 +1,71 @@
+// evo's configuration: every option is a command-line flag, an `EVO_*` environment variable
+// and a top-level key in the optional `--config` TOML file (in that order of precedence).
+//
+// The composition root (main.cpp) owns the Config; each module receives only its own plain
+// options struct, built by the To*Options functions below after Validate().
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "core/logging.hpp"
+#include "core/status.hpp"
+#include "http/server.hpp"
+#include "ids/ids.hpp"
+
+namespace evo::app {
+
+struct Config {
+  // General
+  std::string data_dir = "./data";
+  std::string modules = "all";
+  logging::Options log;
+  // Server
+  std::string listen = "127.0.0.1:8080";
+  int threads = 0;
+  std::string max_body = "1MiB";
+  std::string max_header = "64KiB";
+  size_t max_connections = 10000;
+  std::string header_timeout = "10s";
+  std::string body_timeout = "30s";
+  std::string idle_timeout = "60s";
+  std::string write_timeout = "30s";
+  std::string shutdown_timeout = "15s";
+  bool access_log = true;
+  // IDs
+  int64_t worker_id = -1;
+  std::string id_epoch = "2025-01-01T00:00:00Z";
+  int id_timestamp_bits = 41;
+  int id_worker_bits = 10;
+  int id_sequence_bits = 12;
+  std::string id_tick = "1ms";
+  std::string max_backward = "5ms";
+  std::string max_borrow = "1s";
+  std::string mark_lookahead = "3s";
+  std::string max_start_gap = "5s";
+};
+
+// Adds every option to `app` (global options, so they may follow any subcommand), with
+// environment variables and the `--config` file.
+void AddFlags(CLI::App& app, Config& config);
+
+// The modules `--modules` names, expanded ("all" -> every module). InvalidArgument naming
+// `--modules` for an unknown one.
+StatusOr<std::vector<std::string>> EnabledModules(const Config& config);
+
+// Each returns InvalidArgument naming the option ("--max-borrow: ...") for a bad value.
+StatusOr<http::ServerOptions> ToServerOptions(const Config& config);
+StatusOr<ids::Options> ToIdOptions(const Config& config);
+StatusOr<std::chrono::milliseconds> ShutdownTimeout(const Config& config);
+
+// "250ms", "5s", "2m", "1h", "1500" (milliseconds). InvalidArgument otherwise.
+StatusOr<std::chrono::milliseconds> ParseDuration(std::string_view text);
+// "1048576", "512KiB", "1MiB", "1GiB" (also KB/MB/GB as powers of 1000). InvalidArgument
+// otherwise.
+StatusOr<size_t> ParseBytes(std::string_view text);
+
+}  // namespace evo::app

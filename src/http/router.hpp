@@ -1,0 +1,145 @@
+// The HTTP adapter's contract: Request, Response and Router.
+//
+// Modules register routes in their `http.cpp` (`RegisterRoutes(http::Router&, ...)`); they
+// never see Boost.Beast. The Router is the boundary no exception crosses: a handler returns
+// StatusOr<Response>, and a non-OK Status (or a thrown exception, logged) becomes an RFC 9457
+// application/problem+json answer through the one Status -> HTTP table in problem.hpp.
+//
+// Patterns are absolute paths whose segments are literals or `{name}` parameters, matching
+// exactly one non-empty segment: "/v1/ids/{id}". A literal may end in a custom verb after a
+// colon ("/v1/spam/models/{version}:activate"). Literal routes win over parameter routes.
+//
+// Thread safety: register every route before the server starts; Dispatch and OpenApi may
+// then be called from any number of threads.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/status.hpp"
+
+namespace evo::http {
+
+// Header list with case-insensitive lookup. Names are stored as received.
+class Headers {
+ public:
+  // First value of `name` (case-insensitive), if present.
+  std::optional<std::string_view> Get(std::string_view name) const;
+  // Number of fields called `name`.
+  size_t Count(std::string_view name) const;
+  void Add(std::string name, std::string value);
+  // Replaces every field called `name` with one.
+  void Set(std::string name, std::string value);
+  const std::vector<std::pair<std::string, std::string>>& All() const { return fields_; }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> fields_;
+};
+
+struct Request {
+  std::string method;  // upper case as received: "GET"
+  std::string target;  // raw request-target: "/v1/ids?count=2"
+  std::string path;    // raw (still percent-encoded) path part of target
+  std::string query;   // raw query string after '?', without it
+  Headers headers;
+  std::string body;
+  // Filled in by the server before dispatch.
+  std::string request_id;  // X-Request-Id echoed or generated
+  std::string trace_id;    // 32 lower-case hex of the W3C trace (started if absent/invalid)
+  std::string span_id;     // 16 hex: this request's span
+  // Filled in by the router: decoded `{param}` values of the matched route.
+  std::vector<std::pair<std::string, std::string>> params;
+
+  // The decoded value of route parameter `name` (empty if the route has none).
+  std::string_view Param(std::string_view name) const;
+
+  // The single decoded value of query parameter `name`, nullopt when absent.
+  // InvalidArgument (400) when it is repeated, badly percent-encoded, not UTF-8, or holds
+  // control characters.
+  StatusOr<std::optional<std::string>> Query(std::string_view name) const;
+
+  // The body parsed as a JSON document. Checks, in order: Content-Type is application/json
+  // (charset, if given, utf-8) else 415 (Unsupported Media Type, with Accept-Post/Patch);
+  // body non-empty else 400; valid UTF-8, nesting depth <= 64, no duplicate object keys,
+  // no trailing garbage else 400 with reason MALFORMED_JSON.
+  StatusOr<nlohmann::json> JsonBody() const;
+
+  // The value for a W3C `traceparent` header to send on outbound calls made for this request.
+  std::string OutboundTraceparent(std::string_view child_span_id) const;
+};
+
+struct Response {
+  int status = 200;
+  Headers headers;
+  std::string body;
+
+  // `value` serialized compactly with Content-Type: application/json.
+  static Response Json(int status, const nlohmann::json& value);
+  // `body` with the given Content-Type (default text/plain; charset=utf-8).
+  static Response Text(int status, std::string body,
+                       std::string content_type = "text/plain; charset=utf-8");
+  // An empty response (e.g. 204).
+  static Response Empty(int status);
+};
+
+// Optional per-route settings.
+struct RouteOptions {
+  // Largest accepted body in bytes; 0 = the server default (1 MiB unless configured).
+  size_t max_body_bytes = 0;
+  // OpenAPI 3.1 Operation Object for this route (summary, parameters, requestBody,
+  // responses...). Stored next to the handler so the document cannot drift from the routes.
+  nlohmann::json openapi = nlohmann::json::object();
+};
+
+using Handler = std::function<StatusOr<Response>(const Request&)>;
+
+class Router {
+ public:
+  Router();
+  ~Router();
+  Router(const Router&) = delete;
+  Router& operator=(const Router&) = delete;
+
+  // Registers `handler` for `method` on `pattern`. Registering the same method and pattern
+  // twice replaces the first.
+  void Handle(std::string method, std::string pattern, Handler handler, RouteOptions options = {});
+  void Get(std::string pattern, Handler h, RouteOptions o = {});
+  void Post(std::string pattern, Handler h, RouteOptions o = {});
+  void Put(std::string pattern, Handler h, RouteOptions o = {});
+  void Patch(std::string pattern, Handler h, RouteOptions o = {});
+  void Delete(std::string pattern, Handler h, RouteOptions o = {});
+
+  // What the server needs to know before reading a request's body.
+  struct Match {
+    bool found = false;         // some route matches the path (with any method)
+    bool method_allowed = false;
+    std::string route;          // the pattern, for metrics and logs ("/v1/ids/{id}")
+    size_t max_body_bytes = 0;  // 0 = server default
+  };
+  Match Find(std::string_view method, std::string_view path) const;
+
+  // Routes `request` and returns the answer; never throws. Unknown path -> 404; known path,
+  // other method -> 405 with Allow; HEAD runs GET and drops the body; OPTIONS -> 204 + Allow.
+  // Adds `Content-Type` when the handler did not.
+  Response Dispatch(Request& request) const;
+
+  // The OpenAPI 3.1 document describing every registered route.
+  nlohmann::json OpenApi(std::string_view title, std::string_view version) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The problem+json answer for a non-OK status (see problem.hpp for the mapping).
+Response ProblemResponse(const Status& status, std::string_view instance = {});
+
+}  // namespace evo::http
