@@ -95,7 +95,7 @@ std::string DebugString(const Value& v);
 // What a statement that changes rows did.
 struct ExecResult {
   // Rows inserted, updated or deleted by the statement itself (not by triggers; 0 for DDL).
-  // For a script (several statements) the count of its last statement that changed rows.
+  // For a script (several statements), the sum over its statements.
   // Generated keys: use `INSERT ... RETURNING id` through Query, which works in both SQLite
   // and PostgreSQL.
   int64_t rows_affected = 0;
