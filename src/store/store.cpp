@@ -1,4 +1,5 @@
 // Backend-independent parts of the store contract: Value helpers and Executor::QueryOne.
+#include <algorithm>
 #include <cstdio>
 #include <iomanip>
 #include <sstream>
@@ -36,36 +37,50 @@ Status WrongType(std::string_view wanted, const Value& v) {
 std::ostream& operator<<(std::ostream& os, const Blob& blob) {
   os << "Blob(" << blob.bytes.size() << " bytes";
   const size_t shown = std::min(blob.bytes.size(), kBlobBytesShown);
-  if (shown > 0) os << ":";
+  if (shown > 0) {
+    os << ":";
+  }
   for (size_t i = 0; i < shown; ++i) {
     char hex[4];
     std::snprintf(hex, sizeof(hex), " %02x", static_cast<unsigned char>(blob.bytes[i]));
     os << hex;
   }
-  if (shown < blob.bytes.size()) os << " ...";
+  if (shown < blob.bytes.size()) {
+    os << " ...";
+  }
   return os << ")";
 }
 
 bool IsNull(const Value& v) { return std::holds_alternative<std::nullptr_t>(v); }
 
 StatusOr<int64_t> AsInt64(const Value& v) {
-  if (const auto* i = std::get_if<int64_t>(&v)) return *i;
+  if (const auto* i = std::get_if<int64_t>(&v)) {
+    return *i;
+  }
   return WrongType("integer", v);
 }
 
 StatusOr<double> AsDouble(const Value& v) {
-  if (const auto* d = std::get_if<double>(&v)) return *d;
-  if (const auto* i = std::get_if<int64_t>(&v)) return static_cast<double>(*i);
+  if (const auto* d = std::get_if<double>(&v)) {
+    return *d;
+  }
+  if (const auto* i = std::get_if<int64_t>(&v)) {
+    return static_cast<double>(*i);
+  }
   return WrongType("double", v);
 }
 
 StatusOr<std::string> AsText(const Value& v) {
-  if (const auto* s = std::get_if<std::string>(&v)) return *s;
+  if (const auto* s = std::get_if<std::string>(&v)) {
+    return *s;
+  }
   return WrongType("text", v);
 }
 
 StatusOr<Blob> AsBlob(const Value& v) {
-  if (const auto* b = std::get_if<Blob>(&v)) return *b;
+  if (const auto* b = std::get_if<Blob>(&v)) {
+    return *b;
+  }
   return WrongType("blob", v);
 }
 
@@ -90,7 +105,9 @@ std::string DebugString(const Value& v) {
 
 StatusOr<Row> Executor::QueryOne(std::string_view sql, const Params& params) {
   EVO_ASSIGN_OR_RETURN(Rows rows, Query(sql, params));
-  if (rows.rows.empty()) return NotFoundError("query returned no rows");
+  if (rows.rows.empty()) {
+    return NotFoundError("query returned no rows");
+  }
   return std::move(rows.rows.front());
 }
 

@@ -19,10 +19,11 @@
 //   AlreadyExists       a UNIQUE or PRIMARY KEY constraint was violated
 //   InvalidArgument     bad SQL (syntax error, unknown table or column), wrong parameter count,
 //                       a NOT NULL / CHECK constraint, a named placeholder, a bad option
-//   FailedPrecondition  a FOREIGN KEY constraint; a write to a read-only database; a schema
-//                       newer than the code (Migrate); a re-entrant call (see Thread safety)
+//   FailedPrecondition  a FOREIGN KEY constraint; a write to a read-only database; a file
+//                       that cannot be opened; a schema newer than the code (Migrate); a
+//                       re-entrant call (see Thread safety)
 //   Unavailable         the database is locked by another process or thread for longer than
-//                       the busy timeout; an I/O error; the file cannot be opened
+//                       the busy timeout; an I/O error
 //   DataLoss            the file is corrupt or is not a database
 //   ResourceExhausted   the disk is full or memory ran out
 //   Aborted             SQLite rolled a transaction back by itself (then nothing was written)
@@ -77,8 +78,9 @@ struct Rows {
   std::vector<std::string> columns;  // result column names, in order
   std::vector<Row> rows;
 
-  bool empty() const { return rows.empty(); }
-  size_t size() const { return rows.size(); }
+  // Container-style accessors, named as in the standard library.
+  bool empty() const { return rows.empty(); }  // NOLINT(readability-identifier-naming)
+  size_t size() const { return rows.size(); }  // NOLINT(readability-identifier-naming)
   const Row& operator[](size_t i) const { return rows[i]; }
 };
 
@@ -119,8 +121,9 @@ class Executor {
 
   // Runs a statement that returns no rows (INSERT/UPDATE/DELETE/DDL); rows it does return
   // are discarded. With empty `params`, `sql` may also be a script of several statements
-  // separated by `;`, run in order, stopping at the first error (not cached). Errors: see the
-  // file comment; InvalidArgument for empty SQL or for parameters given to a script.
+  // separated by `;`, run in order and all or nothing: the first error undoes the script's
+  // earlier statements (scripts are not cached and must not contain BEGIN/COMMIT). Errors:
+  // see the file comment; InvalidArgument for empty SQL or for parameters given to a script.
   virtual StatusOr<ExecResult> Exec(std::string_view sql, const Params& params = {}) = 0;
 
   // Runs one statement and returns all of its rows (a SELECT, or a write with RETURNING).
