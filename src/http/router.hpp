@@ -39,6 +39,8 @@ class Headers {
   // Replaces every field called `name` with one.
   void Set(std::string name, std::string value);
   const std::vector<std::pair<std::string, std::string>>& All() const { return fields_; }
+  // Removes every field (the server reuses one Request per connection).
+  void Clear() { fields_.clear(); }
 
  private:
   std::vector<std::pair<std::string, std::string>> fields_;
@@ -61,15 +63,18 @@ struct Request {
   // The decoded value of route parameter `name` (empty if the route has none).
   std::string_view Param(std::string_view name) const;
 
-  // The single decoded value of query parameter `name`, nullopt when absent.
-  // InvalidArgument (400) when it is repeated, badly percent-encoded, not UTF-8, or holds
-  // control characters.
+  // The single decoded value of query parameter `name` ('+' is a space), nullopt when
+  // absent. InvalidArgument (400, reason INVALID_QUERY) when it is repeated, or when any
+  // pair of the query is badly percent-encoded, not UTF-8, or holds control characters.
   StatusOr<std::optional<std::string>> Query(std::string_view name) const;
 
   // The body parsed as a JSON document. Checks, in order: Content-Type is application/json
-  // (charset, if given, utf-8) else 415 (Unsupported Media Type, with Accept-Post/Patch);
-  // body non-empty else 400; valid UTF-8, nesting depth <= 64, no duplicate object keys,
-  // no trailing garbage else 400 with reason MALFORMED_JSON.
+  // (charset, if given, utf-8) else 415 (Unsupported Media Type, with Accept-Post/Patch;
+  // reason UNSUPPORTED_MEDIA_TYPE); body non-empty else 400 (reason BODY_REQUIRED); valid
+  // UTF-8, nesting depth <= 64, no duplicate object keys (kPayloadPointer names the key),
+  // finite numbers, no trailing garbage else 400 with reason MALFORMED_JSON; strings and
+  // keys holding U+0000 -> 400 reason INVALID_CHARACTER. Any top-level type is returned:
+  // checking for an object is the handler's job.
   StatusOr<nlohmann::json> JsonBody() const;
 
   // The value for a W3C `traceparent` header to send on outbound calls made for this request.
@@ -119,7 +124,7 @@ class Router {
 
   // What the server needs to know before reading a request's body.
   struct Match {
-    bool found = false;         // some route matches the path (with any method)
+    bool found = false;  // some route matches the path (with any method)
     bool method_allowed = false;
     std::string route;          // the pattern, for metrics and logs ("/v1/ids/{id}")
     size_t max_body_bytes = 0;  // 0 = server default
@@ -127,8 +132,13 @@ class Router {
   Match Find(std::string_view method, std::string_view path) const;
 
   // Routes `request` and returns the answer; never throws. Unknown path -> 404; known path,
-  // other method -> 405 with Allow; HEAD runs GET and drops the body; OPTIONS -> 204 + Allow.
-  // Adds `Content-Type` when the handler did not.
+  // other method (including unknown ones like BREW) -> 405 with Allow (sorted; HEAD when GET
+  // exists; OPTIONS); HEAD runs GET and drops the body, keeping its Content-Length; OPTIONS
+  // -> 204 + Allow. Paths with "." or ".." segments (also %2e-encoded) or backslashes never
+  // match (404); "/v1/ids/" does not match "/v1/ids". A `{param}` that decodes to bad
+  // percent-encoding, '/', control characters or invalid UTF-8 -> 400. A handler's
+  // exception -> 500 "internal error", logged. Adds `Content-Type:
+  // application/octet-stream` when the handler returned a body without one.
   Response Dispatch(Request& request) const;
 
   // The OpenAPI 3.1 document describing every registered route.
@@ -141,5 +151,13 @@ class Router {
 
 // The problem+json answer for a non-OK status (see problem.hpp for the mapping).
 Response ProblemResponse(const Status& status, std::string_view instance = {});
+
+// Status payload with extra headers for the problem answer: "Name: value" lines separated
+// by '\n' (e.g. "Accept-Post: application/json" on a 415, a WWW-Authenticate challenge with
+// error="invalid_token" on a 401). Lines with an invalid name or value are dropped. Prefer
+// AddProblemHeader to writing it by hand.
+inline constexpr std::string_view kPayloadHttpHeaders = "http-headers";
+// Appends `name: value` to the kPayloadHttpHeaders payload of `status` (no effect on OK).
+void AddProblemHeader(Status& status, std::string_view name, std::string_view value);
 
 }  // namespace evo::http

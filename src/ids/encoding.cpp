@@ -2,6 +2,8 @@
 #include <array>
 #include <charconv>
 
+#include <fmt/format.h>
+
 #include "ids/ids.hpp"
 #include "ids/internal.hpp"
 
@@ -49,7 +51,7 @@ bool AllDigits(std::string_view text) {
 }
 
 Status Malformed(std::string_view text, std::string_view what) {
-  return InvalidArgumentError("\"" + internal::Excerpt(text) + "\" is not " + std::string(what))
+  return InvalidArgumentError(fmt::format("\"{}\" is not {}", internal::Excerpt(text), what))
       .With(kPayloadReason, "MALFORMED_ID");
 }
 
@@ -131,8 +133,8 @@ StatusOr<Format> ParseFormat(std::string_view name) {
       return f;
     }
   }
-  return InvalidArgumentError("format must be one of decimal, base32, hex; got \"" +
-                              internal::Excerpt(name) + "\"");
+  return InvalidArgumentError(fmt::format("format must be one of decimal, base32, hex; got \"{}\"",
+                                          internal::Excerpt(name)));
 }
 
 std::string_view FormatName(Format format) {

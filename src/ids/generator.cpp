@@ -51,9 +51,24 @@ class GeneratorImpl final : public Generator {
         epoch_ns_(Ns(options.layout.epoch)),
         max_sequence_(options.layout.MaxSequence()),
         max_borrow_ticks_(options.max_borrow.count() / options.layout.tick.count()),
-        lookahead_ticks_(std::max<int64_t>(1, CeilTicks(options.mark_lookahead, options.layout.tick))),
-        start_gap_ticks_(options.max_start_gap.count() / options.layout.tick.count()) {
-    worker_id_stat_ = worker_id_;
+        lookahead_ticks_(
+            std::max<int64_t>(1, CeilTicks(options.mark_lookahead, options.layout.tick))),
+        start_gap_ticks_(options.max_start_gap.count() / options.layout.tick.count()) {}
+
+  // Lowers the persisted mark to just past the last ID. Every ID issued is below it, so this
+  // is as safe as the lookahead mark, and a clean restart then starts at the clock's time
+  // instead of up to `mark_lookahead` in the future (or, after quick restarts that each push
+  // the mark ahead, not ready at all). A crash skips this and keeps the lookahead mark.
+  ~GeneratorImpl() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> store_lock(store_mu_);
+    const int64_t exact = sequence_ < 0 ? last_tick_ : last_tick_ + 1;
+    if (exact < persisted_mark_) {
+      const Status s = marks_->Store(exact);
+      if (!s.ok()) {
+        spdlog::warn("ids: cannot store the final high-water mark: {}", s.ToString());
+      }
+    }
   }
 
   // Loads the mark and decides whether IDs may be issued right away. Not thread-safe: runs
@@ -61,9 +76,10 @@ class GeneratorImpl final : public Generator {
   Status Start() {
     EVO_ASSIGN_OR_RETURN(const int64_t mark, marks_->Load());
     if (mark > options_.layout.MaxTimestamp()) {
-      return DataLossError(fmt::format("stored high-water mark {} does not fit the layout's {} "
-                                       "timestamp bits; was the layout changed?",
-                                       mark, options_.layout.timestamp_bits));
+      return DataLossError(
+          fmt::format("stored high-water mark {} does not fit the layout's {} "
+                      "timestamp bits; was the layout changed?",
+                      mark, options_.layout.timestamp_bits));
     }
     persisted_mark_ = mark;
     SetMarkLocked(mark);
@@ -88,15 +104,15 @@ class GeneratorImpl final : public Generator {
   }
 
   StatusOr<Id> Next() override {
-    int64_t renew_to = 0;
     Id id = 0;
+    int64_t renew_to = 0;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      const Clock::WallTime wall = clock_.Now();
-      EVO_RETURN_IF_ERROR(CheckAvailableLocked(wall));
-      EVO_RETURN_IF_ERROR(AdvanceLocked(wall));
-      EVO_RETURN_IF_ERROR(EnsureMarkLocked(last_tick_));
-      id = Compose(options_.layout, last_tick_, worker_id_, sequence_);
+      const Status s = NextLocked(&id);
+      if (!s.ok()) {
+        AddRelaxed(unavailable_, 1);
+        return s;
+      }
       AddRelaxed(issued_, 1);
       renew_to = EarlyRenewalLocked();
     }
@@ -115,25 +131,10 @@ class GeneratorImpl final : public Generator {
     int64_t renew_to = 0;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      const Clock::WallTime wall = clock_.Now();
-      EVO_RETURN_IF_ERROR(CheckAvailableLocked(wall));
-      EVO_RETURN_IF_ERROR(AdvanceLocked(wall));
-      while (true) {
-        EVO_RETURN_IF_ERROR(EnsureMarkLocked(last_tick_));
-        // Fill the rest of the current tick without touching the clock.
-        const int64_t take = std::min<int64_t>(static_cast<int64_t>(count - ids.size()),
-                                               max_sequence_ - sequence_ + 1);
-        for (int64_t i = 0; i < take; ++i) {
-          ids.push_back(Compose(options_.layout, last_tick_, worker_id_, sequence_ + i));
-        }
-        sequence_ += take - 1;
-        if (ids.size() == count) {
-          break;
-        }
-        // The tick is used up: the next ID needs a fresh reading (and maybe a wait). IDs
-        // taken so far are dropped on failure; skipping them is safe, reissuing is not.
-        sequence_ = max_sequence_;
-        EVO_RETURN_IF_ERROR(AdvanceLocked(clock_.Now()));
+      const Status s = NextBatchLocked(count, &ids);
+      if (!s.ok()) {
+        AddRelaxed(unavailable_, 1);
+        return s;
       }
       AddRelaxed(issued_, count);
       renew_to = EarlyRenewalLocked();
@@ -166,7 +167,7 @@ class GeneratorImpl final : public Generator {
     if (mark_failed_) {
       // Retry here too: a load balancer that stops sending traffic while not ready would
       // otherwise never let Next() find out that the disk is back.
-      return EnsureMarkLocked(std::max(last_tick_, TicksOf(wall)) + 1);
+      return EnsureMarkLocked(std::max(last_tick_, TicksOf(wall)));
     }
     return OkStatus();
   }
@@ -181,7 +182,7 @@ class GeneratorImpl final : public Generator {
     s.clock_backward_events = clock_backward_events_.load(std::memory_order_relaxed);
     s.sequence_exhaustions = sequence_exhaustions_.load(std::memory_order_relaxed);
     s.unavailable = unavailable_.load(std::memory_order_relaxed);
-    s.worker_id = worker_id_stat_;
+    s.worker_id = worker_id_;
     s.mark_unix_millis = mark_unix_millis_.load(std::memory_order_relaxed);
     return s;
   }
@@ -204,6 +205,10 @@ class GeneratorImpl final : public Generator {
     return ns >= 0 ? ns / tick_ns_ : -((-ns + tick_ns_ - 1) / tick_ns_);
   }
   Clock::WallTime TickStart(int64_t tick) const {
+    // Saturates: a layout of second ticks reaches beyond what nanoseconds hold.
+    if (tick > (std::numeric_limits<int64_t>::max() - epoch_ns_) / tick_ns_) {
+      return Clock::WallTime::max();
+    }
     return Clock::WallTime(std::chrono::duration_cast<Clock::WallTime::duration>(
         nanoseconds(epoch_ns_ + tick * tick_ns_)));
   }
@@ -211,14 +216,42 @@ class GeneratorImpl final : public Generator {
     return UnixMillis(options_.layout.epoch) + tick * options_.layout.tick.count();
   }
 
+  Status NextLocked(Id* id) {
+    const Clock::WallTime wall = clock_.Now();
+    EVO_RETURN_IF_ERROR(CheckAvailableLocked(wall));
+    EVO_RETURN_IF_ERROR(AdvanceLocked(wall));
+    EVO_RETURN_IF_ERROR(EnsureMarkLocked(last_tick_));
+    *id = Compose(options_.layout, last_tick_, worker_id_, sequence_);
+    return OkStatus();
+  }
+
+  // On failure the IDs taken so far are dropped: skipping IDs is safe, reissuing is not.
+  Status NextBatchLocked(size_t count, std::vector<Id>* ids) {
+    const Clock::WallTime wall = clock_.Now();
+    EVO_RETURN_IF_ERROR(CheckAvailableLocked(wall));
+    EVO_RETURN_IF_ERROR(AdvanceLocked(wall));
+    while (true) {
+      EVO_RETURN_IF_ERROR(EnsureMarkLocked(last_tick_));
+      // The rest of the current tick is taken without touching the clock.
+      const int64_t take = std::min<int64_t>(static_cast<int64_t>(count - ids->size()),
+                                             max_sequence_ - sequence_ + 1);
+      for (int64_t i = 0; i < take; ++i) {
+        ids->push_back(Compose(options_.layout, last_tick_, worker_id_, sequence_ + i));
+      }
+      sequence_ += take - 1;
+      if (ids->size() == count) {
+        return OkStatus();
+      }
+      EVO_RETURN_IF_ERROR(AdvanceLocked(clock_.Now()));  // the tick is used up
+    }
+  }
+
   Status CheckAvailableLocked(Clock::WallTime wall) {
     if (!lease_->Valid()) {
-      AddRelaxed(unavailable_, 1);
       return LeaseLost();
     }
     if (not_before_tick_ != kReady) {
       if (TicksOf(wall) < not_before_tick_) {
-        AddRelaxed(unavailable_, 1);
         return NotReadyLocked(wall);
       }
       BecomeReadyLocked(wall);
@@ -298,11 +331,9 @@ class GeneratorImpl final : public Generator {
     // The clock is frozen or behind: borrow the next tick, within limits.
     const int64_t next = last_tick_ + 1;
     if (next - high_tick_ > max_borrow_ticks_) {
-      AddRelaxed(unavailable_, 1);
       return BorrowExhaustedLocked(wall, next);
     }
     if (next > options_.layout.MaxTimestamp()) {
-      AddRelaxed(unavailable_, 1);
       return FailedPreconditionError("the layout's timestamp field is exhausted");
     }
     last_tick_ = next;
@@ -344,7 +375,9 @@ class GeneratorImpl final : public Generator {
       }
       std::this_thread::yield();
     }
-    if (target > wall) {
+    // The last stretch is slept only when it is short: a clock stepped back meanwhile is left
+    // to the caller's borrowing rather than waited out here.
+    if (target > wall && target - wall <= kSpinMargin) {
       clock_.SleepFor(target - wall);
     }
     return clock_.Now();
@@ -368,9 +401,7 @@ class GeneratorImpl final : public Generator {
         spdlog::error("ids: cannot persist the high-water mark: {}", s.ToString());
       }
       mark_failed_ = true;
-      AddRelaxed(unavailable_, 1);
-      return UnavailableError(
-                 fmt::format("cannot persist the high-water mark: {}", s.message()))
+      return UnavailableError(fmt::format("cannot persist the high-water mark: {}", s.message()))
           .With(kPayloadRetryAfter, "1");
     }
     if (mark_failed_) {
@@ -433,14 +464,14 @@ class GeneratorImpl final : public Generator {
   const int64_t start_gap_ticks_;
 
   std::mutex mu_;
-  int64_t last_tick_ = 0;     // timestamp of the last ID; guarded by mu_
-  int64_t sequence_ = -1;     // sequence of the last ID in last_tick_; guarded by mu_
-  int64_t high_tick_ = 0;     // highest clock reading seen; guarded by mu_
-  int64_t mark_ = 0;          // no ID at or past this tick until it is renewed; guarded by mu_
-  bool mark_failed_ = false;  // the last hard Store failed; guarded by mu_
-  bool renewing_ = false;     // an early renewal is in flight; guarded by mu_
-  int64_t renew_retry_tick_ = 0;    // no early renewal before this tick; guarded by mu_
-  bool backward_episode_ = false;   // the clock is behind and was counted; guarded by mu_
+  int64_t last_tick_ = 0;          // timestamp of the last ID; guarded by mu_
+  int64_t sequence_ = -1;          // sequence of the last ID in last_tick_; guarded by mu_
+  int64_t high_tick_ = 0;          // highest clock reading seen; guarded by mu_
+  int64_t mark_ = 0;               // no ID at or past this tick until it is renewed; guarded by mu_
+  bool mark_failed_ = false;       // the last hard Store failed; guarded by mu_
+  bool renewing_ = false;          // an early renewal is in flight; guarded by mu_
+  int64_t renew_retry_tick_ = 0;   // no early renewal before this tick; guarded by mu_
+  bool backward_episode_ = false;  // the clock is behind and was counted; guarded by mu_
   int64_t not_before_tick_ = kReady;  // start gap: not ready below this; guarded by mu_
 
   // Serialises Store calls and keeps the persisted mark increasing. Lock order: mu_, then
@@ -453,7 +484,6 @@ class GeneratorImpl final : public Generator {
   std::atomic<uint64_t> sequence_exhaustions_{0};
   std::atomic<uint64_t> unavailable_{0};
   std::atomic<int64_t> mark_unix_millis_{0};
-  int64_t worker_id_stat_ = 0;
 };
 
 }  // namespace
@@ -469,12 +499,12 @@ Status Validate(const Options& options) {
     return bad(fmt::format("max_borrow must be 0 ms..1 h, got {} ms", options.max_borrow.count()));
   }
   if (options.mark_lookahead < milliseconds(1) || options.mark_lookahead > std::chrono::hours(1)) {
-    return bad(fmt::format("mark_lookahead must be 1 ms..1 h, got {} ms",
-                           options.mark_lookahead.count()));
+    return bad(
+        fmt::format("mark_lookahead must be 1 ms..1 h, got {} ms", options.mark_lookahead.count()));
   }
   if (options.max_start_gap < milliseconds(0) || options.max_start_gap > std::chrono::hours(24)) {
-    return bad(fmt::format("max_start_gap must be 0 ms..24 h, got {} ms",
-                           options.max_start_gap.count()));
+    return bad(
+        fmt::format("max_start_gap must be 0 ms..24 h, got {} ms", options.max_start_gap.count()));
   }
   return OkStatus();
 }

@@ -41,7 +41,8 @@ struct Layout {
   int worker_bits = 10;
   int sequence_bits = 12;
   std::chrono::milliseconds tick{1};  // time unit of the timestamp field (Sonyflake: 10 ms)
-  Clock::WallTime epoch = Clock::WallTime(std::chrono::milliseconds(1'735'689'600'000));  // 2025-01-01
+  Clock::WallTime epoch =
+      Clock::WallTime(std::chrono::milliseconds(1'735'689'600'000));  // 2025-01-01
 
   int64_t MaxWorkerId() const { return (int64_t{1} << worker_bits) - 1; }
   int64_t MaxSequence() const { return (int64_t{1} << sequence_bits) - 1; }
@@ -51,8 +52,9 @@ struct Layout {
   // The first instant the timestamp field can no longer represent.
   Clock::WallTime Exhausted() const;
 };
-// InvalidArgument naming the field unless: each field >= 1 bit (worker may be 0), the three
-// sum to 63, tick is 1 ms..1 s, and the epoch is not after now (per `clock`).
+// InvalidArgument (reason INVALID_LAYOUT) naming the field unless: timestamp and sequence
+// have >= 1 bit, worker >= 0 bits, the three sum to 63, tick is 1 ms..1 s, and the epoch is
+// not after now (per `clock`), not before 1970, and not so old that the layout has run out.
 Status Validate(const Layout& layout, const Clock& clock);
 
 // The fields of an ID under a layout.
@@ -76,8 +78,11 @@ std::string_view FormatName(Format format);
 // Decimal: shortest form. Base32: Crockford, 13 upper-case characters, zero-padded, so it
 // sorts like the number. Hex: 16 lower-case characters, zero-padded.
 std::string Encode(Id id, Format format);
-// Decodes text in `format`. Base32 accepts lower case and Crockford's aliases (I/L -> 1,
-// O -> 0). InvalidArgument for anything else, including values above 2^63 - 1.
+// Decodes text in `format`: decimal is 1..19 ASCII digits (no sign, space or exponent); base32
+// exactly 13 characters, accepting lower case and Crockford's aliases (I/L -> 1, O -> 0) but
+// not U; hex exactly 16 digits of either case. InvalidArgument (reason MALFORMED_ID) for
+// anything else, including values above 2^63 - 1. Error messages quote at most 32 bytes of
+// the input.
 StatusOr<Id> DecodeText(std::string_view text, Format format);
 // Decodes text in whichever format it is in: all digits -> decimal; else 13 chars -> base32;
 // else 16 chars -> hex. InvalidArgument when none fits.
@@ -135,26 +140,35 @@ struct Options {
 };
 Status Validate(const Options& options);
 
+// Counters since Open; all monotonic except the mark.
 struct Stats {
   uint64_t issued = 0;
-  uint64_t clock_backward_events = 0;
-  uint64_t sequence_exhaustions = 0;
-  uint64_t unavailable = 0;
+  uint64_t clock_backward_events = 0;  // episodes of the clock reading behind the last ID
+  uint64_t sequence_exhaustions = 0;   // a tick's sequence ran out (then: wait or borrow)
+  uint64_t unavailable = 0;            // Next/NextBatch calls answered with an error
   int64_t worker_id = 0;
   int64_t mark_unix_millis = 0;  // current high-water mark
 };
 
 class Generator {
  public:
-  // Loads the mark from `marks`. `clock` must outlive the generator; the generator owns the
-  // lease and mark store. InvalidArgument for bad options or a worker id that does not fit.
+  // Loads the mark from `marks` and, when the clock is within `max_start_gap` of it, persists
+  // a new one. `clock` must outlive the generator; the generator owns the lease and mark
+  // store. InvalidArgument for bad options or a worker id that does not fit; DataLoss for a
+  // corrupt mark; the store's error when the mark cannot be persisted. A clock further behind
+  // the mark is not an error: the generator opens not ready (see Ready) and logs a warning.
   static StatusOr<std::unique_ptr<Generator>> Open(const Options& options, const Clock& clock,
                                                    std::unique_ptr<WorkerLease> lease,
                                                    std::unique_ptr<MarkStore> marks);
+  // Persists the exact high-water mark (just past the last ID), so that a clean restart
+  // issues at the clock's time rather than `mark_lookahead` ahead of it. REQUIRES: no call
+  // in flight.
   virtual ~Generator() = default;
 
   // The next ID. Unavailable (payload kPayloadRetryAfter) while the clock is too far behind,
-  // the lease is lost or the mark cannot be persisted; never a duplicate.
+  // the lease is lost or the mark cannot be persisted; never a duplicate. May sleep on the
+  // clock: up to `max_backward` after a backward step, and to the next tick when the
+  // sequence of the current one is used up (at most one tick).
   virtual StatusOr<Id> Next() = 0;
   // `count` consecutive IDs (REQUIRES: 1 <= count), increasing, taken under one lock and one
   // clock read per tick. All or nothing.
@@ -163,6 +177,9 @@ class Generator {
   virtual Status Ready() = 0;
 
   virtual const Layout& layout() const = 0;
+  // The options the generator was opened with (the HTTP adapter derives from them which
+  // timestamps this generator could possibly have issued).
+  virtual const Options& options() const = 0;
   virtual int64_t worker_id() const = 0;
   virtual Stats stats() const = 0;
 };
@@ -188,7 +205,8 @@ class Uuid7Generator {
 std::string FormatUuid(const Bytes16& uuid);
 
 // ULID: 48-bit Unix ms + 80 random bits, 26 Crockford base32 characters; monotonic within the
-// process (same millisecond -> random part + 1).
+// process (same or earlier millisecond -> random part + 1, carrying into the timestamp on the
+// practically impossible overflow instead of failing).
 class UlidGenerator {
  public:
   explicit UlidGenerator(const Clock& clock, uint64_t seed = 0);

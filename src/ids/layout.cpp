@@ -16,9 +16,8 @@ Clock::WallTime Layout::Exhausted() const {
   using std::chrono::milliseconds;
   // Saturate instead of overflowing: a 62-bit timestamp of seconds lies far beyond what a
   // system_clock time_point (nanoseconds, +-292 years) can hold.
-  const int64_t max_ms = std::chrono::duration_cast<milliseconds>(
-                             Clock::WallTime::max().time_since_epoch())
-                             .count();
+  const int64_t max_ms =
+      std::chrono::duration_cast<milliseconds>(Clock::WallTime::max().time_since_epoch()).count();
   const int64_t epoch_ms = UnixMillis(epoch);
   const int64_t ticks = MaxTimestamp() + 1;
   if (tick.count() <= 0 || ticks > (max_ms - epoch_ms) / tick.count()) {
@@ -57,6 +56,14 @@ Status Validate(const Layout& layout, const Clock& clock) {
   }
   if (layout.epoch < Clock::WallTime()) {
     return bad("epoch must not be before 1970-01-01T00:00:00Z");
+  }
+  // Every timestamp must be expressible as int64 Unix milliseconds (Decoded::unix_millis).
+  const int64_t span_limit = std::numeric_limits<int64_t>::max() - UnixMillis(layout.epoch);
+  if (layout.MaxTimestamp() > span_limit / layout.tick.count() - 1) {
+    return bad(fmt::format(
+        "timestamp_bits {} with tick {} ms reach beyond 64-bit Unix milliseconds; use fewer "
+        "timestamp_bits",
+        layout.timestamp_bits, layout.tick.count()));
   }
   if (layout.Exhausted() <= now) {
     return bad(fmt::format("timestamp_bits {} with tick {} ms ran out at {}", layout.timestamp_bits,

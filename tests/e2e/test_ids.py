@@ -79,8 +79,9 @@ class Restarts(unittest.TestCase):
                 evo.cleanup()
 
     def test_clock_set_back_one_hour_across_restart(self):
-        if shutil.which("faketime") is None:
-            self.skipTest("faketime not installed")
+        libfaketime = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
+        if not os.path.exists(libfaketime):
+            self.skipTest("libfaketime not installed")
         with tempfile.TemporaryDirectory() as d:
             evo = Evo(data_dir=d, args=["--worker-id", "3"])
             before = evo.ids(1000)
@@ -88,8 +89,10 @@ class Restarts(unittest.TestCase):
 
             # One hour back: far beyond --max-start-gap, so the service starts but stays
             # not ready, refuses IDs with 503 + Retry-After, and says why in the log.
-            late = Evo(data_dir=d, args=["--worker-id", "3"], prefix=["faketime", "-f", "-1h"],
-                       wait_ready=False)
+            # libfaketime preloaded directly (not the faketime wrapper, which would stand
+            # between the test and evo's signals).
+            late = Evo(data_dir=d, args=["--worker-id", "3"],
+                       env={"LD_PRELOAD": libfaketime, "FAKETIME": "-1h"}, wait_ready=False)
             try:
                 time.sleep(0.5)
                 ready = late.get("/readyz")
@@ -181,9 +184,10 @@ class BadInput(unittest.TestCase):
         self.assertEqual(r.status_code, 400)
 
     def test_bad_ids_to_decode(self):
-        for bad, code in [("zzz", 400), ("1" * 21, 400), ("%FF", 400), ("a" * 10000, 400)]:
+        for bad, codes in [("zzz", (400,)), ("1" * 21, (400,)), ("%FF", (400,)),
+                           ("a" * 1000, (400,)), ("a" * 10000, (400, 414))]:
             r = self.evo.get("/v1/ids/" + bad)
-            self.assertEqual(r.status_code, code, bad)
+            self.assertIn(r.status_code, codes, bad[:30])
             self.assertTrue(is_problem(r), r.text)
         # A well-formed ID from far in the future cannot have been issued by this layout.
         r = self.evo.get("/v1/ids/%d" % ((1 << 62) + 5))
@@ -356,6 +360,36 @@ class Cli(unittest.TestCase):
         p = self.run_evo("serve", "--modules", "nope")
         self.assertEqual(p.returncode, 2)
         self.assertIn("--modules", p.stderr)
+        p = self.run_evo("serve", "--threads", "-3")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("--threads", p.stderr)
+
+    def test_config_file_and_environment(self):
+        with tempfile.TemporaryDirectory() as d:
+            cfg = os.path.join(d, "evo.toml")
+            with open(cfg, "w") as f:
+                f.write('id-tick = "10ms"\nid-sequence-bits = 8\nid-timestamp-bits = 39\n'
+                        'id-worker-bits = 16\n')
+            p = self.run_evo("id", "layout", "--config", cfg)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn("25600 IDs/s per worker", p.stdout)
+            # Precedence: flag > config file > environment > default.
+            env = dict(os.environ, EVO_ID_SEQUENCE_BITS="9", EVO_ID_TIMESTAMP_BITS="38",
+                       EVO_ID_TICK="1ms", EVO_ID_WORKER_BITS="16")
+            p = subprocess.run([EVO, "id", "layout"], capture_output=True, text=True, env=env,
+                               timeout=30)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn("512000 IDs/s per worker", p.stdout)
+            p = subprocess.run([EVO, "id", "layout", "--config", cfg, "--id-sequence-bits", "9",
+                                "--id-timestamp-bits", "38"], capture_output=True, text=True,
+                               env=env, timeout=30)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn("51200 IDs/s per worker", p.stdout)
+            with open(cfg, "w") as f:
+                f.write('max-borrow = "whenever"\n')
+            p = self.run_evo("serve", "--config", cfg, "--data-dir", d)
+            self.assertEqual(p.returncode, 2)
+            self.assertIn("--max-borrow", p.stderr)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,558 @@
+#include "http/router.hpp"
+
+#include <algorithm>
+#include <array>
+#include <exception>
+#include <map>
+
+#include <spdlog/spdlog.h>
+
+#include "http/problem.hpp"
+#include "http/text.hpp"
+
+namespace evo::http {
+namespace {
+
+// Deeper patterns are refused at registration, so a request path with more segments can be
+// rejected before touching the tree, and match state fits in fixed arrays.
+constexpr size_t kMaxSegments = 32;
+
+struct Route {
+  std::string method;
+  std::string pattern;
+  std::vector<std::string> param_names;
+  Handler handler;
+  RouteOptions options;
+};
+
+// Every route whose pattern ends at the same tree node (same shape, any method).
+struct Endpoint {
+  std::string pattern;  // the first pattern registered here
+  std::vector<Route> routes;
+  std::string allow;  // the Allow header value, kept in step with `routes`
+
+  const Route* Exact(std::string_view method) const {
+    for (const Route& route : routes) {
+      if (route.method == method) {
+        return &route;
+      }
+    }
+    return nullptr;
+  }
+};
+
+struct Node {
+  std::map<std::string, std::unique_ptr<Node>, std::less<>> literals;
+  std::unique_ptr<Node> param;
+  // "{name}:verb" as the last segment, keyed by verb; always terminal.
+  std::map<std::string, std::unique_ptr<Node>, std::less<>> verbs;
+  Endpoint* endpoint = nullptr;
+};
+
+struct PatternSegment {
+  enum Kind { kLiteral, kParam, kParamVerb } kind;
+  std::string text;  // literal text or parameter name
+  std::string verb;  // kParamVerb only
+};
+
+bool IsParamName(std::string_view name) {
+  if (name.empty()) {
+    return false;
+  }
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+std::optional<std::vector<PatternSegment>> ParsePattern(std::string_view pattern) {
+  if (pattern.empty() || pattern.front() != '/') {
+    return std::nullopt;
+  }
+  std::vector<PatternSegment> segments;
+  if (pattern == "/") {
+    return segments;
+  }
+  std::string_view rest = pattern.substr(1);
+  while (true) {
+    const size_t slash = rest.find('/');
+    const std::string_view segment = rest.substr(0, slash);
+    const bool last = slash == std::string_view::npos;
+    if (segment.empty()) {
+      return std::nullopt;
+    }
+    if (segment.front() == '{') {
+      const size_t close = segment.find('}');
+      if (close == std::string_view::npos || !IsParamName(segment.substr(1, close - 1))) {
+        return std::nullopt;
+      }
+      const std::string_view name = segment.substr(1, close - 1);
+      const std::string_view tail = segment.substr(close + 1);
+      if (tail.empty()) {
+        segments.push_back({PatternSegment::kParam, std::string(name), {}});
+      } else if (last && tail.size() > 1 && tail.front() == ':' &&
+                 tail.find_first_of("{}/:", 1) == std::string_view::npos) {
+        segments.push_back(
+            {PatternSegment::kParamVerb, std::string(name), std::string(tail.substr(1))});
+      } else {
+        return std::nullopt;
+      }
+    } else {
+      if (segment.find_first_of("{}") != std::string_view::npos) {
+        return std::nullopt;
+      }
+      segments.push_back({PatternSegment::kLiteral, std::string(segment), {}});
+    }
+    if (last) {
+      break;
+    }
+    rest = rest.substr(slash + 1);
+  }
+  if (segments.size() > kMaxSegments) {
+    return std::nullopt;
+  }
+  return segments;
+}
+
+struct PathSegments {
+  std::array<std::string_view, kMaxSegments> items;
+  size_t size = 0;
+};
+
+// Splits an origin-form path ("/a/b") into raw segments. False when it is not origin-form or
+// has more segments than any route can match.
+bool SplitPath(std::string_view path, PathSegments& out) {
+  if (path.empty() || path.front() != '/') {
+    return false;
+  }
+  out.size = 0;
+  if (path.size() == 1) {
+    return true;
+  }
+  std::string_view rest = path.substr(1);
+  while (true) {
+    if (out.size == kMaxSegments) {
+      return false;
+    }
+    const size_t slash = rest.find('/');
+    out.items[out.size++] = rest.substr(0, slash);
+    if (slash == std::string_view::npos) {
+      return true;
+    }
+    rest = rest.substr(slash + 1);
+  }
+}
+
+// Dot segments and backslashes are never resolved: such a path does not name a route, so it
+// is a 404 however it is spelled (".", "%2e%2E", "..\\x", "%5c").
+bool IsTraversal(std::string_view path, const PathSegments& segments) {
+  if (path.find('\\') != std::string_view::npos) {
+    return true;
+  }
+  for (size_t i = 0; i < segments.size; ++i) {
+    const std::string_view segment = segments.items[i];
+    if (segment.find_first_of(".%") == std::string_view::npos) {
+      continue;
+    }
+    const auto decoded = internal::PercentDecode(segment, false);
+    if (!decoded) {
+      continue;  // not a dot segment; parameter decoding reports the bad escape
+    }
+    if (*decoded == "." || *decoded == ".." || decoded->find('\\') != std::string::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
+struct MatchState {
+  const Endpoint* endpoint = nullptr;
+  std::array<std::string_view, kMaxSegments> params;
+  size_t param_count = 0;
+};
+
+// Literal children first, then a parameter with a custom verb, then a plain parameter:
+// literals beat parameters at the first segment where they differ. Every tree node is
+// visited at most once, so backtracking stays linear in the tree size.
+bool MatchNode(const Node& node, const PathSegments& segments, size_t i, MatchState& state) {
+  if (i == segments.size) {
+    if (node.endpoint != nullptr) {
+      state.endpoint = node.endpoint;
+      return true;
+    }
+    return false;
+  }
+  const std::string_view segment = segments.items[i];
+  if (segment.empty()) {
+    return false;
+  }
+  if (const auto it = node.literals.find(segment);
+      it != node.literals.end() && MatchNode(*it->second, segments, i + 1, state)) {
+    return true;
+  }
+  if (i + 1 == segments.size && !node.verbs.empty()) {
+    const size_t colon = segment.rfind(':');
+    if (colon != std::string_view::npos && colon > 0) {
+      const auto it = node.verbs.find(segment.substr(colon + 1));
+      if (it != node.verbs.end() && it->second->endpoint != nullptr) {
+        state.params[state.param_count++] = segment.substr(0, colon);
+        state.endpoint = it->second->endpoint;
+        return true;
+      }
+    }
+  }
+  if (node.param) {
+    state.params[state.param_count++] = segment;
+    if (MatchNode(*node.param, segments, i + 1, state)) {
+      return true;
+    }
+    --state.param_count;
+  }
+  return false;
+}
+
+std::string ComputeAllow(const std::vector<Route>& routes) {
+  std::vector<std::string> methods;
+  for (const Route& route : routes) {
+    methods.push_back(route.method);
+    if (route.method == "GET") {
+      methods.emplace_back("HEAD");
+    }
+  }
+  methods.emplace_back("OPTIONS");
+  std::sort(methods.begin(), methods.end());
+  methods.erase(std::unique(methods.begin(), methods.end()), methods.end());
+  std::string allow;
+  for (const std::string& method : methods) {
+    if (!allow.empty()) {
+      allow += ", ";
+    }
+    allow += method;
+  }
+  return allow;
+}
+
+bool IsOpenApiMethod(std::string_view lower) {
+  static constexpr std::array<std::string_view, 8> kMethods = {"get",     "put",  "post",  "delete",
+                                                               "options", "head", "patch", "trace"};
+  return std::find(kMethods.begin(), kMethods.end(), lower) != kMethods.end();
+}
+
+nlohmann::json ProblemSchema() {
+  return {
+      {"type", "object"},
+      {"description", "RFC 9457 problem details."},
+      {"required", {"type", "title", "status", "code"}},
+      {"properties",
+       {
+           {"type", {{"type", "string"}, {"format", "uri-reference"}}},
+           {"title", {{"type", "string"}}},
+           {"status", {{"type", "integer"}}},
+           {"detail", {{"type", "string"}}},
+           {"instance", {{"type", "string"}}},
+           {"code", {{"type", "string"}, {"description", "gRPC status code name."}}},
+           {"reason",
+            {{"type", "string"}, {"description", "Machine reason, e.g. MALFORMED_JSON."}}},
+           {"errors",
+            {{"type", "array"},
+             {"items",
+              {{"type", "object"},
+               {"properties",
+                {{"pointer", {{"type", "string"}}}, {"detail", {{"type", "string"}}}}}}}}},
+       }},
+  };
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Headers, Request, Response
+
+std::optional<std::string_view> Headers::Get(std::string_view name) const {
+  for (const auto& [key, value] : fields_) {
+    if (internal::IEquals(key, name)) {
+      return std::string_view(value);
+    }
+  }
+  return std::nullopt;
+}
+
+size_t Headers::Count(std::string_view name) const {
+  return static_cast<size_t>(std::count_if(fields_.begin(), fields_.end(), [&](const auto& f) {
+    return internal::IEquals(f.first, name);
+  }));
+}
+
+void Headers::Add(std::string name, std::string value) {
+  fields_.emplace_back(std::move(name), std::move(value));
+}
+
+void Headers::Set(std::string name, std::string value) {
+  std::erase_if(fields_, [&](const auto& f) { return internal::IEquals(f.first, name); });
+  fields_.emplace_back(std::move(name), std::move(value));
+}
+
+std::string_view Request::Param(std::string_view name) const {
+  for (const auto& [key, value] : params) {
+    if (key == name) {
+      return value;
+    }
+  }
+  return {};
+}
+
+Response Response::Json(int status, const nlohmann::json& value) {
+  Response response;
+  response.status = status;
+  // `replace` keeps a handler's invalid UTF-8 from throwing halfway through an answer.
+  response.body = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  response.headers.Set("Content-Type", "application/json");
+  return response;
+}
+
+Response Response::Text(int status, std::string body, std::string content_type) {
+  Response response;
+  response.status = status;
+  response.body = std::move(body);
+  response.headers.Set("Content-Type", std::move(content_type));
+  return response;
+}
+
+Response Response::Empty(int status) {
+  Response response;
+  response.status = status;
+  return response;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Router
+
+struct Router::Impl {
+  Node root;
+  std::vector<std::unique_ptr<Endpoint>> endpoints;  // registration order
+
+  // The endpoint for `path` and its raw parameter values; false for no route (404).
+  bool Resolve(std::string_view path, MatchState& state) const {
+    PathSegments segments;
+    if (!SplitPath(path, segments) || IsTraversal(path, segments)) {
+      return false;
+    }
+    return MatchNode(root, segments, 0, state);
+  }
+
+  Response DispatchOrThrow(Request& request, std::string_view& route_label) const;
+};
+
+Router::Router() : impl_(std::make_unique<Impl>()) {}
+Router::~Router() = default;
+
+void Router::Handle(std::string method, std::string pattern, Handler handler,
+                    RouteOptions options) {
+  const auto segments = ParsePattern(pattern);
+  if (!segments || method.empty() || !internal::IsToken(method)) {
+    // Registration happens at start-up from our own code: log loudly, keep serving.
+    spdlog::error("http: invalid route {} '{}' ignored", method, pattern);
+    return;
+  }
+  Node* node = &impl_->root;
+  std::vector<std::string> names;
+  for (const PatternSegment& segment : *segments) {
+    std::unique_ptr<Node>* child = nullptr;
+    switch (segment.kind) {
+      case PatternSegment::kLiteral:
+        child = &node->literals[segment.text];
+        break;
+      case PatternSegment::kParam:
+        child = &node->param;
+        names.push_back(segment.text);
+        break;
+      case PatternSegment::kParamVerb:
+        child = &node->verbs[segment.verb];
+        names.push_back(segment.text);
+        break;
+    }
+    if (!*child) {
+      *child = std::make_unique<Node>();
+    }
+    node = child->get();
+  }
+  if (node->endpoint == nullptr) {
+    auto endpoint = std::make_unique<Endpoint>();
+    endpoint->pattern = pattern;
+    node->endpoint = endpoint.get();
+    impl_->endpoints.push_back(std::move(endpoint));
+  }
+  Endpoint& endpoint = *node->endpoint;
+  Route route{std::move(method), std::move(pattern), std::move(names), std::move(handler),
+              std::move(options)};
+  const auto existing = std::find_if(endpoint.routes.begin(), endpoint.routes.end(),
+                                     [&](const Route& r) { return r.method == route.method; });
+  if (existing != endpoint.routes.end()) {
+    *existing = std::move(route);
+  } else {
+    endpoint.routes.push_back(std::move(route));
+  }
+  endpoint.allow = ComputeAllow(endpoint.routes);
+}
+
+void Router::Get(std::string pattern, Handler h, RouteOptions o) {
+  Handle("GET", std::move(pattern), std::move(h), std::move(o));
+}
+void Router::Post(std::string pattern, Handler h, RouteOptions o) {
+  Handle("POST", std::move(pattern), std::move(h), std::move(o));
+}
+void Router::Put(std::string pattern, Handler h, RouteOptions o) {
+  Handle("PUT", std::move(pattern), std::move(h), std::move(o));
+}
+void Router::Patch(std::string pattern, Handler h, RouteOptions o) {
+  Handle("PATCH", std::move(pattern), std::move(h), std::move(o));
+}
+void Router::Delete(std::string pattern, Handler h, RouteOptions o) {
+  Handle("DELETE", std::move(pattern), std::move(h), std::move(o));
+}
+
+Router::Match Router::Find(std::string_view method, std::string_view path) const {
+  Match match;
+  MatchState state;
+  if (!impl_->Resolve(path, state)) {
+    return match;
+  }
+  match.found = true;
+  const Route* route = state.endpoint->Exact(method);
+  if (route == nullptr && method == "HEAD") {
+    route = state.endpoint->Exact("GET");
+  }
+  match.method_allowed = route != nullptr || method == "OPTIONS";
+  match.route = route != nullptr ? route->pattern : state.endpoint->pattern;
+  match.max_body_bytes = route != nullptr ? route->options.max_body_bytes : 0;
+  return match;
+}
+
+Response Router::Impl::DispatchOrThrow(Request& request, std::string_view& route_label) const {
+  MatchState state;
+  if (!Resolve(request.path, state)) {
+    return ProblemResponse(
+        NotFoundError("no route matches the request path").With(kPayloadReason, "NO_ROUTE"));
+  }
+  const Endpoint& endpoint = *state.endpoint;
+  route_label = endpoint.pattern;
+  const Route* route = endpoint.Exact(request.method);
+  bool implicit_head = false;
+  if (route == nullptr && request.method == "HEAD") {
+    route = endpoint.Exact("GET");
+    implicit_head = route != nullptr;
+  }
+  if (route == nullptr) {
+    if (request.method == "OPTIONS") {
+      Response response = Response::Empty(204);
+      response.headers.Set("Allow", endpoint.allow);
+      return response;
+    }
+    Response response =
+        ProblemResponse(UnimplementedError("the method is not allowed on this resource")
+                            .With(kPayloadHttpStatus, "405")
+                            .With(kPayloadReason, "METHOD_NOT_ALLOWED"));
+    response.headers.Set("Allow", endpoint.allow);
+    return response;
+  }
+  route_label = route->pattern;
+
+  request.params.clear();
+  for (size_t i = 0; i < state.param_count; ++i) {
+    auto decoded = internal::PercentDecode(state.params[i], false);
+    // A decoded '/' would let one segment stand for two; NUL and controls have no place in
+    // an identifier and confuse C APIs and logs further down.
+    if (!decoded || decoded->find('/') != std::string::npos ||
+        internal::HasControlChars(*decoded) || !internal::IsValidUtf8(*decoded)) {
+      return ProblemResponse(
+          InvalidArgumentError("path parameter '" + route->param_names[i] + "' is not valid")
+              .With(kPayloadReason, "INVALID_PATH_PARAMETER"));
+    }
+    request.params.emplace_back(route->param_names[i], std::move(*decoded));
+  }
+
+  StatusOr<Response> result = route->handler(request);
+  Response response = result.ok() ? std::move(result).value() : ProblemResponse(result.status());
+  if (!response.body.empty() && !response.headers.Get("Content-Type")) {
+    response.headers.Set("Content-Type", "application/octet-stream");
+  }
+  if (implicit_head) {
+    response.headers.Set("Content-Length", std::to_string(response.body.size()));
+    response.body.clear();
+  }
+  return response;
+}
+
+Response Router::Dispatch(Request& request) const {
+  std::string_view route_label = "unmatched";
+  try {
+    return impl_->DispatchOrThrow(request, route_label);
+  } catch (const std::exception& e) {
+    spdlog::error("http: handler for {} {} threw: {} (request {})", request.method, route_label,
+                  e.what(), request.request_id);
+  } catch (...) {
+    spdlog::error("http: handler for {} {} threw a non-standard exception (request {})",
+                  request.method, route_label, request.request_id);
+  }
+  try {
+    return ProblemResponse(InternalError("internal error"));
+  } catch (...) {
+    // Only allocation can fail here; answer with what needs no allocation beyond a string.
+    Response response;
+    response.status = 500;
+    return response;
+  }
+}
+
+nlohmann::json Router::OpenApi(std::string_view title, std::string_view version) const {
+  nlohmann::json paths = nlohmann::json::object();
+  for (const auto& endpoint : impl_->endpoints) {
+    for (const Route& route : endpoint->routes) {
+      std::string method = route.method;
+      std::transform(method.begin(), method.end(), method.begin(),
+                     [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; });
+      if (!IsOpenApiMethod(method)) {
+        continue;
+      }
+      nlohmann::json operation =
+          route.options.openapi.is_object() ? route.options.openapi : nlohmann::json::object();
+      nlohmann::json& parameters = operation["parameters"];
+      if (!parameters.is_array()) {
+        parameters = nlohmann::json::array();
+      }
+      for (const std::string& name : route.param_names) {
+        const bool declared =
+            std::any_of(parameters.begin(), parameters.end(), [&](const nlohmann::json& p) {
+              return p.is_object() && p.value("in", "") == "path" && p.value("name", "") == name;
+            });
+        if (!declared) {
+          parameters.push_back({{"name", name},
+                                {"in", "path"},
+                                {"required", true},
+                                {"schema", {{"type", "string"}}}});
+        }
+      }
+      if (parameters.empty()) {
+        operation.erase("parameters");
+      }
+      nlohmann::json& responses = operation["responses"];
+      if (!responses.is_object()) {
+        responses = nlohmann::json::object();
+      }
+      if (!responses.contains("default")) {
+        responses["default"] = {{"description", "Error (RFC 9457 problem details)."},
+                                {"content",
+                                 {{"application/problem+json",
+                                   {{"schema", {{"$ref", "#/components/schemas/Problem"}}}}}}}};
+      }
+      paths[route.pattern][method] = std::move(operation);
+    }
+  }
+  return {
+      {"openapi", "3.1.0"},
+      {"info", {{"title", title}, {"version", version}}},
+      {"paths", std::move(paths)},
+      {"components", {{"schemas", {{"Problem", ProblemSchema()}}}}},
+  };
+}
+
+}  // namespace evo::http

@@ -1,0 +1,257 @@
+#include "http/router.hpp"
+
+#include <stdexcept>
+
+#include <gtest/gtest.h>
+
+namespace evo::http {
+namespace {
+
+using nlohmann::json;
+
+Request MakeRequest(std::string method, std::string path) {
+  Request request;
+  request.method = std::move(method);
+  request.path = std::move(path);
+  request.target = request.path;
+  return request;
+}
+
+// Answers with the route's name and its parameters, so tests see which route matched.
+Handler Echo(std::string name) {
+  return [name](const Request& request) -> StatusOr<Response> {
+    json params = json::object();
+    for (const auto& [key, value] : request.params) {
+      params[key] = value;
+    }
+    return Response::Json(200, {{"route", name}, {"params", params}});
+  };
+}
+
+class RouterTest : public ::testing::Test {
+ protected:
+  RouterTest() {
+    router_.Get("/v1/ids", Echo("list"));
+    router_.Post("/v1/ids", Echo("create"));
+    router_.Get("/v1/ids/{id}", Echo("get"));
+    router_.Delete("/v1/ids/{id}", Echo("delete"));
+    router_.Get("/v1/ids/stats", Echo("stats"));
+    router_.Get("/v1/ids/{id}/parts/{part}", Echo("part"));
+    router_.Post("/v1/spam/models/{version}:activate", Echo("activate"));
+    router_.Get("/v1/spam/models/{version}", Echo("model"));
+    router_.Get("/v1/things:batchGet", Echo("batch"));
+    router_.Get("/", Echo("root"));
+    RouteOptions big;
+    big.max_body_bytes = 10 << 20;
+    router_.Post("/v1/uploads", Echo("upload"), big);
+    router_.Get("/boom", [](const Request&) -> StatusOr<Response> {
+      throw std::runtime_error("secret detail");
+    });
+    router_.Get("/odd", [](const Request&) -> StatusOr<Response> { throw 42; });
+    router_.Get("/fail",
+                [](const Request&) -> StatusOr<Response> { return AlreadyExistsError("taken"); });
+    router_.Get("/raw", [](const Request&) -> StatusOr<Response> {
+      Response r;
+      r.body = "bytes";
+      return r;
+    });
+  }
+
+  Response Dispatch(std::string method, std::string path) {
+    Request request = MakeRequest(std::move(method), std::move(path));
+    return router_.Dispatch(request);
+  }
+
+  json Body(std::string method, std::string path) {
+    return json::parse(Dispatch(std::move(method), std::move(path)).body);
+  }
+
+  Router router_;
+};
+
+TEST_F(RouterTest, MatchesLiteralsAndDecodesParams) {
+  EXPECT_EQ(Body("GET", "/v1/ids")["route"], "list");
+  EXPECT_EQ(Body("POST", "/v1/ids")["route"], "create");
+  const json got = Body("GET", "/v1/ids/a%20b");
+  EXPECT_EQ(got["route"], "get");
+  EXPECT_EQ(got["params"]["id"], "a b");
+  const json part = Body("GET", "/v1/ids/7/parts/x%C3%A9");
+  EXPECT_EQ(part["params"]["id"], "7");
+  EXPECT_EQ(part["params"]["part"], "x\xC3\xA9");
+  EXPECT_EQ(Body("GET", "/")["route"], "root");
+}
+
+TEST_F(RouterTest, LiteralBeatsParam) {
+  EXPECT_EQ(Body("GET", "/v1/ids/stats")["route"], "stats");
+  EXPECT_EQ(Body("GET", "/v1/ids/statsx")["route"], "get");
+}
+
+TEST_F(RouterTest, CustomVerbParamStopsAtTheColon) {
+  const json activated = Body("POST", "/v1/spam/models/v3:activate");
+  EXPECT_EQ(activated["route"], "activate");
+  EXPECT_EQ(activated["params"]["version"], "v3");
+  EXPECT_EQ(Body("GET", "/v1/spam/models/v3")["params"]["version"], "v3");
+  EXPECT_EQ(Body("GET", "/v1/things:batchGet")["route"], "batch");
+  // Unknown verb: the plain parameter route takes the whole segment.
+  EXPECT_EQ(Body("GET", "/v1/spam/models/v3:other")["params"]["version"], "v3:other");
+  EXPECT_EQ(Dispatch("POST", "/v1/spam/models/:activate").status, 405);
+}
+
+TEST_F(RouterTest, UnknownPathIs404Problem) {
+  const Response r = Dispatch("GET", "/v2/nothing");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(r.headers.Get("Content-Type"), "application/problem+json");
+  EXPECT_EQ(json::parse(r.body)["code"], "NOT_FOUND");
+}
+
+TEST_F(RouterTest, TrailingSlashAndEmptySegmentsDoNotMatch) {
+  EXPECT_EQ(Dispatch("GET", "/v1/ids/").status, 404);
+  EXPECT_EQ(Dispatch("GET", "/v1//ids").status, 404);
+  EXPECT_EQ(Dispatch("GET", "//").status, 404);
+  EXPECT_EQ(Dispatch("GET", "").status, 404);
+  EXPECT_EQ(Dispatch("GET", "v1/ids").status, 404);
+}
+
+TEST_F(RouterTest, DotSegmentsAndBackslashesAreNeverResolved) {
+  for (const char* path :
+       {"/v1/ids/..", "/v1/ids/.", "/v1/ids/%2e%2e", "/v1/ids/%2E%2e", "/v1/ids/%2e",
+        "/v1/../v1/ids", "/v1/ids/..\\..\\etc", "/v1/ids/a%5cb", "/v1/%2e%2e/v1/ids"}) {
+    EXPECT_EQ(Dispatch("GET", path).status, 404) << path;
+  }
+}
+
+TEST_F(RouterTest, BadParamEncodingIs400) {
+  for (const char* path : {"/v1/ids/a%2Fb", "/v1/ids/%00", "/v1/ids/%FF", "/v1/ids/%C0%AF",
+                           "/v1/ids/%G1", "/v1/ids/abc%", "/v1/ids/%0a"}) {
+    const Response r = Dispatch("GET", path);
+    EXPECT_EQ(r.status, 400) << path;
+    EXPECT_EQ(json::parse(r.body)["reason"], "INVALID_PATH_PARAMETER") << path;
+  }
+  // Double encoding is decoded once: the handler sees "%2e%2e%2f", not a traversal.
+  EXPECT_EQ(Body("GET", "/v1/ids/%252e%252e%252f")["params"]["id"], "%2e%2e%2f");
+}
+
+TEST_F(RouterTest, WrongMethodIs405WithSortedAllow) {
+  const Response r = Dispatch("PUT", "/v1/ids/7");
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(r.headers.Get("Allow"), "DELETE, GET, HEAD, OPTIONS");
+  EXPECT_EQ(json::parse(r.body)["status"], 405);
+  EXPECT_EQ(Dispatch("PUT", "/v1/ids").headers.Get("Allow"), "GET, HEAD, OPTIONS, POST");
+  EXPECT_EQ(Dispatch("POST", "/v1/spam/models/v1:activate").status, 200);
+  EXPECT_EQ(Dispatch("GET", "/v1/spam/models/v1:activate").headers.Get("Allow"), "OPTIONS, POST");
+}
+
+TEST_F(RouterTest, UnknownMethodIs405) {
+  const Response r = Dispatch("BREW", "/v1/ids");
+  EXPECT_EQ(r.status, 405);
+  EXPECT_TRUE(r.headers.Get("Allow"));
+}
+
+TEST_F(RouterTest, HeadRunsGetWithoutBodyButWithItsLength) {
+  const Response get = Dispatch("GET", "/v1/ids/7");
+  const Response head = Dispatch("HEAD", "/v1/ids/7");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_TRUE(head.body.empty());
+  EXPECT_EQ(head.headers.Get("Content-Length"), std::to_string(get.body.size()));
+  EXPECT_EQ(head.headers.Get("Content-Type"), "application/json");
+  EXPECT_EQ(Dispatch("HEAD", "/v1/uploads").status, 405);
+}
+
+TEST_F(RouterTest, OptionsAnswers204WithAllow) {
+  const Response r = Dispatch("OPTIONS", "/v1/ids");
+  EXPECT_EQ(r.status, 204);
+  EXPECT_TRUE(r.body.empty());
+  EXPECT_EQ(r.headers.Get("Allow"), "GET, HEAD, OPTIONS, POST");
+}
+
+TEST_F(RouterTest, ExceptionsBecome500WithoutDetails) {
+  for (const char* path : {"/boom", "/odd"}) {
+    const Response r = Dispatch("GET", path);
+    EXPECT_EQ(r.status, 500);
+    const json body = json::parse(r.body);
+    EXPECT_EQ(body["detail"], "internal error");
+    EXPECT_EQ(body["code"], "INTERNAL");
+    EXPECT_EQ(r.body.find("secret"), std::string::npos);
+  }
+}
+
+TEST_F(RouterTest, HandlerErrorsBecomeProblems) {
+  const Response r = Dispatch("GET", "/fail");
+  EXPECT_EQ(r.status, 409);
+  EXPECT_EQ(json::parse(r.body)["code"], "ALREADY_EXISTS");
+}
+
+TEST_F(RouterTest, AddsAContentTypeWhenTheHandlerDidNot) {
+  EXPECT_EQ(Dispatch("GET", "/raw").headers.Get("Content-Type"), "application/octet-stream");
+}
+
+TEST_F(RouterTest, FindReportsRouteMethodAndBodyLimit) {
+  Router::Match m = router_.Find("GET", "/v1/ids/9");
+  EXPECT_TRUE(m.found);
+  EXPECT_TRUE(m.method_allowed);
+  EXPECT_EQ(m.route, "/v1/ids/{id}");
+  EXPECT_EQ(m.max_body_bytes, 0U);
+  m = router_.Find("POST", "/v1/uploads");
+  EXPECT_EQ(m.max_body_bytes, 10U << 20);
+  m = router_.Find("PATCH", "/v1/ids/9");
+  EXPECT_TRUE(m.found);
+  EXPECT_FALSE(m.method_allowed);
+  EXPECT_EQ(m.route, "/v1/ids/{id}");
+  EXPECT_TRUE(router_.Find("HEAD", "/v1/ids/9").method_allowed);
+  EXPECT_TRUE(router_.Find("OPTIONS", "/v1/ids/9").method_allowed);
+  EXPECT_FALSE(router_.Find("GET", "/v1/ids/9/x").found);
+  EXPECT_FALSE(router_.Find("GET", "/v1/ids/..").found);
+}
+
+TEST_F(RouterTest, ReRegisteringReplacesTheHandler) {
+  router_.Get("/v1/ids", Echo("list2"));
+  EXPECT_EQ(Body("GET", "/v1/ids")["route"], "list2");
+}
+
+TEST_F(RouterTest, InvalidPatternsAreIgnored) {
+  router_.Get("no-slash", Echo("x"));
+  router_.Get("/a/{", Echo("x"));
+  router_.Get("/a/{b}:v/c", Echo("x"));
+  router_.Get("/a//b", Echo("x"));
+  EXPECT_EQ(Dispatch("GET", "/a//b").status, 404);
+}
+
+TEST_F(RouterTest, VeryDeepPathIs404) {
+  std::string path;
+  for (int i = 0; i < 1000; ++i) {
+    path += "/a";
+  }
+  EXPECT_EQ(Dispatch("GET", path).status, 404);
+}
+
+TEST_F(RouterTest, OpenApiDescribesEveryRoute) {
+  RouteOptions options;
+  options.openapi = {
+      {"summary", "Get a part"},
+      {"parameters",
+       {{{"name", "id"}, {"in", "path"}, {"required", true}, {"schema", {{"type", "integer"}}}}}},
+      {"responses", {{"200", {{"description", "OK"}}}}}};
+  router_.Get("/v1/ids/{id}/parts/{part}", Echo("part"), options);
+  const json doc = router_.OpenApi("evo", "1.2.3");
+  EXPECT_EQ(doc["openapi"], "3.1.0");
+  EXPECT_EQ(doc["info"]["title"], "evo");
+  EXPECT_EQ(doc["info"]["version"], "1.2.3");
+  ASSERT_TRUE(doc["components"]["schemas"].contains("Problem"));
+  const json& op = doc["paths"]["/v1/ids/{id}/parts/{part}"]["get"];
+  EXPECT_EQ(op["summary"], "Get a part");
+  ASSERT_EQ(op["parameters"].size(), 2U);
+  EXPECT_EQ(op["parameters"][0]["schema"]["type"], "integer");  // declared one kept
+  EXPECT_EQ(op["parameters"][1]["name"], "part");               // missing one added
+  EXPECT_EQ(op["parameters"][1]["in"], "path");
+  EXPECT_EQ(op["parameters"][1]["required"], true);
+  EXPECT_EQ(op["responses"]["200"]["description"], "OK");
+  EXPECT_EQ(op["responses"]["default"]["content"]["application/problem+json"]["schema"]["$ref"],
+            "#/components/schemas/Problem");
+  EXPECT_TRUE(doc["paths"]["/v1/ids"].contains("post"));
+  EXPECT_TRUE(doc["paths"]["/v1/spam/models/{version}:activate"].contains("post"));
+  EXPECT_FALSE(doc["paths"]["/v1/ids"].contains("parameters"));
+  EXPECT_FALSE(doc["paths"]["/v1/ids"]["get"].contains("parameters"));
+}
+
+}  // namespace
+}  // namespace evo::http
