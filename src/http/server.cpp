@@ -385,7 +385,10 @@ struct Worker {
   MetricsCache metrics;
   IdGenerator ids;
   DateCache date;
-  asio::io_context ioc{1};
+  // Only this worker's thread touches its sockets (Listen and Accept run before the thread
+  // starts; Drain/Stop post to it), so Asio's per-socket I/O locks are pure overhead.
+  // Scheduler locking stays on: Drain and Stop post from the controlling thread.
+  asio::io_context ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   Acceptor acceptor{ioc.get_executor()};
   Timer accept_retry{ioc.get_executor()};
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
@@ -440,8 +443,8 @@ class ServerImpl final : public Server {
 
  private:
   void Accept(Worker& worker);
-  // Posts `close_sessions` work to every worker: close its acceptor, then close idle
-  // connections (drain) or all of them (stop).
+  // Posts to every worker: close its acceptor, then close its idle connections (drain) or,
+  // with `close_all_sessions`, every connection (stop).
   void CloseListeners(bool close_all_sessions);
 
   const ServerOptions options_;
