@@ -156,8 +156,9 @@ StatusOr<std::vector<std::string>> EnabledModules(const Config& config) {
   std::stringstream in(config.modules);
   std::string name;
   while (std::getline(in, name, ',')) {
-    name.erase(std::remove_if(name.begin(), name.end(), [](unsigned char ch) { return std::isspace(ch); }),
-               name.end());
+    name.erase(
+        std::remove_if(name.begin(), name.end(), [](unsigned char ch) { return std::isspace(ch); }),
+        name.end());
     if (name.empty()) {
       continue;
     }

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "app/config.hpp"
 #include "core/clock.hpp"
@@ -31,8 +31,8 @@
 namespace evo::app {
 namespace {
 
-constexpr int kExitUsage = 2;     // bad configuration or arguments
-constexpr int kExitFailure = 1;   // could not start or run
+constexpr int kExitUsage = 2;    // bad configuration or arguments
+constexpr int kExitFailure = 1;  // could not start or run
 
 int Fail(int code, const Status& status) {
   std::fprintf(stderr, "evo: %s\n", std::string(status.message()).c_str());
@@ -109,13 +109,13 @@ int Serve(const Config& config) {
       auto opened = OpenIds(config);
       if (!opened.ok()) {
         spdlog::error("ids: {}", opened.status().ToString());
-        return Fail(opened.status().code() == StatusCode::kInvalidArgument ? kExitUsage
-                                                                             : kExitFailure,
-                    opened.status());
+        return Fail(
+            opened.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailure,
+            opened.status());
       }
       ids_module = std::move(*opened);
-      ids::RegisterRoutes(router, *ids_module->generator, *ids_module->uuids,
-                          *ids_module->ulids, *ids_module->clock, registry);
+      ids::RegisterRoutes(router, *ids_module->generator, *ids_module->uuids, *ids_module->ulids,
+                          *ids_module->clock, registry);
       spdlog::info("ids: worker {} (data dir {})", ids_module->generator->worker_id(),
                    config.data_dir);
     }
@@ -168,8 +168,7 @@ int IdNew(const Config& config, int count, const std::string& format_name) {
   }
   auto opened = OpenIds(config);
   if (!opened.ok()) {
-    return Fail(opened.status().code() == StatusCode::kInvalidArgument ? kExitUsage
-                                                                         : kExitFailure,
+    return Fail(opened.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailure,
                 opened.status());
   }
   auto batch = opened->generator->NextBatch(static_cast<size_t>(count));
@@ -194,7 +193,8 @@ int IdDecode(const Config& config, const std::vector<std::string>& texts) {
   for (const std::string& text : texts) {
     auto id = ids::DecodeAnyText(text);
     if (!id.ok()) {
-      std::fprintf(stderr, "evo: %s: %s\n", text.c_str(), std::string(id.status().message()).c_str());
+      std::fprintf(stderr, "evo: %s: %s\n", text.c_str(),
+                   std::string(id.status().message()).c_str());
       rc = kExitUsage;
       continue;
     }
@@ -219,8 +219,8 @@ int IdLayout(const Config& config) {
               l.timestamp_bits, l.worker_bits, l.sequence_bits);
   std::printf("tick:       %lld ms\n", static_cast<long long>(l.tick.count()));
   std::printf("epoch:      %s\n", FormatTimestamp(l.epoch).c_str());
-  std::printf("workers:    %lld (ids 0..%lld)\n", static_cast<long long>(l.MaxWorkerId() + 1),
-              static_cast<long long>(l.MaxWorkerId()));
+  const long long max_worker = l.MaxWorkerId();
+  std::printf("workers:    %lld (ids 0..%lld)\n", max_worker + 1, max_worker);
   std::printf("capacity:   %.0f IDs/s per worker, %.0f IDs/s in all\n", l.CapacityPerSecond(),
               l.CapacityPerSecond() * static_cast<double>(l.MaxWorkerId() + 1));
   std::printf("runs out:   %s\n", FormatTimestamp(l.Exhausted()).c_str());

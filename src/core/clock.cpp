@@ -53,8 +53,8 @@ Clock::WallTime MonotonicWallClock::Now() const {
       offset = offset_ns_.load(std::memory_order_relaxed);
     }
   }
-  return WallTime(std::chrono::duration_cast<WallTime::duration>(
-      std::chrono::nanoseconds(mono + offset)));
+  return WallTime(
+      std::chrono::duration_cast<WallTime::duration>(std::chrono::nanoseconds(mono + offset)));
 }
 
 ManualClock::ManualClock(WallTime start) : wall_ns_(Ns(start.time_since_epoch())) {}
@@ -93,8 +93,8 @@ StatusOr<Clock::WallTime> ParseTimestamp(std::string_view text) {
   int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
   char tail[32] = {0};
   const std::string s(text);
-  const int n = std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%31s", &year, &month, &day,
-                            &hour, &minute, &second, tail);
+  const int n = std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%31s", &year, &month, &day, &hour,
+                            &minute, &second, tail);
   std::string_view rest(tail);
   int64_t millis = 0;
   if (n == 7 && !rest.empty() && rest[0] == '.') {
@@ -109,7 +109,8 @@ StatusOr<Clock::WallTime> ParseTimestamp(std::string_view text) {
   }
   if (n != 7 || rest != "Z" || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 ||
       minute > 59 || second > 60 || year < 1970) {
-    return InvalidArgumentError("'" + s + "' is not an RFC 3339 UTC time like 2025-01-01T00:00:00Z");
+    return InvalidArgumentError("'" + s +
+                                "' is not an RFC 3339 UTC time like 2025-01-01T00:00:00Z");
   }
   tm.tm_year = year - 1900;
   tm.tm_mon = month - 1;

@@ -75,8 +75,8 @@ TEST(Timestamp, FormatsAndParsesRfc3339) {
 }
 
 TEST(Timestamp, RejectsNonUtcAndGarbage) {
-  for (const char* bad : {"2025-01-01", "2025-01-01T00:00:00+01:00", "yesterday",
-                          "2025-13-01T00:00:00Z", ""}) {
+  for (const char* bad :
+       {"2025-01-01", "2025-01-01T00:00:00+01:00", "yesterday", "2025-13-01T00:00:00Z", ""}) {
     EXPECT_EQ(ParseTimestamp(bad).status().code(), StatusCode::kInvalidArgument) << bad;
   }
 }

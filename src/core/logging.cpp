@@ -50,8 +50,8 @@ Status Validate(const Options& options) {
   }
   const auto level = spdlog::level::from_str(options.level);
   if (level == spdlog::level::off && options.level != "off") {
-    return InvalidArgumentError(
-        "log-level must be trace, debug, info, warn, error or off, not '" + options.level + "'");
+    return InvalidArgumentError("log-level must be trace, debug, info, warn, error or off, not '" +
+                                options.level + "'");
   }
   return OkStatus();
 }
@@ -59,8 +59,8 @@ Status Validate(const Options& options) {
 Status Init(const Options& options) {
   EVO_RETURN_IF_ERROR(Validate(options));
   json_mode = options.format == "json" || (options.format == "auto" && !isatty(STDERR_FILENO));
-  auto main_logger = std::make_shared<spdlog::logger>(
-      "evo", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  auto main_logger =
+      std::make_shared<spdlog::logger>("evo", std::make_shared<spdlog::sinks::stderr_sink_mt>());
   main_logger->set_formatter(MakeFormatter(json_mode));
   main_logger->set_level(spdlog::level::from_str(options.level));
   main_logger->flush_on(spdlog::level::info);
@@ -77,7 +77,8 @@ Status Init(const Options& options) {
   }
   auto access_formatter =
       std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
-  access_formatter->set_pattern(json_mode ? R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ",%v)" : "%Y-%m-%dT%H:%M:%S.%eZ access %v");
+  access_formatter->set_pattern(json_mode ? R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ",%v)"
+                                          : "%Y-%m-%dT%H:%M:%S.%eZ access %v");
   access_logger->set_formatter(std::move(access_formatter));
   access_logger->set_level(spdlog::level::from_str(options.level) <= spdlog::level::info
                                ? spdlog::level::info
@@ -100,8 +101,8 @@ void LogAccess(const AccessRecord& r) {
     access_logger->info(
         R"("level":"info","logger":"access","method":"{}","target":"{}","route":"{}","status":{},"duration_seconds":{:.6f},"bytes_in":{},"bytes_out":{},"remote":"{}","request_id":"{}","trace_id":"{}","span_id":"{}"}})",
         JsonEscape(r.method), JsonEscape(r.target), JsonEscape(r.route), r.status,
-        r.duration_seconds, r.bytes_in, r.bytes_out, JsonEscape(r.remote),
-        JsonEscape(r.request_id), r.trace_id, r.span_id);
+        r.duration_seconds, r.bytes_in, r.bytes_out, JsonEscape(r.remote), JsonEscape(r.request_id),
+        r.trace_id, r.span_id);
   } else {
     access_logger->info("{} {} {} {:.3f}ms in={} out={} remote={} request_id={} trace_id={}",
                         r.method, JsonEscape(r.target), r.status, r.duration_seconds * 1000.0,

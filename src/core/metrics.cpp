@@ -129,8 +129,8 @@ std::vector<uint64_t> Histogram::CumulativeCounts() const {
 }
 
 std::vector<double> DefaultLatencyBuckets() {
-  return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-          0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5, 5, 10};
+  return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+          0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
 }
 
 template <typename T>
@@ -178,8 +178,8 @@ Registry::Entry& Registry::FindOrAdd(std::string name, std::string help, int kin
   entry->kind = kind;
   switch (kind) {
     case kCounterKind:
-      entry->counters.reset(new Family<Counter>(std::move(label_names),
-                                                [] { return std::make_unique<Counter>(); }));
+      entry->counters.reset(
+          new Family<Counter>(std::move(label_names), [] { return std::make_unique<Counter>(); }));
       break;
     case kGaugeKind:
       entry->gauges.reset(
@@ -187,7 +187,8 @@ Registry::Entry& Registry::FindOrAdd(std::string name, std::string help, int kin
       break;
     case kHistogramKind:
       entry->histograms.reset(new Family<Histogram>(
-          std::move(label_names), [b = std::move(bounds)] { return std::make_unique<Histogram>(b); }));
+          std::move(label_names),
+          [b = std::move(bounds)] { return std::make_unique<Histogram>(b); }));
       break;
     default:
       break;
@@ -227,7 +228,9 @@ std::string Registry::RenderText() const {
   std::string out;
   out.reserve(4096);
   std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& [name, entry] : families_) {
+  for (const auto& family_entry : families_) {
+    const std::string& name = family_entry.first;
+    const auto& entry = family_entry.second;
     const char* type = entry->kind == kCounterKind     ? "counter"
                        : entry->kind == kHistogramKind ? "histogram"
                                                        : "gauge";
@@ -262,12 +265,15 @@ std::string Registry::RenderText() const {
           const auto& bounds = h->Bounds();
           for (size_t i = 0; i <= bounds.size(); ++i) {
             const std::string le = i < bounds.size() ? FormatValue(bounds[i]) : "+Inf";
-            out += name + "_bucket" + (prefix.empty() ? "{" : prefix + ",") + "le=\"" + le +
-                   "\"} " + std::to_string(counts[i]) + "\n";
+            out.append(name).append("_bucket").append(prefix.empty() ? "{" : prefix + ",");
+            out.append("le=\"").append(le).append("\"} ").append(std::to_string(counts[i]));
+            out += '\n';
           }
           const std::string labels = CloseLabels(prefix);
-          out += name + "_sum" + labels + " " + FormatValue(h->Sum()) + "\n";
-          out += name + "_count" + labels + " " + std::to_string(counts.back()) + "\n";
+          out.append(name).append("_sum").append(labels).append(" ");
+          out.append(FormatValue(h->Sum())).append("\n");
+          out.append(name).append("_count").append(labels).append(" ");
+          out.append(std::to_string(counts.back())).append("\n");
         }
         break;
       }

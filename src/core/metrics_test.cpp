@@ -41,6 +41,7 @@ TEST(Counter, IgnoresNegativeIncrementsAndCountsConcurrently) {
   auto& c = r.AddCounter("evo_c_total", "C.", {"k"}).Get({"v"});
   c.Inc(-5);
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < 10000; ++i) {

@@ -123,12 +123,11 @@ class [[nodiscard]] StatusOr {
       data_ = InternalError("StatusOr constructed from an OK status without a value");
     }
   }
-  StatusOr(const T& value) : data_(value) {}         // NOLINT(google-explicit-constructor)
+  StatusOr(const T& value) : data_(value) {}        // NOLINT(google-explicit-constructor)
   StatusOr(T&& value) : data_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
-  template <typename U,
-            typename = std::enable_if_t<std::is_constructible_v<T, U&&> &&
-                                        !std::is_same_v<std::decay_t<U>, Status> &&
-                                        !std::is_same_v<std::decay_t<U>, StatusOr<T>>>>
+  template <typename U, typename = std::enable_if_t<std::is_constructible_v<T, U&&> &&
+                                                    !std::is_same_v<std::decay_t<U>, Status> &&
+                                                    !std::is_same_v<std::decay_t<U>, StatusOr<T>>>>
   StatusOr(U&& value) : data_(T(std::forward<U>(value))) {}  // NOLINT
 
   bool ok() const { return std::holds_alternative<T>(data_); }
@@ -180,9 +179,11 @@ Status ToStatus(const StatusOr<T>& s) {
 // returns its error from the enclosing function.
 #define EVO_ASSIGN_OR_RETURN(lhs, expr) \
   EVO_ASSIGN_OR_RETURN_IMPL_(EVO_STATUS_CONCAT_(evo_statusor_, __LINE__), lhs, expr)
+// NOLINTBEGIN(bugprone-macro-parentheses): `lhs` is a declaration and cannot be parenthesized.
 #define EVO_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
   auto tmp = (expr);                               \
   if (!tmp.ok()) {                                 \
     return tmp.status();                           \
   }                                                \
   lhs = std::move(tmp).value()
+// NOLINTEND(bugprone-macro-parentheses)
