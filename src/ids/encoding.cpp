@@ -15,16 +15,16 @@ constexpr size_t kBase32Chars = 13;
 constexpr size_t kHexChars = 16;
 constexpr std::string_view kHexDigits = "0123456789abcdef";
 
-constexpr std::array<int8_t, 256> MakeCrockfordTable() {
-  std::array<int8_t, 256> table{};
+constexpr std::array<int16_t, 256> MakeCrockfordTable() {
+  std::array<int16_t, 256> table{};
   for (auto& v : table) {
     v = -1;
   }
   for (size_t i = 0; i < internal::kCrockford.size(); ++i) {
     const char c = internal::kCrockford[i];
-    table[static_cast<unsigned char>(c)] = static_cast<int8_t>(i);
+    table[static_cast<unsigned char>(c)] = static_cast<int16_t>(i);
     if (c >= 'A' && c <= 'Z') {
-      table[static_cast<unsigned char>(c - 'A' + 'a')] = static_cast<int8_t>(i);
+      table[static_cast<unsigned char>(c - 'A' + 'a')] = static_cast<int16_t>(i);
     }
   }
   // Crockford's aliases for the letters left out because they read like digits.
@@ -36,7 +36,7 @@ constexpr std::array<int8_t, 256> MakeCrockfordTable() {
   }
   return table;
 }
-constexpr std::array<int8_t, 256> kCrockfordTable = MakeCrockfordTable();
+constexpr std::array<int16_t, 256> kCrockfordTable = MakeCrockfordTable();
 
 bool AllDigits(std::string_view text) {
   if (text.empty()) {
@@ -75,7 +75,7 @@ StatusOr<Id> DecodeBase32(std::string_view text) {
   }
   uint64_t value = 0;
   for (size_t i = 0; i < text.size(); ++i) {
-    const int v = kCrockfordTable[static_cast<unsigned char>(text[i])];
+    const int v = static_cast<int>(kCrockfordTable[static_cast<unsigned char>(text[i])]);
     // The first character carries bits 60..64; only 0..7 keep the value below 2^63.
     if (v < 0 || (i == 0 && v > 7)) {
       return Malformed(text, kWhat);
@@ -199,7 +199,9 @@ StatusOr<Id> DecodeAnyText(std::string_view text) {
 }
 
 namespace internal {
-int CrockfordValue(char c) { return kCrockfordTable[static_cast<unsigned char>(c)]; }
+int CrockfordValue(char c) {
+  return static_cast<int>(kCrockfordTable[static_cast<unsigned char>(c)]);
+}
 }  // namespace internal
 
 }  // namespace evo::ids

@@ -490,7 +490,7 @@ class GeneratorImpl final : public Generator {
 
 Status Validate(const Options& options) {
   // The layout's own rules need a clock for the epoch; Open checks them with the real one.
-  auto bad = [](std::string message) { return InvalidArgumentError(message); };
+  auto bad = [](const std::string& message) { return InvalidArgumentError(message); };
   if (options.max_backward < milliseconds(0) || options.max_backward > std::chrono::seconds(1)) {
     return bad(fmt::format("max_backward must be 0..1000 ms (waits hold up every caller), got {}",
                            options.max_backward.count()));

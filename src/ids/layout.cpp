@@ -27,7 +27,7 @@ Clock::WallTime Layout::Exhausted() const {
 }
 
 Status Validate(const Layout& layout, const Clock& clock) {
-  auto bad = [](std::string message) {
+  auto bad = [](const std::string& message) {
     return InvalidArgumentError(message).With(kPayloadReason, "INVALID_LAYOUT");
   };
   if (layout.timestamp_bits < 1 || layout.timestamp_bits > 62) {

@@ -86,7 +86,7 @@ Bytes16 Uuid7Generator::Next() {
   out[7] = static_cast<uint8_t>(s.rand_a);
   out[8] = static_cast<uint8_t>(0x80 | (s.rand_b >> 56));
   for (int i = 0; i < 7; ++i) {
-    out[static_cast<size_t>(9 + i)] = static_cast<uint8_t>(s.rand_b >> (48 - 8 * i));
+    out[9 + static_cast<size_t>(i)] = static_cast<uint8_t>(s.rand_b >> (48 - 8 * i));
   }
   return out;
 }
@@ -140,7 +140,7 @@ Bytes16 UlidGenerator::Next() {
   out[6] = static_cast<uint8_t>(s.rand_hi >> 8);
   out[7] = static_cast<uint8_t>(s.rand_hi);
   for (int i = 0; i < 8; ++i) {
-    out[static_cast<size_t>(8 + i)] = static_cast<uint8_t>(s.rand_lo >> (56 - 8 * i));
+    out[8 + static_cast<size_t>(i)] = static_cast<uint8_t>(s.rand_lo >> (56 - 8 * i));
   }
   return out;
 }
