@@ -9,7 +9,13 @@
 namespace evo::metrics {
 namespace {
 
-enum Kind { kCounterKind = 0, kGaugeKind = 1, kHistogramKind = 2, kCallbackKind = 3 };
+enum Kind {
+  kCounterKind = 0,
+  kGaugeKind = 1,
+  kHistogramKind = 2,
+  kCallbackKind = 3,
+  kCounterCallbackKind = 4
+};
 
 void AtomicAdd(std::atomic<double>& target, double v) {
   double cur = target.load(std::memory_order_relaxed);
@@ -224,6 +230,12 @@ void Registry::AddGaugeCallback(std::string name, std::string help, std::functio
   FindOrAdd(std::move(name), std::move(help), kCallbackKind, {}, {}).callback = std::move(read);
 }
 
+void Registry::AddCounterCallback(std::string name, std::string help,
+                                  std::function<double()> read) {
+  FindOrAdd(std::move(name), std::move(help), kCounterCallbackKind, {}, {}).callback =
+      std::move(read);
+}
+
 std::string Registry::RenderText() const {
   std::string out;
   out.reserve(4096);
@@ -231,7 +243,8 @@ std::string Registry::RenderText() const {
   for (const auto& family_entry : families_) {
     const std::string& name = family_entry.first;
     const auto& entry = family_entry.second;
-    const char* type = entry->kind == kCounterKind     ? "counter"
+    const bool counter = entry->kind == kCounterKind || entry->kind == kCounterCallbackKind;
+    const char* type = counter                          ? "counter"
                        : entry->kind == kHistogramKind ? "histogram"
                                                        : "gauge";
     out += "# HELP " + name + " " + EscapeHelp(entry->help) + "\n";
@@ -254,6 +267,7 @@ std::string Registry::RenderText() const {
         render_simple(*entry->gauges);
         break;
       case kCallbackKind:
+      case kCounterCallbackKind:
         out += name + " " + FormatValue(entry->callback ? entry->callback() : 0) + "\n";
         break;
       case kHistogramKind: {

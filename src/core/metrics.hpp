@@ -107,6 +107,9 @@ class Registry {
   // A gauge whose value is read from `read` at exposition time (must be thread-safe and
   // cheap; it runs under the registry's lock).
   void AddGaugeCallback(std::string name, std::string help, std::function<double()> read);
+  // A counter whose value is read from `read` at exposition time, for components that keep
+  // their own monotonic counts (same rules as AddGaugeCallback; `read` must never decrease).
+  void AddCounterCallback(std::string name, std::string help, std::function<double()> read);
 
   // Prometheus text exposition of every family, sorted by name; passes `promtool check metrics`.
   std::string RenderText() const;

@@ -17,6 +17,7 @@ TEST(Registry, RendersCountersGaugesAndHistograms) {
   h.Get({"/x"}).Observe(0.5);
   h.Get({"/x"}).Observe(5);
   r.AddGaugeCallback("evo_answer", "Answer.", [] { return 42.0; });
+  r.AddCounterCallback("evo_done_total", "Done.", [] { return 7.0; });
   const std::string text = r.RenderText();
   EXPECT_NE(text.find("# TYPE evo_things_total counter\nevo_things_total 3\n"), std::string::npos);
   EXPECT_NE(text.find("evo_level{pool=\"a\\\"b\"} 1.5\n"), std::string::npos);
@@ -27,6 +28,7 @@ TEST(Registry, RendersCountersGaugesAndHistograms) {
             std::string::npos);
   EXPECT_NE(text.find("evo_latency_seconds_count{route=\"/x\"} 3\n"), std::string::npos);
   EXPECT_NE(text.find("evo_answer 42\n"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE evo_done_total counter\nevo_done_total 7\n"), std::string::npos);
 }
 
 TEST(Registry, AddingTheSameFamilyTwiceReturnsTheFirst) {

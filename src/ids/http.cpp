@@ -227,64 +227,29 @@ StatusOr<json> DescribeId(std::string_view text, std::optional<Format> format,
 
 // ---- Metrics -------------------------------------------------------------------------------
 
-// Prometheus counters mirroring Generator::stats(). The registry has no counter callbacks, so
-// the counters are brought up to date after every ids request; a CAS on the last value seen
-// keeps concurrent requests from adding a delta twice or going backwards.
-class IdsMetrics {
- public:
-  IdsMetrics(metrics::Registry& registry, const Generator& generator)
-      : generator_(generator),
-        issued_(registry.AddCounter("evo_ids_issued_total", "64-bit IDs issued.").Get()),
-        backward_(registry
-                      .AddCounter("evo_ids_clock_backward_events_total",
-                                  "Times the clock read behind the last issued ID.")
-                      .Get()),
-        exhaustions_(registry
-                         .AddCounter("evo_ids_sequence_exhaustions_total",
-                                     "Times a tick's sequence numbers ran out.")
-                         .Get()),
-        unavailable_(registry
-                         .AddCounter("evo_ids_unavailable_total",
-                                     "ID requests refused (clock behind, lease lost, mark not "
-                                     "persisted).")
-                         .Get()) {
-    registry.AddGaugeCallback("evo_ids_worker_id", "Worker id this process holds.",
-                              [&generator] { return static_cast<double>(generator.worker_id()); });
-    registry.AddGaugeCallback(
-        "evo_ids_high_water_mark_seconds",
-        "Persisted high-water mark: no ID at or past it was issued (Unix seconds).",
-        [&generator] { return static_cast<double>(generator.stats().mark_unix_millis) / 1000.0; });
-  }
-
-  void Sync() {
-    const Stats s = generator_.stats();
-    Advance(seen_issued_, s.issued, issued_);
-    Advance(seen_backward_, s.clock_backward_events, backward_);
-    Advance(seen_exhaustions_, s.sequence_exhaustions, exhaustions_);
-    Advance(seen_unavailable_, s.unavailable, unavailable_);
-  }
-
- private:
-  static void Advance(std::atomic<uint64_t>& seen, uint64_t now, metrics::Counter& counter) {
-    uint64_t prev = seen.load(std::memory_order_relaxed);
-    while (now > prev) {
-      if (seen.compare_exchange_weak(prev, now, std::memory_order_relaxed)) {
-        counter.Inc(static_cast<double>(now - prev));
-        return;
-      }
-    }
-  }
-
-  const Generator& generator_;
-  metrics::Counter& issued_;
-  metrics::Counter& backward_;
-  metrics::Counter& exhaustions_;
-  metrics::Counter& unavailable_;
-  std::atomic<uint64_t> seen_issued_{0};
-  std::atomic<uint64_t> seen_backward_{0};
-  std::atomic<uint64_t> seen_exhaustions_{0};
-  std::atomic<uint64_t> seen_unavailable_{0};
-};
+// The generator keeps its own counts; the registry reads them at scrape time, so the request
+// path pays nothing for metrics.
+void RegisterMetrics(metrics::Registry& registry, const Generator& generator) {
+  const auto counter = [&](std::string name, std::string help, uint64_t Stats::*field) {
+    registry.AddCounterCallback(std::move(name), std::move(help), [&generator, field] {
+      return static_cast<double>(generator.stats().*field);
+    });
+  };
+  counter("evo_ids_issued_total", "64-bit IDs issued.", &Stats::issued);
+  counter("evo_ids_clock_backward_events_total",
+          "Times the clock read behind the last issued ID.", &Stats::clock_backward_events);
+  counter("evo_ids_sequence_exhaustions_total", "Times a tick's sequence numbers ran out.",
+          &Stats::sequence_exhaustions);
+  counter("evo_ids_unavailable_total",
+          "ID requests refused (clock behind, lease lost, mark not persisted).",
+          &Stats::unavailable);
+  registry.AddGaugeCallback("evo_ids_worker_id", "Worker id this process holds.",
+                            [&generator] { return static_cast<double>(generator.worker_id()); });
+  registry.AddGaugeCallback(
+      "evo_ids_high_water_mark_seconds",
+      "Persisted high-water mark: no ID at or past it was issued (Unix seconds).",
+      [&generator] { return static_cast<double>(generator.stats().mark_unix_millis) / 1000.0; });
+}
 
 // ---- OpenAPI -------------------------------------------------------------------------------
 
@@ -369,7 +334,7 @@ const json kCommonErrors = {
 
 void RegisterRoutes(http::Router& router, Generator& generator, Uuid7Generator& uuids,
                     UlidGenerator& ulids, const Clock& clock, metrics::Registry& registry) {
-  auto stats = std::make_shared<IdsMetrics>(registry, generator);
+  RegisterMetrics(registry, generator);
 
   http::RouteOptions issue;
   issue.openapi = {
@@ -388,7 +353,7 @@ void RegisterRoutes(http::Router& router, Generator& generator, Uuid7Generator& 
   };
   router.Get(
       "/v1/ids",
-      [&generator, stats](const http::Request& request) -> StatusOr<http::Response> {
+      [&generator](const http::Request& request) -> StatusOr<http::Response> {
         EVO_ASSIGN_OR_RETURN(const int64_t count, ParseCount(request));
         EVO_ASSIGN_OR_RETURN(const std::optional<Format> format,
                              ParseFormatParam(request, Format::kDecimal));
@@ -399,7 +364,6 @@ void RegisterRoutes(http::Router& router, Generator& generator, Uuid7Generator& 
         } else {
           ids = generator.NextBatch(static_cast<size_t>(count));
         }
-        stats->Sync();
         if (!ids.ok()) {
           return ids.status();
         }
