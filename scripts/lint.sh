@@ -31,7 +31,7 @@ echo "lint: clang-tidy"
 sources=$(echo "$files" | grep '\.cpp$' || true)
 if [ -n "$sources" ]; then
   # shellcheck disable=SC2086
-  clang-tidy -p "$build_dir" --quiet $sources 2>/dev/null | grep -E 'warning:|error:' && status=1
+  timeout "${TIDY_TIMEOUT:-600}" clang-tidy -p "$build_dir" --quiet $sources 2>/dev/null | grep -E 'warning:|error:' && status=1
 fi
 [ $status -eq 0 ] && echo "lint: clean"
 exit $status

@@ -236,6 +236,42 @@ class BadInput(unittest.TestCase):
         self.assertEqual(status_of(raw), 400)  # no Host
 
 
+class SlowClients(unittest.TestCase):
+    def test_slowloris_is_cut_off_and_probes_keep_answering(self):
+        import socket
+        evo = Evo(args=["--header-timeout", "2s"])
+        slow = []
+        try:
+            for _ in range(200):
+                s = socket.create_connection(("127.0.0.1", evo.port), timeout=10)
+                s.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                slow.append(s)
+            # While 200 connections dribble headers, a probe is answered at once.
+            started = time.time()
+            r = requests.get(evo.url("/livez"), timeout=3)
+            self.assertEqual(r.status_code, 200)
+            self.assertLess(time.time() - started, 3)
+            # After the header timeout the server has closed them (recv sees EOF or a reset).
+            time.sleep(2.5)
+            closed = 0
+            for s in slow:
+                s.settimeout(2)
+                try:
+                    while s.recv(1024):  # a 408 answer may come before the close
+                        pass
+                    closed += 1
+                except ConnectionResetError:
+                    closed += 1
+                except socket.timeout:
+                    pass  # still open: the server did not enforce the header timeout
+            self.assertEqual(closed, 200)
+            self.assertEqual(evo.get("/livez").status_code, 200)
+        finally:
+            for s in slow:
+                s.close()
+            evo.cleanup()
+
+
 class HttpBasics(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
