@@ -100,8 +100,9 @@ int Serve(const Config& config) {
   http::Readiness readiness;
   http::Router router;
   http::RegisterOperationalRoutes(router, readiness, registry, EVO_VERSION);
-  registry.AddGaugeCallback("evo_build_info", "Always 1; the version is in the logs.",
-                            [] { return 1.0; });
+  registry.AddGauge("evo_build_info", "Always 1, labelled with the running version.", {"version"})
+      .Get({EVO_VERSION})
+      .Set(1);
 
   std::optional<IdsModule> ids_module;
   for (const std::string& name : *modules) {
@@ -234,13 +235,21 @@ int Main(int argc, char** argv) {
       "--config TOML file.",
       "evo"};
   app.set_version_flag("--version", EVO_VERSION);
+  app.footer(
+      "Examples:\n"
+      "  evo serve                                   # http://127.0.0.1:8080, data in ./data\n"
+      "  evo serve --listen 0.0.0.0:8080 --data-dir /var/lib/evo --log-format json\n"
+      "  evo id new -n 5 --format base32\n"
+      "  evo id decode 252374177380564992\n"
+      "  evo id layout --id-tick 10ms --id-sequence-bits 8 --id-timestamp-bits 39 "
+      "--id-worker-bits 16");
   app.require_subcommand(1);
   app.fallthrough();
   Config config;
   AddFlags(app, config);
 
   auto* serve = app.add_subcommand(
-      "serve", "Run the HTTP API (and dashboard) on embedded storage until SIGTERM");
+      "serve", "Run the HTTP API on embedded storage until SIGTERM, then drain and exit 0");
   serve->footer("All options (listen, data-dir, ids, logging...) are listed by `evo --help`.");
 
   auto* id = app.add_subcommand("id", "Unique IDs from the command line");

@@ -148,15 +148,7 @@ class GeneratorImpl final : public Generator {
   Status Ready() override {
     std::lock_guard<std::mutex> lock(mu_);
     const Clock::WallTime wall = clock_.Now();
-    if (!lease_->Valid()) {
-      return LeaseLost();
-    }
-    if (not_before_tick_ != kReady) {
-      if (TicksOf(wall) < not_before_tick_) {
-        return NotReadyLocked(wall);
-      }
-      BecomeReadyLocked(wall);
-    }
+    EVO_RETURN_IF_ERROR(CheckAvailableLocked(wall));
     if (sequence_ >= max_sequence_) {
       const int64_t now = TicksOf(wall);
       const int64_t next = last_tick_ + 1;
