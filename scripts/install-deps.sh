@@ -23,14 +23,27 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+# Node.js runs the OpenAPI validator in the e2e tests; it may come from another package
+# source than Debian's, so look for the command rather than the package.
+if ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-# Servers are started by the tests themselves; do not let package scripts start them.
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  # Servers are started by the tests themselves; do not let package scripts start them.
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# npm tools of the test suite, pinned by their package-lock.json.
+root=$(cd "$(dirname "$0")/.." && pwd)
+for tool in "$root"/tools/*/; do
+  if [ -f "$tool/package-lock.json" ] && [ ! -d "$tool/node_modules" ]; then
+    echo "install-deps: npm ci in ${tool#"$root"/}"
+    (cd "$tool" && npm ci --silent --no-audit --no-fund)
+  fi
+done

@@ -347,11 +347,25 @@ class HttpBasics(unittest.TestCase):
         names = {f.name for f in text_string_to_metric_families(r.text)}
         self.assertIn("evo_ids_issued", names)
 
+    def test_openapi_is_a_valid_3_1_document(self):
+        tool = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools",
+                            "openapi-check")
+        if not os.path.isdir(os.path.join(tool, "node_modules")):
+            self.fail("tools/openapi-check is not installed (scripts/install-deps.sh does it)")
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            f.write(self.evo.get("/openapi.json").text)
+        try:
+            p = subprocess.run(["node", os.path.join(tool, "check.mjs"), f.name],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        finally:
+            os.unlink(f.name)
+
     def test_openapi_describes_every_route(self):
         doc = self.evo.get("/openapi.json").json()
         self.assertTrue(doc["openapi"].startswith("3.1"))
-        for path in ["/v1/ids", "/v1/ids/{id}", "/v1/uuids", "/v1/ulids", "/livez", "/readyz",
-                     "/metrics", "/openapi.json"]:
+        for path in ["/v1/ids", "/v1/ids/{id}", "/v1/ids:decode", "/v1/uuids", "/v1/ulids",
+                     "/livez", "/readyz", "/metrics", "/openapi.json"]:
             self.assertIn(path, doc["paths"])
 
     def test_head_and_options(self):
