@@ -234,6 +234,47 @@ class BadInput(unittest.TestCase):
         self.assertEqual(status_of(raw), 400)
         raw = raw_request(self.evo.port, b"GET /livez HTTP/1.1\r\n\r\n")
         self.assertEqual(status_of(raw), 400)  # no Host
+        for cl in (b"-1", b"99999999999999999999", b"5\r\nContent-Length: 6"):
+            raw = raw_request(self.evo.port, b"POST /v1/ids:decode HTTP/1.1\r\nHost: x\r\n"
+                              b"Content-Type: application/json\r\nContent-Length: " + cl +
+                              b"\r\n\r\n{}")
+            self.assertEqual(status_of(raw), 400, cl)
+
+    def test_oversize_expect_100_continue_is_413_without_the_body(self):
+        raw = raw_request(self.evo.port, b"POST /v1/ids:decode HTTP/1.1\r\nHost: x\r\n"
+                          b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+                          b"Content-Length: 99999999\r\n\r\n", read_all=False)
+        self.assertEqual(status_of(raw), 413)
+
+    def test_hostile_query_and_path_bytes(self):
+        for path in ["/v1/ids?format=%FF%FE", "/v1/ids?count=%00", "/v1/ids/12%00",
+                     "/v1/ids/a%2Fb"]:
+            r = self.evo.get(path)
+            self.assertEqual(r.status_code, 400, path)
+            self.assertTrue(is_problem(r))
+        # unknown query parameters are ignored (documented)
+        self.assertEqual(self.evo.get("/v1/ids?foo=bar").status_code, 200)
+        r = self.evo.session.request("BREW", self.evo.url("/v1/ids"))
+        self.assertIn(r.status_code, (405, 501))
+
+    def test_json_injection_shapes_and_bad_utf8(self):
+        for body in [b'{"ids":["1"],"ids":["2"]}', b'{"ids":["\xff"]}', b'{"ids":[{"$gt":""}]}',
+                     b'{"ids":["1 OR 1=1"]}', b'[' * 60000, b'{"ids":["\\ud800"]}',
+                     b'{"ids":[1e400]}', b'{}x']:
+            r = self.evo.post("/v1/ids:decode", data=body,
+                              headers={"Content-Type": "application/json"})
+            self.assertEqual(r.status_code, 400, body[:40])
+            self.assertTrue(is_problem(r))
+
+    def test_bad_traceparent_is_ignored(self):
+        for tp in ["00-ABCDEF0123456789ABCDEF0123456789-00f067aa0ba902b7-01",
+                   "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                   "00-4bf92f3577b34da6a3ce929d0e0e4736-01", "x" * 10000]:
+            r = self.evo.get("/livez", headers={"traceparent": tp})
+            self.assertEqual(r.status_code, 200)
+            if len(tp) < 100:  # an invalid parent is not continued: a new trace starts
+                self.assertNotIn(tp[3:35].lower(), r.headers["traceparent"])
+            self.assertRegex(r.headers["traceparent"], r"^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$")
 
 
 class SlowClients(unittest.TestCase):
