@@ -76,6 +76,9 @@ sigset_t BlockShutdownSignals() {
 }
 
 int Serve(const Config& config) {
+  // Before any thread exists (the async access logger starts one): every thread created
+  // later inherits the mask, so SIGTERM can only be taken by sigtimedwait below.
+  const sigset_t signals = BlockShutdownSignals();
   if (Status s = logging::Init(config.log); !s.ok()) {
     return Fail(kExitUsage, s);
   }
@@ -94,7 +97,6 @@ int Serve(const Config& config) {
   if (auto ids_options = ToIdOptions(config); !ids_options.ok()) {
     return Fail(kExitUsage, ids_options.status());
   }
-  const sigset_t signals = BlockShutdownSignals();
 
   metrics::Registry registry;
   http::Readiness readiness;
