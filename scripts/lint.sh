@@ -29,9 +29,18 @@ clang-format --dry-run --Werror $files || status=1
 
 echo "lint: clang-tidy"
 sources=$(echo "$files" | grep '\.cpp$' || true)
-if [ -n "$sources" ]; then
-  # shellcheck disable=SC2086
-  timeout "${TIDY_TIMEOUT:-600}" clang-tidy -p "$build_dir" --quiet $sources 2>/dev/null | grep -E 'warning:|error:' && status=1
-fi
+for f in $sources; do
+  # Per file, bounded: a few files full of nested JSON literals take clang-tidy minutes.
+  set +e
+  out=$(timeout "${TIDY_TIMEOUT:-180}" clang-tidy -p "$build_dir" --quiet "$f" 2>/dev/null)
+  rc=$?
+  set -e
+  if [ $rc -eq 124 ]; then
+    echo "lint: clang-tidy timed out on $f (not checked)"
+  fi
+  if echo "$out" | grep -E 'warning:|error:'; then
+    status=1
+  fi
+done
 [ $status -eq 0 ] && echo "lint: clean"
 exit $status
