@@ -26,6 +26,52 @@ StatusOr<std::chrono::milliseconds> Duration(std::string_view option, const std:
   return *d;
 }
 
+// Modules validate their options structs and name struct fields; the user has to change a
+// flag, so whole-word field names in `status` are replaced by the flags that set them.
+Status WithFlagNames(const Status& status) {
+  static const std::vector<std::pair<std::string_view, std::string_view>> kFlags = {
+      {"listen", "--listen"},
+      {"threads", "--threads"},
+      {"max_body_bytes", "--max-body"},
+      {"max_header_bytes", "--max-header"},
+      {"max_connections", "--max-connections"},
+      {"header_timeout", "--header-timeout"},
+      {"body_timeout", "--body-timeout"},
+      {"idle_timeout", "--idle-timeout"},
+      {"write_timeout", "--write-timeout"},
+      {"timestamp_bits", "--id-timestamp-bits"},
+      {"worker_bits", "--id-worker-bits"},
+      {"sequence_bits", "--id-sequence-bits"},
+      {"tick", "--id-tick"},
+      {"epoch", "--id-epoch"},
+      {"max_backward", "--max-backward"},
+      {"max_borrow", "--max-borrow"},
+      {"mark_lookahead", "--mark-lookahead"},
+      {"max_start_gap", "--max-start-gap"}};
+  const auto is_word = [](char ch) {
+    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-';
+  };
+  const std::string_view in = status.message();
+  std::string out;
+  size_t i = 0;
+  while (i < in.size()) {
+    if (is_word(in[i]) && (i == 0 || !is_word(in[i - 1]))) {
+      size_t j = i;
+      while (j < in.size() && is_word(in[j])) {
+        ++j;
+      }
+      const std::string_view word = in.substr(i, j - i);
+      const auto it = std::find_if(kFlags.begin(), kFlags.end(),
+                                   [&](const auto& entry) { return entry.first == word; });
+      out += it == kFlags.end() ? word : it->second;
+      i = j;
+    } else {
+      out += in[i++];
+    }
+  }
+  return Status(status.code(), out);
+}
+
 template <typename Opt>
 Opt* Env(Opt* option, const char* env) {
   return option->envname(env);
@@ -199,7 +245,7 @@ StatusOr<http::ServerOptions> ToServerOptions(const Config& c) {
   EVO_ASSIGN_OR_RETURN(o.write_timeout, Duration("write-timeout", c.write_timeout));
   o.access_log = c.access_log;
   if (Status s = http::Validate(o); !s.ok()) {
-    return s;
+    return WithFlagNames(s);
   }
   return o;
 }
@@ -220,10 +266,10 @@ StatusOr<ids::Options> ToIdOptions(const Config& c) {
   EVO_ASSIGN_OR_RETURN(o.mark_lookahead, Duration("mark-lookahead", c.mark_lookahead));
   EVO_ASSIGN_OR_RETURN(o.max_start_gap, Duration("max-start-gap", c.max_start_gap));
   if (Status s = ids::Validate(o.layout, RealClock()); !s.ok()) {
-    return s;
+    return WithFlagNames(s);
   }
   if (Status s = ids::Validate(o); !s.ok()) {
-    return s;
+    return WithFlagNames(s);
   }
   if (c.worker_id > o.layout.MaxWorkerId() || c.worker_id < -1) {
     return InvalidArgumentError("--worker-id: must be -1 (lease) or 0.." +

@@ -456,6 +456,7 @@ class Cli(unittest.TestCase):
         self.assertIn("--max-borrow", p.stderr)
         p = self.run_evo("serve", "--id-worker-bits", "30")
         self.assertEqual(p.returncode, 2)
+        self.assertIn("--id-worker-bits", p.stderr)
         p = self.run_evo("serve", "--modules", "nope")
         self.assertEqual(p.returncode, 2)
         self.assertIn("--modules", p.stderr)
