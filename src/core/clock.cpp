@@ -122,16 +122,34 @@ StatusOr<Clock::WallTime> ParseTimestamp(std::string_view text) {
   return Clock::WallTime(std::chrono::seconds(seconds) + std::chrono::milliseconds(millis));
 }
 
-std::string FormatTimestamp(Clock::WallTime t) {
-  const int64_t ms = UnixMillis(t);
-  const time_t seconds = static_cast<time_t>(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char buf[80];
-  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(((ms % 1000) + 1000) % 1000));
+std::string FormatUnixMillis(int64_t unix_millis) {
+  // Howard Hinnant's civil_from_days: exact for every int64 day count we can meet, and free
+  // of gmtime_r's time_t range and locale concerns.
+  int64_t days = unix_millis / 86'400'000;
+  int64_t ms_of_day = unix_millis % 86'400'000;
+  if (ms_of_day < 0) {
+    ms_of_day += 86'400'000;
+    --days;
+  }
+  const int64_t z = days + 719'468;
+  const int64_t era = (z >= 0 ? z : z - 146'096) / 146'097;
+  const int64_t doe = z - era * 146'097;
+  const int64_t yoe = (doe - doe / 1460 + doe / 36'524 - doe / 146'096) / 365;
+  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const int64_t mp = (5 * doy + 2) / 153;
+  const int64_t day = doy - (153 * mp + 2) / 5 + 1;
+  const int64_t month = mp < 10 ? mp + 3 : mp - 9;
+  const int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%03lldZ",
+                static_cast<long long>(year), static_cast<long long>(month),
+                static_cast<long long>(day), static_cast<long long>(ms_of_day / 3'600'000),
+                static_cast<long long>(ms_of_day / 60'000 % 60),
+                static_cast<long long>(ms_of_day / 1000 % 60),
+                static_cast<long long>(ms_of_day % 1000));
   return buf;
 }
+
+std::string FormatTimestamp(Clock::WallTime t) { return FormatUnixMillis(UnixMillis(t)); }
 
 }  // namespace evo

@@ -83,8 +83,11 @@ inline int64_t UnixMillis(Clock::WallTime t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
 
-// RFC 3339 UTC with milliseconds: "2025-01-01T00:00:00.000Z".
+// RFC 3339 UTC with milliseconds: "2025-01-01T00:00:00.000Z" (proleptic Gregorian; exact for
+// any time a 64-bit millisecond count holds).
 std::string FormatTimestamp(Clock::WallTime t);
+// The same for Unix milliseconds.
+std::string FormatUnixMillis(int64_t unix_millis);
 // Parses RFC 3339 UTC "2025-01-01T00:00:00Z" (fractional seconds allowed, 'Z' required).
 // InvalidArgument otherwise.
 StatusOr<Clock::WallTime> ParseTimestamp(std::string_view text);

@@ -74,6 +74,14 @@ TEST(Timestamp, FormatsAndParsesRfc3339) {
   EXPECT_EQ(UnixMillis(*frac), 1'735'689'601'500);
 }
 
+TEST(Timestamp, FormatsAnyMillisecondCount) {
+  EXPECT_EQ(FormatUnixMillis(0), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(FormatUnixMillis(1'795'858'377'123), "2026-11-28T09:32:57.123Z");
+  EXPECT_EQ(FormatUnixMillis(951'782'400'000), "2000-02-29T00:00:00.000Z");
+  EXPECT_EQ(FormatUnixMillis(-1), "1969-12-31T23:59:59.999Z");
+  EXPECT_EQ(FormatUnixMillis(4'102'444'800'000), "2100-01-01T00:00:00.000Z");
+}
+
 TEST(Timestamp, RejectsNonUtcAndGarbage) {
   for (const char* bad :
        {"2025-01-01", "2025-01-01T00:00:00+01:00", "yesterday", "2025-13-01T00:00:00Z", ""}) {

@@ -263,10 +263,8 @@ class GeneratorImpl final : public Generator {
                fmt::format("clock is {} s behind the high-water mark {}; refusing to issue IDs "
                            "until the clock reaches {} (max_start_gap {} ms), as IDs up to the "
                            "mark may already exist",
-                           (behind_ms + 999) / 1000,
-                           internal::FormatRfc3339Millis(TickUnixMillis(mark_)),
-                           internal::FormatRfc3339Millis(UnixMillis(until)),
-                           options_.max_start_gap.count()))
+                           (behind_ms + 999) / 1000, FormatUnixMillis(TickUnixMillis(mark_)),
+                           FormatUnixMillis(UnixMillis(until)), options_.max_start_gap.count()))
         .With(kPayloadRetryAfter, std::to_string(internal::RetryAfterSeconds(until - wall)));
   }
 
@@ -339,8 +337,7 @@ class GeneratorImpl final : public Generator {
     return UnavailableError(
                fmt::format("the clock is behind the last issued ID by more than max_borrow ({} "
                            "ms); IDs resume when the clock reaches {}",
-                           options_.max_borrow.count(),
-                           internal::FormatRfc3339Millis(UnixMillis(resume))))
+                           options_.max_borrow.count(), FormatUnixMillis(UnixMillis(resume))))
         .With(kPayloadRetryAfter, std::to_string(internal::RetryAfterSeconds(resume - wall)));
   }
 

@@ -208,13 +208,13 @@ StatusOr<json> DescribeId(std::string_view text, std::optional<Format> format,
     return FailedPreconditionError(
                fmt::format("ID {} carries the timestamp {}, later than this layout can have "
                            "issued by now",
-                           id, internal::FormatRfc3339Millis(d.unix_millis)))
+                           id, FormatUnixMillis(d.unix_millis)))
         .With(kPayloadHttpStatus, "422")
         .With(kPayloadReason, "ID_FROM_THE_FUTURE");
   }
   return json{
       {"id", Encode(id, Format::kDecimal)},
-      {"timestamp", internal::FormatRfc3339Millis(d.unix_millis)},
+      {"timestamp", FormatUnixMillis(d.unix_millis)},
       {"unixMillis", d.unix_millis},
       {"workerId", d.worker_id},
       {"sequence", d.sequence},
@@ -236,8 +236,8 @@ void RegisterMetrics(metrics::Registry& registry, const Generator& generator) {
     });
   };
   counter("evo_ids_issued_total", "64-bit IDs issued.", &Stats::issued);
-  counter("evo_ids_clock_backward_events_total",
-          "Times the clock read behind the last issued ID.", &Stats::clock_backward_events);
+  counter("evo_ids_clock_backward_events_total", "Times the clock read behind the last issued ID.",
+          &Stats::clock_backward_events);
   counter("evo_ids_sequence_exhaustions_total", "Times a tick's sequence numbers ran out.",
           &Stats::sequence_exhaustions);
   counter("evo_ids_unavailable_total",

@@ -14,9 +14,6 @@ inline constexpr std::string_view kCrockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ
 // The value of a Crockford character (case-insensitive, I/L -> 1, O -> 0), or -1.
 int CrockfordValue(char c);
 
-// "2026-11-28T09:32:57.123Z" for Unix milliseconds `ms` (proleptic Gregorian, UTC).
-std::string FormatRfc3339Millis(int64_t unix_millis);
-
 // Whole seconds, rounded up, at least 1: the value of a Retry-After hint for a wait `d`.
 int64_t RetryAfterSeconds(std::chrono::nanoseconds d);
 

@@ -51,8 +51,8 @@ Status Validate(const Layout& layout, const Clock& clock) {
   const Clock::WallTime now = clock.Now();
   if (layout.epoch > now) {
     return bad(fmt::format("epoch {} is in the future (now {})",
-                           internal::FormatRfc3339Millis(UnixMillis(layout.epoch)),
-                           internal::FormatRfc3339Millis(UnixMillis(now))));
+                           FormatUnixMillis(UnixMillis(layout.epoch)),
+                           FormatUnixMillis(UnixMillis(now))));
   }
   if (layout.epoch < Clock::WallTime()) {
     return bad("epoch must not be before 1970-01-01T00:00:00Z");
@@ -67,8 +67,7 @@ Status Validate(const Layout& layout, const Clock& clock) {
   }
   if (layout.Exhausted() <= now) {
     return bad(fmt::format("timestamp_bits {} with tick {} ms ran out at {}", layout.timestamp_bits,
-                           layout.tick.count(),
-                           internal::FormatRfc3339Millis(UnixMillis(layout.Exhausted()))));
+                           layout.tick.count(), FormatUnixMillis(UnixMillis(layout.Exhausted()))));
   }
   return OkStatus();
 }
@@ -92,29 +91,6 @@ Id Compose(const Layout& layout, int64_t timestamp_ticks, int64_t worker_id, int
 }
 
 namespace internal {
-
-std::string FormatRfc3339Millis(int64_t unix_millis) {
-  // Howard Hinnant's civil_from_days: exact for every int64 day count we can meet, and free
-  // of gmtime_r's time_t range and locale concerns.
-  int64_t days = unix_millis / 86'400'000;
-  int64_t ms_of_day = unix_millis % 86'400'000;
-  if (ms_of_day < 0) {
-    ms_of_day += 86'400'000;
-    --days;
-  }
-  const int64_t z = days + 719'468;
-  const int64_t era = (z >= 0 ? z : z - 146'096) / 146'097;
-  const int64_t doe = z - era * 146'097;
-  const int64_t yoe = (doe - doe / 1460 + doe / 36'524 - doe / 146'096) / 365;
-  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const int64_t mp = (5 * doy + 2) / 153;
-  const int64_t day = doy - (153 * mp + 2) / 5 + 1;
-  const int64_t month = mp < 10 ? mp + 3 : mp - 9;
-  const int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", year, month, day,
-                     ms_of_day / 3'600'000, ms_of_day / 60'000 % 60, ms_of_day / 1000 % 60,
-                     ms_of_day % 1000);
-}
 
 int64_t RetryAfterSeconds(std::chrono::nanoseconds d) {
   const int64_t ns = d.count();
