@@ -274,15 +274,20 @@ class GeneratorImpl final : public Generator {
     spdlog::info("ids: clock is within max_start_gap of the high-water mark; issuing IDs");
   }
 
+  // The clock has moved past the last ID: its first sequence number is free.
+  void StartTickLocked(int64_t tick) {
+    last_tick_ = tick;
+    sequence_ = 0;
+    backward_episode_ = false;
+  }
+
   // Moves (last_tick_, sequence_) to the next free slot, given a fresh clock reading `wall`.
   Status AdvanceLocked(Clock::WallTime wall) {
     int64_t now = TicksOf(wall);
     for (int waits = 0;; ++waits) {
       high_tick_ = std::max(high_tick_, now);
       if (now > last_tick_) {
-        last_tick_ = now;
-        sequence_ = 0;
-        backward_episode_ = false;
+        StartTickLocked(now);
         return OkStatus();
       }
       if (now == last_tick_) {
@@ -312,9 +317,7 @@ class GeneratorImpl final : public Generator {
       now = TicksOf(wall);
       high_tick_ = std::max(high_tick_, now);
       if (now > last_tick_) {
-        last_tick_ = now;
-        sequence_ = 0;
-        backward_episode_ = false;
+        StartTickLocked(now);
         return OkStatus();
       }
     }
