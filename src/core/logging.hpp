@@ -3,8 +3,9 @@
 // Code logs through spdlog's default logger (`spdlog::info("listening on {}", addr)`).
 // Init() configures it: `text` is a readable line for terminals, `json` one JSON object per
 // line ({"time","level","logger","msg"}) for log shippers; `auto` picks text when stderr is
-// a terminal. Access-log records go through LogAccess(), which writes to an asynchronous
-// logger so the request path never waits on the terminal.
+// a terminal. Access-log records go through LogAccess(), which formats into a per-thread
+// buffer written in batches (64 KiB or 200 ms; a flusher thread writes what idle threads
+// leave), so the request path never waits on the terminal or on another thread.
 //
 // Thread safety: Init once at start-up, before other threads log; everything else is safe
 // from any thread.
@@ -25,7 +26,7 @@ struct Options {
 Status Validate(const Options& options);
 // Configures the default and access loggers (both to stderr).
 Status Init(const Options& options);
-// Flushes and stops the asynchronous access logger (call once before exit).
+// Writes every buffered access-log line and stops the flusher (call once before exit).
 void Shutdown();
 
 struct AccessRecord {
