@@ -15,6 +15,8 @@ PACKAGES=(
   # servers and tools the tests and benchmarks start on loopback
   sqlite3 curl faketime prometheus python3-prometheus-client python3-requests
   wrk redis-server redis-tools postgresql postgresql-contrib nats-server
+  # spam benchmark peers (bench/spam.sh)
+  bogofilter python3-sklearn
 )
 
 missing=()

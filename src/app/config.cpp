@@ -10,7 +10,7 @@ namespace evo::app {
 namespace {
 
 const std::vector<std::string>& KnownModules() {
-  static const auto* const known = new std::vector<std::string>{"ids"};
+  static const auto* const known = new std::vector<std::string>{"ids", "spam"};
   return *known;
 }
 
@@ -195,6 +195,29 @@ void AddFlags(CLI::App& app, Config& c) {
           ->group(ids)
           ->capture_default_str(),
       "EVO_MAX_START_GAP");
+
+  const std::string spam = "Spam";
+  Env(app.add_option("--spam-model", c.spam_model,
+                     "Model family of new spam models: linear (SVM, default) | nb (naive "
+                     "Bayes, learns from feedback)")
+          ->group(spam)
+          ->capture_default_str(),
+      "EVO_SPAM_MODEL");
+  Env(app.add_option("--spam-unsure-low", c.spam_unsure_low,
+                     "Spam probabilities from this one...")
+          ->group(spam)
+          ->capture_default_str(),
+      "EVO_SPAM_UNSURE_LOW");
+  Env(app.add_option("--spam-unsure-high", c.spam_unsure_high,
+                     "...to this one are flagged \"unsure\"")
+          ->group(spam)
+          ->capture_default_str(),
+      "EVO_SPAM_UNSURE_HIGH");
+  Env(app.add_option("--spam-top-tokens", c.spam_top_tokens,
+                     "Explanation tokens per direction in each verdict (0..50)")
+          ->group(spam)
+          ->capture_default_str(),
+      "EVO_SPAM_TOP_TOKENS");
 }
 
 StatusOr<std::vector<std::string>> EnabledModules(const Config& config) {
@@ -212,7 +235,7 @@ StatusOr<std::vector<std::string>> EnabledModules(const Config& config) {
       return KnownModules();
     }
     if (std::find(KnownModules().begin(), KnownModules().end(), name) == KnownModules().end()) {
-      return InvalidArgumentError("--modules: unknown module '" + name + "' (known: ids, all)");
+      return InvalidArgumentError("--modules: unknown module '" + name + "' (known: ids, spam, all)");
     }
     if (std::find(out.begin(), out.end(), name) == out.end()) {
       out.push_back(name);
@@ -277,6 +300,32 @@ StatusOr<ids::Options> ToIdOptions(const Config& c) {
                                 std::to_string(o.layout.worker_bits) + " worker bits");
   }
   return o;
+}
+
+StatusOr<spam::ServiceOptions> ToSpamOptions(const Config& c) {
+  spam::ServiceOptions o;
+  auto family = spam::ParseFamily(c.spam_model);
+  if (!family.ok()) {
+    return Named("spam-model", family.status());
+  }
+  o.family = *family;
+  o.unsure.low = c.spam_unsure_low;
+  o.unsure.high = c.spam_unsure_high;
+  if (!(c.spam_unsure_low >= 0 && c.spam_unsure_low <= c.spam_unsure_high &&
+        c.spam_unsure_high <= 1)) {
+    return InvalidArgumentError(
+        "--spam-unsure-low/--spam-unsure-high: need 0 <= low <= high <= 1");
+  }
+  if (c.spam_top_tokens < 0 || c.spam_top_tokens > 50) {
+    return InvalidArgumentError("--spam-top-tokens: must be 0..50");
+  }
+  o.top_tokens = static_cast<size_t>(c.spam_top_tokens);
+  EVO_RETURN_IF_ERROR(spam::Validate(o));
+  return o;
+}
+
+std::filesystem::path DatabasePath(const Config& config) {
+  return std::filesystem::path(config.data_dir) / "evo.db";
 }
 
 StatusOr<std::chrono::milliseconds> ShutdownTimeout(const Config& config) {

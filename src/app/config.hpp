@@ -16,6 +16,7 @@
 #include "core/status.hpp"
 #include "http/server.hpp"
 #include "ids/ids.hpp"
+#include "spam/spam.hpp"
 
 namespace evo::app {
 
@@ -47,6 +48,11 @@ struct Config {
   std::string max_borrow = "1s";
   std::string mark_lookahead = "3s";
   std::string max_start_gap = "5s";
+  // Spam
+  std::string spam_model = "linear";
+  double spam_unsure_low = 0.1;
+  double spam_unsure_high = 0.9;
+  int spam_top_tokens = 5;
 };
 
 // Adds every option to `app` (global options, so they may follow any subcommand), with
@@ -60,7 +66,10 @@ StatusOr<std::vector<std::string>> EnabledModules(const Config& config);
 // Each returns InvalidArgument naming the option ("--max-borrow: ...") for a bad value.
 StatusOr<http::ServerOptions> ToServerOptions(const Config& config);
 StatusOr<ids::Options> ToIdOptions(const Config& config);
+StatusOr<spam::ServiceOptions> ToSpamOptions(const Config& config);
 StatusOr<std::chrono::milliseconds> ShutdownTimeout(const Config& config);
+// The embedded database file: <data-dir>/evo.db.
+std::filesystem::path DatabasePath(const Config& config);
 
 // "250ms", "5s", "2m", "1h", "1500" (milliseconds). InvalidArgument otherwise.
 StatusOr<std::chrono::milliseconds> ParseDuration(std::string_view text);

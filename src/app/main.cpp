@@ -5,12 +5,15 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
@@ -23,6 +26,9 @@
 #include "http/server.hpp"
 #include "ids/http.hpp"
 #include "ids/ids.hpp"
+#include "spam/http.hpp"
+#include "spam/spam.hpp"
+#include "store/store.hpp"
 
 #ifndef EVO_VERSION
 #define EVO_VERSION "0.0.0"
@@ -64,6 +70,33 @@ StatusOr<IdsModule> OpenIds(const Config& config) {
   return m;
 }
 
+// The spam module's pieces: the embedded database and the service on it.
+struct SpamModule {
+  std::unique_ptr<store::Database> db;
+  std::unique_ptr<spam::Service> service;
+};
+
+StatusOr<SpamModule> OpenSpam(const Config& config) {
+  EVO_ASSIGN_OR_RETURN(spam::ServiceOptions options, ToSpamOptions(config));
+  std::error_code ec;
+  std::filesystem::create_directories(config.data_dir, ec);
+  if (ec) {
+    return FailedPreconditionError("--data-dir " + config.data_dir + ": " + ec.message());
+  }
+  SpamModule m;
+  store::SqliteOptions db_options;
+  db_options.path = DatabasePath(config).string();
+  EVO_ASSIGN_OR_RETURN(m.db, store::OpenSqlite(db_options));
+  EVO_ASSIGN_OR_RETURN(m.service, spam::Service::Open(*m.db, options, RealClock()));
+  return m;
+}
+
+int ExitCodeFor(const Status& s) {
+  return s.code() == StatusCode::kInvalidArgument || s.code() == StatusCode::kNotFound
+             ? kExitUsage
+             : kExitFailure;
+}
+
 // Blocks SIGTERM/SIGINT in every thread (call before starting any) so that the main thread
 // alone receives them through sigtimedwait.
 sigset_t BlockShutdownSignals() {
@@ -97,6 +130,9 @@ int Serve(const Config& config) {
   if (auto ids_options = ToIdOptions(config); !ids_options.ok()) {
     return Fail(kExitUsage, ids_options.status());
   }
+  if (auto spam_options = ToSpamOptions(config); !spam_options.ok()) {
+    return Fail(kExitUsage, spam_options.status());
+  }
 
   metrics::Registry registry;
   http::Readiness readiness;
@@ -107,7 +143,19 @@ int Serve(const Config& config) {
       .Set(1);
 
   std::optional<IdsModule> ids_module;
+  std::optional<SpamModule> spam_module;
   for (const std::string& name : *modules) {
+    if (name == "spam") {
+      auto opened = OpenSpam(config);
+      if (!opened.ok()) {
+        spdlog::error("spam: {}", opened.status().ToString());
+        return Fail(ExitCodeFor(opened.status()), opened.status());
+      }
+      spam_module = std::move(*opened);
+      spam::RegisterRoutes(router, *spam_module->service, registry);
+      spdlog::info("spam: active model version {} (database {})",
+                   spam_module->service->active_version(), DatabasePath(config).string());
+    }
     if (name == "ids") {
       auto opened = OpenIds(config);
       if (!opened.ok()) {
@@ -128,6 +176,14 @@ int Serve(const Config& config) {
     if (ids_module) {
       const Status s = ids_module->generator->Ready();
       readiness.Set("ids", s.ok(), std::string(s.message()));
+    }
+    if (spam_module) {
+      // Picks up versions activated (and feedback recorded) by other processes on the same
+      // database. Failing to re-read keeps the model already loaded: still ready.
+      if (const Status s = spam_module->service->Refresh(); !s.ok()) {
+        spdlog::warn("spam: refreshing the active model: {}", s.ToString());
+      }
+      readiness.Set("spam", true);
     }
   };
   update_readiness();
@@ -230,6 +286,212 @@ int IdLayout(const Config& config) {
   return 0;
 }
 
+// ---- evo spam ... -----------------------------------------------------------------------
+
+struct SpamCli {
+  std::string directory;
+  std::vector<std::string> files;
+  std::string format = "text";
+  bool activate = false;
+  int folds = 10;
+  int64_t version = 0;
+};
+
+void PrintMetricsLine(const char* label, const nlohmann::json& m) {
+  std::printf(
+      "%-14s accuracy %.2f%%  spam recall %.2f%%  ham recall %.2f%%  precision %.2f%%  "
+      "F1 %.4f  ROC AUC %.5f\n%-14s spam recall at ham recall 99.5%%: %.2f%%, at 99.9%%: "
+      "%.2f%%  (false positives %d, false negatives %d, unsure %d)\n",
+      label, 100 * m["accuracy"].get<double>(), 100 * m["spam_recall"].get<double>(),
+      100 * m["ham_recall"].get<double>(), 100 * m["precision"].get<double>(),
+      m["f1"].get<double>(), m["roc_auc"].get<double>(), "",
+      100 * m["spam_recall_at_ham_99_5"].get<double>(),
+      100 * m["spam_recall_at_ham_99_9"].get<double>(), m["false_positives"].get<int>(),
+      m["false_negatives"].get<int>(), m["unsure"].get<int>());
+}
+
+int SpamTrain(const Config& config, const SpamCli& cli) {
+  (void)logging::Init(logging::Options{"text", "warn"});
+  auto corpus = spam::LoadCorpus(cli.directory);
+  if (!corpus.ok()) {
+    return Fail(ExitCodeFor(corpus.status()), corpus.status());
+  }
+  auto opened = OpenSpam(config);
+  if (!opened.ok()) {
+    return Fail(ExitCodeFor(opened.status()), opened.status());
+  }
+  spam::TrainRequest request;
+  request.messages = std::move(*corpus);
+  request.activate = cli.activate;
+  auto info = opened->service->Train(request);
+  if (!info.ok()) {
+    return Fail(ExitCodeFor(info.status()), info.status());
+  }
+  if (cli.format == "json") {
+    std::printf("%s\n", spam::ToJson(*info).dump(2).c_str());
+    return 0;
+  }
+  std::printf("model version %lld (%s), %lld messages (%lld spam, %lld ham), %lld features, "
+              "trained in %.2f s%s\n",
+              static_cast<long long>(info->version), info->family.c_str(),
+              static_cast<long long>(info->messages), static_cast<long long>(info->spam),
+              static_cast<long long>(info->ham), static_cast<long long>(info->features),
+              info->train_seconds, info->active ? ", active" : " (not active: use --activate)");
+  PrintMetricsLine("cross-valid.:", info->metrics["crossValidation"]);
+  return 0;
+}
+
+int SpamClassify(const Config& config, const SpamCli& cli) {
+  (void)logging::Init(logging::Options{"text", "warn"});
+  auto opened = OpenSpam(config);
+  if (!opened.ok()) {
+    return Fail(ExitCodeFor(opened.status()), opened.status());
+  }
+  int rc = 0;
+  for (const std::string& file : cli.files) {
+    std::string text;
+    if (file == "-") {
+      text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    } else {
+      std::ifstream in(file, std::ios::binary);
+      if (!in) {
+        std::fprintf(stderr, "evo: %s: cannot read\n", file.c_str());
+        rc = kExitUsage;
+        continue;
+      }
+      text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    auto verdict = opened->service->Classify(text);
+    if (!verdict.ok()) {
+      std::fprintf(stderr, "evo: %s: %s\n", file.c_str(),
+                   std::string(verdict.status().message()).c_str());
+      if (verdict.status().GetPayload(kPayloadReason) == "NO_MODEL") {
+        return kExitFailure;
+      }
+      rc = kExitUsage;
+      continue;
+    }
+    if (cli.format == "json") {
+      nlohmann::json tokens = nlohmann::json::array();
+      for (const auto& t : verdict->top_tokens) {
+        tokens.push_back({{"token", t.token}, {"weight", t.weight}});
+      }
+      std::printf("%s\n", nlohmann::json({{"file", file},
+                                          {"label", verdict->spam ? "spam" : "ham"},
+                                          {"probability", verdict->probability},
+                                          {"unsure", verdict->unsure},
+                                          {"modelVersion", verdict->version},
+                                          {"topTokens", tokens}})
+                              .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                              .c_str());
+      continue;
+    }
+    std::string why;
+    for (const auto& t : verdict->top_tokens) {
+      why += (why.empty() ? "" : ", ") + t.token + (t.weight > 0 ? " +" : " -");
+    }
+    std::printf("%s\t%s\t%.4f%s\t%s\n", file.c_str(), verdict->spam ? "spam" : "ham",
+                verdict->probability, verdict->unsure ? "\tunsure" : "", why.c_str());
+  }
+  return rc;
+}
+
+int SpamEval(const Config& config, const SpamCli& cli) {
+  (void)logging::Init(logging::Options{"text", "warn"});
+  auto options = ToSpamOptions(config);
+  if (!options.ok()) {
+    return Fail(kExitUsage, options.status());
+  }
+  if (cli.folds < 0 || cli.folds > 20 || cli.folds == 1) {
+    return Fail(kExitUsage, InvalidArgumentError("--folds: 0 (none) or 2..20"));
+  }
+  auto corpus = spam::LoadCorpus(cli.directory);
+  if (!corpus.ok()) {
+    return Fail(ExitCodeFor(corpus.status()), corpus.status());
+  }
+  spam::TrainingOptions training;
+  training.model.family = options->family;
+  training.folds = options->calibration_folds;
+  auto e = spam::Evaluate(*corpus, training, options->unsure, cli.folds);
+  if (!e.ok()) {
+    return Fail(ExitCodeFor(e.status()), e.status());
+  }
+  const nlohmann::json j = spam::ToJson(*e);
+  if (cli.format == "json") {
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("split: sha256(basename) first 8 hex digits mod 10 < 3 is test: %zu train, %llu "
+              "test (%llu spam, %llu ham); model %s\n",
+              e->train_messages, static_cast<unsigned long long>(e->test.spam + e->test.ham),
+              static_cast<unsigned long long>(e->test.spam),
+              static_cast<unsigned long long>(e->test.ham), config.spam_model.c_str());
+  PrintMetricsLine("test split:", j["test"]);
+  if (cli.folds > 0) {
+    std::string folds;
+    for (double a : e->fold_accuracy) {
+      folds += fmt::format("{}{:.2f}", folds.empty() ? "" : " ", 100 * a);
+    }
+    std::printf("%d-fold CV:     mean accuracy %.2f%% (folds: %s)\n", cli.folds,
+                100 * e->cv_mean_accuracy, folds.c_str());
+    PrintMetricsLine("CV pooled:", j["cv"]["pooled"]);
+  }
+  std::printf("speed:         training %.3f s on %zu messages; classification %.0f msg/s (one "
+              "thread, parse + tokenise + score)\n",
+              e->train_seconds, e->train_messages, e->classify_msgs_per_sec);
+  return 0;
+}
+
+int SpamModels(const Config& config, const SpamCli& cli) {
+  (void)logging::Init(logging::Options{"text", "warn"});
+  auto opened = OpenSpam(config);
+  if (!opened.ok()) {
+    return Fail(ExitCodeFor(opened.status()), opened.status());
+  }
+  auto models = opened->service->List();
+  if (!models.ok()) {
+    return Fail(kExitFailure, models.status());
+  }
+  if (cli.format == "json") {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& m : *models) {
+      out.push_back(spam::ToJson(m));
+    }
+    std::printf("%s\n", out.dump(2).c_str());
+    return 0;
+  }
+  if (models->empty()) {
+    std::printf("no spam models yet: train one with `evo spam train DIR`\n");
+    return 0;
+  }
+  std::printf("%-8s %-7s %-6s %-20s %9s %9s %9s %8s %9s\n", "VERSION", "ACTIVE", "FAMILY",
+              "CREATED", "MESSAGES", "FEATURES", "FEEDBACK", "CV ACC", "TRAIN S");
+  for (const auto& m : *models) {
+    const double acc = m.metrics.contains("crossValidation")
+                           ? m.metrics["crossValidation"].value("accuracy", 0.0)
+                           : 0.0;
+    std::printf("%-8lld %-7s %-6s %-20s %9lld %9lld %9lld %7.2f%% %9.2f\n",
+                static_cast<long long>(m.version), m.active ? "*" : "", m.family.c_str(),
+                m.created_at.substr(0, 19).c_str(), static_cast<long long>(m.messages),
+                static_cast<long long>(m.features), static_cast<long long>(m.feedback),
+                100 * acc, m.train_seconds);
+  }
+  return 0;
+}
+
+int SpamActivate(const Config& config, const SpamCli& cli) {
+  (void)logging::Init(logging::Options{"text", "warn"});
+  auto opened = OpenSpam(config);
+  if (!opened.ok()) {
+    return Fail(ExitCodeFor(opened.status()), opened.status());
+  }
+  if (Status s = opened->service->Activate(cli.version); !s.ok()) {
+    return Fail(ExitCodeFor(s), s);
+  }
+  std::printf("spam model version %lld is active\n", static_cast<long long>(cli.version));
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   CLI::App app{
       "evo: unique IDs, notifications, webhooks, bandits, spam filtering and event pages in "
@@ -244,7 +506,9 @@ int Main(int argc, char** argv) {
       "  evo id new -n 5 --format base32\n"
       "  evo id decode 252374177380564992\n"
       "  evo id layout --id-tick 10ms --id-sequence-bits 8 --id-timestamp-bits 39 "
-      "--id-worker-bits 16");
+      "--id-worker-bits 16\n"
+      "  evo spam train ./enron1 && evo spam classify message.eml\n"
+      "  evo spam eval ./enron1                      # fixed split + 10-fold CV");
   app.require_subcommand(1);
   app.fallthrough();
   Config config;
@@ -268,6 +532,43 @@ int Main(int argc, char** argv) {
   auto* id_layout = id->add_subcommand(
       "layout", "Print the ID layout, capacity per worker and when the timestamp runs out");
 
+  SpamCli spam_cli;
+  auto* spam = app.add_subcommand(
+      "spam", "Spam classification: train, classify, evaluate and list models (data dir's "
+              "evo.db)");
+  spam->require_subcommand(1);
+  const auto add_format = [&](CLI::App* cmd) {
+    cmd->add_option("--format", spam_cli.format, "text | json")
+        ->check(CLI::IsMember({"text", "json"}))
+        ->capture_default_str();
+  };
+  auto* spam_train = spam->add_subcommand(
+      "train", "Train a new model version from DIR/ham and DIR/spam (one message per file)");
+  spam_train->add_option("dir", spam_cli.directory, "Corpus directory (Enron layout)")
+      ->required();
+  spam_train->add_flag("--activate", spam_cli.activate,
+                       "Make the new version active (the first one always is)");
+  add_format(spam_train);
+  auto* spam_classify = spam->add_subcommand(
+      "classify", "Classify messages (raw RFC 822 or plain text files; - reads stdin) with "
+                  "the active model");
+  spam_classify->add_option("files", spam_cli.files, "Message files")->required();
+  add_format(spam_classify);
+  auto* spam_eval = spam->add_subcommand(
+      "eval", "Train on the fixed split of DIR and print test metrics and k-fold "
+              "cross-validation (stores nothing)");
+  spam_eval->add_option("dir", spam_cli.directory, "Corpus directory (Enron layout)")->required();
+  spam_eval->add_option("--folds", spam_cli.folds, "Cross-validation folds (0 = none)")
+      ->capture_default_str();
+  add_format(spam_eval);
+  auto* spam_models = spam->add_subcommand("models", "List model versions (* = active)");
+  add_format(spam_models);
+  auto* spam_activate =
+      spam->add_subcommand("activate", "Make VERSION the active model (also to roll back)");
+  spam_activate->add_option("version", spam_cli.version, "Model version")
+      ->required()
+      ->check(CLI::PositiveNumber);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -284,6 +585,21 @@ int Main(int argc, char** argv) {
   }
   if (id_layout->parsed()) {
     return IdLayout(config);
+  }
+  if (spam_train->parsed()) {
+    return SpamTrain(config, spam_cli);
+  }
+  if (spam_classify->parsed()) {
+    return SpamClassify(config, spam_cli);
+  }
+  if (spam_eval->parsed()) {
+    return SpamEval(config, spam_cli);
+  }
+  if (spam_models->parsed()) {
+    return SpamModels(config, spam_cli);
+  }
+  if (spam_activate->parsed()) {
+    return SpamActivate(config, spam_cli);
   }
   return kExitUsage;
 }

@@ -149,6 +149,10 @@ class Router {
   std::unique_ptr<Impl> impl_;
 };
 
+// An OpenAPI Response Object for a problem+json answer ({"description", "content": Problem}),
+// for the `responses` of RouteOptions::openapi.
+nlohmann::json ProblemResponseSpec(std::string_view description);
+
 // The problem+json answer for a non-OK status (see problem.hpp for the mapping).
 Response ProblemResponse(const Status& status, std::string_view instance = {});
 

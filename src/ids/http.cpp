@@ -274,13 +274,6 @@ json FormatParameter(std::string_view description, bool with_default) {
           {"schema", schema}};
 }
 
-json ProblemResponseSpec(std::string_view description) {
-  return {
-      {"description", description},
-      {"content",
-       {{"application/problem+json", {{"schema", {{"$ref", "#/components/schemas/Problem"}}}}}}}};
-}
-
 json ListResponseSpec(std::string_view key, json item_schema, std::string_view description) {
   return {
       {"description", description},
@@ -325,8 +318,8 @@ json DecodedSchema() {
 }
 
 const json kCommonErrors = {
-    {"400", ProblemResponseSpec("Malformed parameter.")},
-    {"503", ProblemResponseSpec("Not ready: the clock is behind the last issued ID or the "
+    {"400", http::ProblemResponseSpec("Malformed parameter.")},
+    {"503", http::ProblemResponseSpec("Not ready: the clock is behind the last issued ID or the "
                                 "high-water mark (see Retry-After).")},
 };
 
@@ -392,8 +385,8 @@ void RegisterRoutes(http::Router& router, Generator& generator, Uuid7Generator& 
        {{"200",
          {{"description", "The ID's fields."},
           {"content", {{"application/json", {{"schema", DecodedSchema()}}}}}}},
-        {"400", ProblemResponseSpec("Not an ID in the given (or any) format.")},
-        {"422", ProblemResponseSpec("A well-formed ID this layout cannot have issued yet "
+        {"400", http::ProblemResponseSpec("Not an ID in the given (or any) format.")},
+        {"422", http::ProblemResponseSpec("A well-formed ID this layout cannot have issued yet "
                                     "(code FAILED_PRECONDITION, reason ID_FROM_THE_FUTURE).")}}},
   };
   router.Get(
@@ -437,10 +430,10 @@ void RegisterRoutes(http::Router& router, Generator& generator, Uuid7Generator& 
              {{"schema",
                {{"type", "object"},
                 {"properties", {{"ids", {{"type", "array"}, {"items", DecodedSchema()}}}}}}}}}}}}},
-        {"400", ProblemResponseSpec("Malformed body or ID.")},
-        {"413", ProblemResponseSpec("Body larger than 64 KiB.")},
-        {"415", ProblemResponseSpec("Body is not application/json.")},
-        {"422", ProblemResponseSpec("An ID this layout cannot have issued yet.")}}},
+        {"400", http::ProblemResponseSpec("Malformed body or ID.")},
+        {"413", http::ProblemResponseSpec("Body larger than 64 KiB.")},
+        {"415", http::ProblemResponseSpec("Body is not application/json.")},
+        {"422", http::ProblemResponseSpec("An ID this layout cannot have issued yet.")}}},
   };
   router.Post(
       "/v1/ids:decode",

@@ -1,0 +1,574 @@
+// Request bodies are checked field by field (a wrong type is a 400 naming the field with a
+// JSON pointer); unknown fields are ignored. Answers are built by hand on the classify path
+// rather than through nlohmann::json: it is the hot route.
+#include "spam/http.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace evo::spam {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxBatch = 1000;
+constexpr size_t kMaxBatchBodyBytes = 32u << 20;
+constexpr size_t kMaxTrainBodyBytes = 64u << 20;
+
+Status FieldError(std::string_view pointer, const std::string& message) {
+  return InvalidArgumentError(message)
+      .With(kPayloadReason, "INVALID_FIELD")
+      .With(kPayloadPointer, std::string(pointer));
+}
+
+StatusOr<json> ObjectBody(const http::Request& request) {
+  EVO_ASSIGN_OR_RETURN(json body, request.JsonBody());
+  if (!body.is_object()) {
+    return FieldError("#", "the body must be a JSON object");
+  }
+  return body;
+}
+
+// A string field: absent -> nullopt (or an error when required).
+StatusOr<std::optional<std::string>> StringField(const json& object, const std::string& name,
+                                                 const std::string& pointer, bool required) {
+  const auto it = object.find(name);
+  if (it == object.end() || it->is_null()) {
+    if (required) {
+      return FieldError(pointer, name + " is required");
+    }
+    return std::optional<std::string>();
+  }
+  if (!it->is_string()) {
+    return FieldError(pointer, name + " must be a string");
+  }
+  return std::optional<std::string>(it->get<std::string>());
+}
+
+StatusOr<bool> BoolField(const json& object, const std::string& name, bool fallback) {
+  const auto it = object.find(name);
+  if (it == object.end() || it->is_null()) {
+    return fallback;
+  }
+  if (!it->is_boolean()) {
+    return FieldError("#/" + name, name + " must be true or false");
+  }
+  return it->get<bool>();
+}
+
+StatusOr<bool> LabelField(const json& object, const std::string& pointer) {
+  EVO_ASSIGN_OR_RETURN(auto label, StringField(object, "label", pointer, true));
+  if (*label == "spam") {
+    return true;
+  }
+  if (*label == "ham") {
+    return false;
+  }
+  return FieldError(pointer, "label must be \"spam\" or \"ham\"");
+}
+
+void AppendJsonString(std::string& out, std::string_view s) {
+  out.push_back('"');
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+// Tokens may hold bytes of a non-UTF-8 message (cut at max_token_bytes, or latin-1 input):
+// replace what is not valid UTF-8 so that the answer stays valid JSON.
+std::string ValidUtf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    bool ok = n > 0 && i + n <= s.size();
+    for (size_t k = 1; ok && k < n; ++k) {
+      ok = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
+    }
+    if (ok && n == 2) {
+      ok = c >= 0xc2;
+    }
+    if (ok && n == 3) {
+      const auto d = static_cast<unsigned char>(s[i + 1]);
+      ok = !(c == 0xe0 && d < 0xa0) && !(c == 0xed && d >= 0xa0);
+    }
+    if (ok && n == 4) {
+      const auto d = static_cast<unsigned char>(s[i + 1]);
+      ok = c <= 0xf4 && !(c == 0xf0 && d < 0x90) && !(c == 0xf4 && d >= 0x90);
+    }
+    if (ok) {
+      out.append(s.substr(i, n));
+      i += n;
+    } else {
+      out += "\xef\xbf\xbd";  // U+FFFD
+      ++i;
+    }
+  }
+  return out;
+}
+
+void AppendNumber(std::string& out, double v) {
+  if (!std::isfinite(v)) {
+    v = 0;
+  }
+  fmt::format_to(std::back_inserter(out), "{:.6g}", v);
+}
+
+void AppendClassification(std::string& out, const Classification& c) {
+  out += R"({"label":)";
+  out += c.spam ? R"("spam")" : R"("ham")";
+  out += R"(,"probability":)";
+  AppendNumber(out, c.probability);
+  out += R"(,"unsure":)";
+  out += c.unsure ? "true" : "false";
+  out += R"(,"modelVersion":)";
+  out += std::to_string(c.version);
+  out += R"(,"topTokens":[)";
+  for (size_t i = 0; i < c.top_tokens.size(); ++i) {
+    if (i > 0) {
+      out.push_back(',');
+    }
+    out += R"({"token":)";
+    AppendJsonString(out, ValidUtf8(c.top_tokens[i].token));
+    out += R"(,"weight":)";
+    AppendNumber(out, c.top_tokens[i].weight);
+    out += R"(,"direction":)";
+    out += c.top_tokens[i].weight > 0 ? R"("spam"})" : R"("ham"})";
+  }
+  out += "]}";
+}
+
+http::Response RawJson(int status, std::string body) {
+  http::Response r;
+  r.status = status;
+  r.body = std::move(body);
+  r.headers.Set("Content-Type", "application/json");
+  return r;
+}
+
+StatusOr<int64_t> ParseVersion(std::string_view raw) {
+  int64_t v = 0;
+  bool ok = !raw.empty() && raw.size() <= 18;
+  for (char c : raw) {
+    ok = ok && c >= '0' && c <= '9';
+    v = v * 10 + (c - '0');
+  }
+  if (!ok || v < 1) {
+    return InvalidArgumentError(
+               fmt::format("version must be a positive integer, got \"{}\"",
+                           ValidUtf8(raw.substr(0, 40))))
+        .With(kPayloadReason, "INVALID_VERSION")
+        .With(kPayloadPointer, "#/version");
+  }
+  return v;
+}
+
+// ---- OpenAPI ------------------------------------------------------------------------------
+
+json ClassificationSchema() {
+  return {{"type", "object"},
+          {"required", {"label", "probability", "unsure", "modelVersion", "topTokens"}},
+          {"properties",
+           {{"label", {{"type", "string"}, {"enum", {"spam", "ham"}}}},
+            {"probability",
+             {{"type", "number"},
+              {"minimum", 0},
+              {"maximum", 1},
+              {"description", "Calibrated probability that the message is spam."}}},
+            {"unsure",
+             {{"type", "boolean"},
+              {"description", "The probability lies inside the configured unsure band."}}},
+            {"modelVersion", {{"type", "integer"}}},
+            {"topTokens",
+             {{"type", "array"},
+              {"description",
+               "The tokens that pushed the decision hardest: towards spam first, then ham."},
+              {"items",
+               {{"type", "object"},
+                {"properties",
+                 {{"token", {{"type", "string"}}},
+                  {"weight", {{"type", "number"}}},
+                  {"direction", {{"type", "string"}, {"enum", {"spam", "ham"}}}}}}}}}}}}};
+}
+
+json MessageSchema(bool labelled) {
+  json s = {{"type", "object"},
+            {"required", labelled ? json{"text", "label"} : json{"text"}},
+            {"properties",
+             {{"text",
+               {{"type", "string"},
+                {"minLength", 1},
+                {"description", "A raw RFC 822 message (MIME, HTML...) or plain text."}}},
+              {"subject",
+               {{"type", "string"},
+                {"description", "Subject of a plain-text body (overrides a parsed one)."}}}}}};
+  if (labelled) {
+    s["properties"]["label"] = {{"type", "string"}, {"enum", {"spam", "ham"}}};
+  }
+  return s;
+}
+
+json JsonRequest(json schema) {
+  return {{"required", true}, {"content", {{"application/json", {{"schema", std::move(schema)}}}}}};
+}
+
+json JsonAnswer(std::string_view description, json schema) {
+  return {{"description", description},
+          {"content", {{"application/json", {{"schema", std::move(schema)}}}}}};
+}
+
+json ModelInfoSchema() {
+  return {{"type", "object"},
+          {"properties",
+           {{"version", {{"type", "integer"}}},
+            {"family", {{"type", "string"}, {"enum", {"linear", "nb"}}}},
+            {"active", {{"type", "boolean"}}},
+            {"createdAt", {{"type", "string"}, {"format", "date-time"}}},
+            {"messages", {{"type", "integer"}}},
+            {"spam", {{"type", "integer"}}},
+            {"ham", {{"type", "integer"}}},
+            {"features", {{"type", "integer"}}},
+            {"feedback", {{"type", "integer"}}},
+            {"threshold",
+             {{"type", "number"},
+              {"description", "Probability at and above which the label is spam."}}},
+            {"trainSeconds", {{"type", "number"}}},
+            {"metrics",
+             {{"type", "object"},
+              {"description",
+               "Cross-validation metrics on the training messages (out-of-fold)."}}}}}};
+}
+
+json VersionParameter() {
+  return {{"name", "version"},
+          {"in", "path"},
+          {"required", true},
+          {"schema", {{"type", "integer"}, {"minimum", 1}}}};
+}
+
+const json& CommonErrors() {
+  static const json kErrors = {
+      {"400", http::ProblemResponseSpec("Malformed body, wrong field type, or bad text "
+                                        "(empty, binary); `errors[].pointer` names the field.")},
+      {"415", http::ProblemResponseSpec("Body is not application/json.")}};
+  return kErrors;
+}
+
+}  // namespace
+
+void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& registry) {
+  auto& classified = registry.AddCounter("evo_spam_classified_total",
+                                         "Messages classified, by label.", {"label"});
+  auto* spam_count = &classified.Get({"spam"});
+  auto* ham_count = &classified.Get({"ham"});
+  auto& feedback_count = registry.AddCounter("evo_spam_feedback_total",
+                                             "Feedback events learned or unlearned.", {"kind"});
+  auto* learned = &feedback_count.Get({"learn"});
+  auto* unlearned = &feedback_count.Get({"unlearn"});
+  registry.AddGaugeCallback("evo_spam_active_model_version", "Active spam model version (0: none).",
+                            [&service] { return static_cast<double>(service.active_version()); });
+
+  http::RouteOptions classify;
+  classify.openapi = {
+      {"summary", "Classify one message"},
+      {"operationId", "classifySpam"},
+      {"tags", {"spam"}},
+      {"requestBody", JsonRequest(MessageSchema(false))},
+      {"responses",
+       {{"200", JsonAnswer("The verdict of the active model.", ClassificationSchema())},
+        {"400", CommonErrors()["400"]},
+        {"413", http::ProblemResponseSpec("Body larger than the server's limit (1 MiB).")},
+        {"415", CommonErrors()["415"]}}}};
+  router.Post(
+      "/v1/spam/classify",
+      [&service, spam_count, ham_count](const http::Request& request) -> StatusOr<http::Response> {
+        EVO_ASSIGN_OR_RETURN(const json body, ObjectBody(request));
+        EVO_ASSIGN_OR_RETURN(auto text, StringField(body, "text", "#/text", true));
+        EVO_ASSIGN_OR_RETURN(auto subject, StringField(body, "subject", "#/subject", false));
+        EVO_ASSIGN_OR_RETURN(Classification c,
+                             service.Classify(*text, subject.value_or(std::string())));
+        (c.spam ? spam_count : ham_count)->Inc();
+        std::string out;
+        out.reserve(512);
+        AppendClassification(out, c);
+        return RawJson(200, std::move(out));
+      },
+      classify);
+
+  http::RouteOptions batch;
+  batch.max_body_bytes = kMaxBatchBodyBytes;
+  batch.openapi = {
+      {"summary", "Classify up to 1000 messages"},
+      {"description", "All messages are answered by the same model version, in request order."},
+      {"operationId", "classifySpamBatch"},
+      {"tags", {"spam"}},
+      {"requestBody",
+       JsonRequest({{"type", "object"},
+                    {"required", {"messages"}},
+                    {"properties",
+                     {{"messages",
+                       {{"type", "array"},
+                        {"minItems", 1},
+                        {"maxItems", kMaxBatch},
+                        {"items", MessageSchema(false)}}}}}})},
+      {"responses",
+       {{"200", JsonAnswer("One verdict per message, same order.",
+                           {{"type", "object"},
+                            {"properties",
+                             {{"results", {{"type", "array"}, {"items", ClassificationSchema()}}}}}})},
+        {"400", CommonErrors()["400"]},
+        {"413", http::ProblemResponseSpec("Body larger than 32 MiB.")},
+        {"415", CommonErrors()["415"]}}}};
+  router.Post(
+      "/v1/spam/classify:batch",
+      [&service, spam_count, ham_count](const http::Request& request) -> StatusOr<http::Response> {
+        EVO_ASSIGN_OR_RETURN(const json body, ObjectBody(request));
+        const auto messages = body.find("messages");
+        if (messages == body.end() || !messages->is_array() || messages->empty() ||
+            messages->size() > kMaxBatch) {
+          return FieldError("#/messages",
+                            fmt::format("messages must be an array of 1..{} objects", kMaxBatch));
+        }
+        std::vector<std::pair<std::string, std::string>> texts;
+        texts.reserve(messages->size());
+        for (size_t i = 0; i < messages->size(); ++i) {
+          const json& m = (*messages)[i];
+          const std::string pointer = fmt::format("#/messages/{}", i);
+          if (!m.is_object()) {
+            return FieldError(pointer, "each message must be an object with a text");
+          }
+          EVO_ASSIGN_OR_RETURN(auto text, StringField(m, "text", pointer + "/text", true));
+          EVO_ASSIGN_OR_RETURN(auto subject,
+                               StringField(m, "subject", pointer + "/subject", false));
+          texts.emplace_back(std::move(*text), subject.value_or(std::string()));
+        }
+        EVO_ASSIGN_OR_RETURN(std::vector<Classification> results, service.ClassifyBatch(texts));
+        std::string out = R"({"results":[)";
+        for (size_t i = 0; i < results.size(); ++i) {
+          if (i > 0) {
+            out.push_back(',');
+          }
+          AppendClassification(out, results[i]);
+          (results[i].spam ? spam_count : ham_count)->Inc();
+        }
+        out += "]}";
+        return RawJson(200, std::move(out));
+      },
+      batch);
+
+  http::RouteOptions feedback;
+  json feedback_schema = MessageSchema(true);
+  feedback_schema["properties"]["unlearn"] = {
+      {"type", "boolean"},
+      {"default", false},
+      {"description", "Take back an earlier feedback with the same text and label."}};
+  feedback.openapi = {
+      {"summary", "Teach the active model one message (or take it back)"},
+      {"description",
+       "Only incremental models (family nb) learn from feedback; it is stored and replayed "
+       "when the version is loaded again."},
+      {"operationId", "spamFeedback"},
+      {"tags", {"spam"}},
+      {"requestBody", JsonRequest(feedback_schema)},
+      {"responses",
+       {{"200", JsonAnswer("Learned.", {{"type", "object"},
+                                        {"properties",
+                                         {{"modelVersion", {{"type", "integer"}}},
+                                          {"label", {{"type", "string"}}},
+                                          {"unlearn", {{"type", "boolean"}}}}}})},
+        {"400", http::ProblemResponseSpec(
+                    "Bad body or text; the active model is not incremental "
+                    "(MODEL_NOT_INCREMENTAL); nothing to unlearn (NOT_LEARNED); no model "
+                    "(NO_MODEL).")},
+        {"415", CommonErrors()["415"]}}}};
+  router.Post(
+      "/v1/spam/feedback",
+      [&service, learned, unlearned](const http::Request& request) -> StatusOr<http::Response> {
+        EVO_ASSIGN_OR_RETURN(const json body, ObjectBody(request));
+        EVO_ASSIGN_OR_RETURN(auto text, StringField(body, "text", "#/text", true));
+        EVO_ASSIGN_OR_RETURN(auto subject, StringField(body, "subject", "#/subject", false));
+        EVO_ASSIGN_OR_RETURN(const bool spam, LabelField(body, "#/label"));
+        EVO_ASSIGN_OR_RETURN(const bool unlearn, BoolField(body, "unlearn", false));
+        EVO_ASSIGN_OR_RETURN(const int64_t version,
+                             service.Feedback(*text, subject.value_or(""), spam, unlearn));
+        (unlearn ? unlearned : learned)->Inc();
+        return http::Response::Json(
+            200, {{"modelVersion", version}, {"label", spam ? "spam" : "ham"}, {"unlearn", unlearn}});
+      },
+      feedback);
+
+  http::RouteOptions train;
+  train.max_body_bytes = kMaxTrainBodyBytes;
+  train.openapi = {
+      {"summary", "Train a new model version"},
+      {"description",
+       "From a server-side directory in the Enron layout (ham/ and spam/ holding one message "
+       "per file) or from inline messages. The first version becomes active; later ones only "
+       "with \"activate\": true. Classification keeps working meanwhile."},
+      {"operationId", "trainSpamModel"},
+      {"tags", {"spam"}},
+      {"requestBody",
+       JsonRequest({{"type", "object"},
+                    {"properties",
+                     {{"directory", {{"type", "string"}, {"description", "Absolute path."}}},
+                      {"messages", {{"type", "array"}, {"items", MessageSchema(true)}}},
+                      {"family", {{"type", "string"}, {"enum", {"linear", "nb"}}}},
+                      {"activate", {{"type", "boolean"}, {"default", false}}}}}})},
+      {"responses",
+       {{"201", JsonAnswer("The new version and its cross-validation metrics.", ModelInfoSchema())},
+        {"400", CommonErrors()["400"]},
+        {"404", http::ProblemResponseSpec("The directory does not exist.")},
+        {"413", http::ProblemResponseSpec("Body larger than 64 MiB.")},
+        {"415", CommonErrors()["415"]}}}};
+  router.Post(
+      "/v1/spam/models",
+      [&service](const http::Request& request) -> StatusOr<http::Response> {
+        EVO_ASSIGN_OR_RETURN(const json body, ObjectBody(request));
+        TrainRequest tr;
+        EVO_ASSIGN_OR_RETURN(tr.activate, BoolField(body, "activate", false));
+        EVO_ASSIGN_OR_RETURN(auto family, StringField(body, "family", "#/family", false));
+        if (family) {
+          auto parsed = ParseFamily(*family);
+          if (!parsed.ok()) {
+            return FieldError("#/family", std::string(parsed.status().message()));
+          }
+          tr.family = *parsed;
+        }
+        EVO_ASSIGN_OR_RETURN(auto directory,
+                             StringField(body, "directory", "#/directory", false));
+        const auto messages = body.find("messages");
+        const bool has_messages = messages != body.end() && !messages->is_null();
+        if (directory.has_value() == has_messages) {
+          return FieldError("#", "give exactly one of directory and messages");
+        }
+        if (directory) {
+          if (directory->empty() || directory->front() != '/') {
+            return FieldError("#/directory", "directory must be an absolute path");
+          }
+          auto corpus = LoadCorpus(*directory);
+          if (!corpus.ok()) {
+            Status s = corpus.status();
+            s.SetPayload(kPayloadPointer, "#/directory");
+            return s;
+          }
+          tr.messages = std::move(*corpus);
+        } else {
+          if (!messages->is_array() || messages->empty()) {
+            return FieldError("#/messages", "messages must be a non-empty array");
+          }
+          for (size_t i = 0; i < messages->size(); ++i) {
+            const json& m = (*messages)[i];
+            const std::string pointer = fmt::format("#/messages/{}", i);
+            if (!m.is_object()) {
+              return FieldError(pointer, "each message must be an object with text and label");
+            }
+            EVO_ASSIGN_OR_RETURN(auto text, StringField(m, "text", pointer + "/text", true));
+            EVO_ASSIGN_OR_RETURN(auto subject,
+                                 StringField(m, "subject", pointer + "/subject", false));
+            EVO_ASSIGN_OR_RETURN(const bool spam, LabelField(m, pointer + "/label"));
+            std::string full = subject && !subject->empty() ? "Subject: " + *subject + "\n\n" + *text
+                                                          : std::move(*text);
+            tr.messages.push_back({"", std::move(full), spam});
+          }
+        }
+        EVO_ASSIGN_OR_RETURN(ModelInfo info, service.Train(tr));
+        http::Response r = http::Response::Json(201, ToJson(info));
+        r.headers.Set("Location", fmt::format("/v1/spam/models/{}", info.version));
+        return r;
+      },
+      train);
+
+  http::RouteOptions list;
+  list.openapi = {
+      {"summary", "List model versions"},
+      {"operationId", "listSpamModels"},
+      {"tags", {"spam"}},
+      {"responses",
+       {{"200", JsonAnswer("Every version, oldest first.",
+                           {{"type", "object"},
+                            {"properties",
+                             {{"models", {{"type", "array"}, {"items", ModelInfoSchema()}}},
+                              {"activeVersion", {{"type", "integer"}}}}}})}}}};
+  router.Get(
+      "/v1/spam/models",
+      [&service](const http::Request&) -> StatusOr<http::Response> {
+        EVO_ASSIGN_OR_RETURN(std::vector<ModelInfo> models, service.List());
+        json out = json::array();
+        for (const ModelInfo& m : models) {
+          out.push_back(ToJson(m));
+        }
+        return http::Response::Json(
+            200, {{"models", std::move(out)}, {"activeVersion", service.active_version()}});
+      },
+      list);
+
+  http::RouteOptions get;
+  get.openapi = {{"summary", "One model version with its metrics"},
+                 {"operationId", "getSpamModel"},
+                 {"tags", {"spam"}},
+                 {"parameters", {VersionParameter()}},
+                 {"responses",
+                  {{"200", JsonAnswer("The version.", ModelInfoSchema())},
+                   {"400", http::ProblemResponseSpec("Not a version number.")},
+                   {"404", http::ProblemResponseSpec("No such version.")}}}};
+  router.Get(
+      "/v1/spam/models/{version}",
+      [&service](const http::Request& request) -> StatusOr<http::Response> {
+        EVO_ASSIGN_OR_RETURN(const int64_t version, ParseVersion(request.Param("version")));
+        EVO_ASSIGN_OR_RETURN(ModelInfo info, service.Get(version));
+        return http::Response::Json(200, ToJson(info));
+      },
+      get);
+
+  http::RouteOptions activate;
+  activate.openapi = {{"summary", "Make a version the active one (also to roll back)"},
+                      {"operationId", "activateSpamModel"},
+                      {"tags", {"spam"}},
+                      {"parameters", {VersionParameter()}},
+                      {"responses",
+                       {{"200", JsonAnswer("The version, now active.", ModelInfoSchema())},
+                        {"400", http::ProblemResponseSpec("Not a version number.")},
+                        {"404", http::ProblemResponseSpec("No such version.")}}}};
+  router.Post(
+      "/v1/spam/models/{version}:activate",
+      [&service](const http::Request& request) -> StatusOr<http::Response> {
+        EVO_ASSIGN_OR_RETURN(const int64_t version, ParseVersion(request.Param("version")));
+        EVO_RETURN_IF_ERROR(service.Activate(version));
+        EVO_ASSIGN_OR_RETURN(ModelInfo info, service.Get(version));
+        return http::Response::Json(200, ToJson(info));
+      },
+      activate);
+}
+
+}  // namespace evo::spam

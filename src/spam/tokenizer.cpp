@@ -1,0 +1,182 @@
+#include "spam/tokenizer.hpp"
+
+#include <string_view>
+
+namespace evo::spam {
+namespace {
+
+// FNV-1a: tokens are short (a few bytes), where it beats the block hashes.
+uint64_t HashBytes(std::string_view s) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : s) {
+    h = (h ^ c) * 0x100000001b3ULL;
+  }
+  return h;
+}
+
+// splitmix64's finaliser: spreads the combination of two hashes over all 64 bits.
+uint64_t Mix(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  x ^= x >> 31;
+  return x;
+}
+
+constexpr uint64_t kSubjectSalt = 0x5ab1ec7000000001ULL;
+uint64_t Pair(uint64_t a, uint64_t b) { return Mix(a * 0x9e3779b97f4a7c15ULL + b); }
+
+bool IsWordByte(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80;
+}
+
+// Length of a currency sign (€ £ ¥ in UTF-8) starting at `i`, or 0.
+size_t CurrencySign(std::string_view t, size_t i) {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(t[k]); };
+  if (i + 1 < t.size() && b(i) == 0xC2 && (b(i + 1) == 0xA3 || b(i + 1) == 0xA5)) {
+    return 2;
+  }
+  if (i + 2 < t.size() && b(i) == 0xE2 && b(i + 1) == 0x82 && b(i + 2) == 0xAC) {
+    return 3;
+  }
+  return 0;
+}
+
+// Calls on_token(std::string_view) for every token of `text` (see the header for the rules).
+template <typename F>
+void ScanTokens(std::string_view text, const TokenizerOptions& options, F&& on_token) {
+  std::string token;
+  token.reserve(64);
+  const size_t n = text.size();
+  size_t i = 0;
+  while (i < n) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (const size_t sign = c >= 0x80 ? CurrencySign(text, i) : 0; sign > 0) {
+      on_token(std::string_view("$"));
+      i += sign;
+      continue;
+    }
+    if (IsWordByte(c)) {
+      token.clear();
+      bool digits = true;
+      size_t len = 0;
+      const size_t start = i;
+      while (i < n && IsWordByte(static_cast<unsigned char>(text[i]))) {
+        const auto d = static_cast<unsigned char>(text[i]);
+        if (d >= 0x80 && CurrencySign(text, i) > 0) {
+          break;
+        }
+        digits = digits && d >= '0' && d <= '9';
+        if (len < options.max_token_bytes) {
+          token.push_back(static_cast<char>(d >= 'A' && d <= 'Z' ? d + 32 : d));
+        }
+        ++len;
+        ++i;
+      }
+      if (digits && len > 4) {
+        on_token(std::string_view("#n"));
+      } else {
+        on_token(std::string_view(token));
+      }
+      // "http://host" also yields "url:host".
+      const size_t word = i - start;
+      if ((word == 4 || word == 5) && (token == "http" || token == "https") &&
+          text.substr(i, 3) == "://") {
+        size_t h = i + 3;
+        std::string host = "url:";
+        while (h < n && host.size() < 4 + 64) {
+          auto d = static_cast<unsigned char>(text[h]);
+          if (!(IsWordByte(d) || d == '.' || d == '-')) {
+            break;
+          }
+          host.push_back(static_cast<char>(d >= 'A' && d <= 'Z' ? d + 32 : d));
+          ++h;
+        }
+        if (host.size() > 4) {
+          on_token(std::string_view(host));
+        }
+      }
+      continue;
+    }
+    if (c > ' ' && c < 0x7f) {
+      on_token(text.substr(i, 1));
+    }
+    ++i;
+  }
+}
+
+// Emits the features of one message through sink(hash, text-producer); `text` is only
+// called when the caller wants readable text.
+template <typename Sink>
+void Features(const Message& message, const TokenizerOptions& options, Sink&& sink) {
+  uint64_t previous = 0;
+  bool has_previous = false;
+  std::string previous_text;
+  ScanTokens(message.subject, options, [&](std::string_view token) {
+    const uint64_t h = HashBytes(token);
+    sink(h, [&] { return std::string(token); });
+    sink(Mix(h ^ kSubjectSalt), [&] { return "s:" + std::string(token); });
+    if (options.bigrams && has_previous) {
+      sink(Pair(previous, h), [&] { return "s:" + previous_text + " " + std::string(token); });
+    }
+    previous = h;
+    has_previous = true;
+    if constexpr (Sink::kWantsText) {
+      previous_text = token;
+    }
+  });
+  has_previous = false;
+  ScanTokens(message.body, options, [&](std::string_view token) {
+    const uint64_t h = HashBytes(token);
+    sink(h, [&] { return std::string(token); });
+    if (options.bigrams && has_previous) {
+      sink(Pair(previous, h), [&] { return previous_text + " " + std::string(token); });
+    }
+    previous = h;
+    has_previous = true;
+    if constexpr (Sink::kWantsText) {
+      previous_text = token;
+    }
+  });
+}
+
+struct HashSink {
+  static constexpr bool kWantsText = false;
+  std::vector<uint64_t>& out;
+  template <typename T>
+  void operator()(uint64_t h, T&& /*text*/) {
+    out.push_back(h);
+  }
+};
+
+struct TextSink {
+  static constexpr bool kWantsText = true;
+  std::vector<std::pair<uint64_t, std::string>>& out;
+  template <typename T>
+  void operator()(uint64_t h, T&& text) {
+    out.emplace_back(h, text());
+  }
+};
+
+}  // namespace
+
+void ExtractFeatures(const Message& message, const TokenizerOptions& options,
+                     std::vector<uint64_t>& out) {
+  Features(message, options, HashSink{out});
+}
+
+void ExtractFeatureTexts(const Message& message, const TokenizerOptions& options,
+                         std::vector<std::pair<uint64_t, std::string>>& out) {
+  Features(message, options, TextSink{out});
+}
+
+std::vector<std::string> Tokens(const Message& message, const TokenizerOptions& options) {
+  std::vector<std::string> out;
+  ScanTokens(message.subject, options,
+             [&](std::string_view t) { out.push_back("s:" + std::string(t)); });
+  ScanTokens(message.body, options, [&](std::string_view t) { out.emplace_back(t); });
+  return out;
+}
+
+}  // namespace evo::spam
