@@ -32,16 +32,26 @@ bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 bool IsAlnum(char c) { return IsAlpha(c) || IsDigit(c); }
 
 int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
+  if (c >= 'a' && c <= 'f') {
+    return c - 'a' + 10;
+  }
+  if (c >= 'A' && c <= 'F') {
+    return c - 'A' + 10;
+  }
   return -1;
 }
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
+  if (a.size() != b.size()) {
+    return false;
+  }
   for (size_t i = 0; i < a.size(); ++i) {
-    if (ToLower(a[i]) != ToLower(b[i])) return false;
+    if (ToLower(a[i]) != ToLower(b[i])) {
+      return false;
+    }
   }
   return true;
 }
@@ -51,14 +61,20 @@ bool StartsWithIgnoreCase(std::string_view s, std::string_view prefix) {
 }
 
 std::string_view Trim(std::string_view s) {
-  while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
-  while (!s.empty() && IsSpace(s.back())) s.remove_suffix(1);
+  while (!s.empty() && IsSpace(s.front())) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && IsSpace(s.back())) {
+    s.remove_suffix(1);
+  }
   return s;
 }
 
 std::string ToLowerCopy(std::string_view s) {
   std::string out(s);
-  for (char& c : out) c = ToLower(c);
+  for (char& c : out) {
+    c = ToLower(c);
+  }
   return out;
 }
 
@@ -66,8 +82,12 @@ std::string ToLowerCopy(std::string_view s) {
 size_t FindTagIgnoreCase(std::string_view hay, size_t from, std::string_view needle) {
   while (from < hay.size()) {
     const size_t p = hay.find('<', from);
-    if (p == kNpos) return kNpos;
-    if (StartsWithIgnoreCase(hay.substr(p), needle)) return p;
+    if (p == kNpos) {
+      return kNpos;
+    }
+    if (StartsWithIgnoreCase(hay.substr(p), needle)) {
+      return p;
+    }
     from = p + 1;
   }
   return kNpos;
@@ -112,7 +132,9 @@ bool IsWindows1252(std::string_view charset) {
       "latin-1",    "l1",        "cp819",      "ibm819",          "windows-1252",
       "cp1252",     "x-cp1252",  "cp-1252",    "win-1252"};
   for (std::string_view name : kNames) {
-    if (EqualsIgnoreCase(charset, name)) return true;
+    if (EqualsIgnoreCase(charset, name)) {
+      return true;
+    }
   }
   return false;
 }
@@ -126,7 +148,9 @@ void AppendWindows1252AsUtf8(std::string_view in, std::string* out) {
   size_t run = 0;  // start of the pending ASCII run
   for (size_t i = 0; i < in.size(); ++i) {
     const auto byte = static_cast<uint8_t>(in[i]);
-    if (byte < 0x80) continue;
+    if (byte < 0x80) {
+      continue;
+    }
     out->append(in.substr(run, i - run));
     AppendUtf8(FromCp1252(byte), out);
     run = i + 1;
@@ -146,13 +170,14 @@ void AppendInCharset(std::string_view bytes, std::string_view charset, std::stri
 // ---------------------------------------------------------------------------------------------
 // Transfer encodings.
 
-constexpr std::array<int8_t, 256> kBase64Values = [] {
-  std::array<int8_t, 256> table{};
-  table.fill(-1);
+constexpr uint8_t kNotBase64 = 0xFF;
+constexpr std::array<uint8_t, 256> kBase64Values = [] {
+  std::array<uint8_t, 256> table{};
+  table.fill(kNotBase64);
   constexpr std::string_view kAlphabet =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   for (size_t i = 0; i < kAlphabet.size(); ++i) {
-    table[static_cast<uint8_t>(kAlphabet[i])] = static_cast<int8_t>(i);
+    table[static_cast<uint8_t>(kAlphabet[i])] = static_cast<uint8_t>(i);
   }
   return table;
 }();
@@ -166,9 +191,11 @@ void DecodeBase64(std::string_view in, std::string* out) {
   uint32_t acc = 0;
   int bits = 0;
   for (char c : in) {
-    const int v = kBase64Values[static_cast<uint8_t>(c)];
-    if (v < 0) continue;
-    acc = ((acc << 6) | static_cast<uint32_t>(v)) & 0xFFFFFF;
+    const uint8_t v = kBase64Values[static_cast<uint8_t>(c)];
+    if (v == kNotBase64) {
+      continue;
+    }
+    acc = ((acc << 6) | v) & 0xFFFFFF;
     bits += 6;
     if (bits >= 8) {
       bits -= 8;
@@ -191,11 +218,17 @@ void DecodeQuotedPrintable(std::string_view in, std::string* out) {
     const size_t run_end = eq == kNpos ? n : eq;
     in.copy(w, run_end - i, i);
     w += run_end - i;
-    if (eq == kNpos) break;
+    if (eq == kNpos) {
+      break;
+    }
     i = eq + 1;
     size_t j = i;
-    while (j < n && IsWsp(in[j])) ++j;
-    if (j == n) break;
+    while (j < n && IsWsp(in[j])) {
+      ++j;
+    }
+    if (j == n) {
+      break;
+    }
     if (in[j] == '\n') {
       i = j + 1;
       continue;
@@ -261,7 +294,9 @@ Line LineAt(std::string_view s, size_t pos) {
   const size_t nl = s.find('\n', pos);
   const size_t end = nl == kNpos ? s.size() : nl;
   std::string_view text = s.substr(pos, end - pos);
-  if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
+  if (!text.empty() && text.back() == '\r') {
+    text.remove_suffix(1);
+  }
   return {text, nl == kNpos ? s.size() : nl + 1};
 }
 
@@ -269,8 +304,12 @@ Line LineAt(std::string_view s, size_t pos) {
 // ("http://...") is not a field: Enron-style bodies often start with one.
 size_t FieldNameLength(std::string_view line) {
   size_t i = 0;
-  while (i < line.size() && line[i] >= '!' && line[i] <= '~' && line[i] != ':') ++i;
-  if (i == 0 || i >= line.size() || line[i] != ':') return 0;
+  while (i < line.size() && line[i] >= '!' && line[i] <= '~' && line[i] != ':') {
+    ++i;
+  }
+  if (i == 0 || i >= line.size() || line[i] != ':') {
+    return 0;
+  }
   return line.substr(i + 1).starts_with("//") ? 0 : i;
 }
 
@@ -290,22 +329,30 @@ struct Headers {
 // Parses the header block at the start of `s` (if its first line is a field) into `headers`
 // and returns the offset at which the body starts.
 size_t ParseHeaders(std::string_view s, Headers* headers) {
-  if (FieldNameLength(LineAt(s, 0).text) == 0) return 0;
+  if (FieldNameLength(LineAt(s, 0).text) == 0) {
+    return 0;
+  }
   headers->present = true;
   Field* current = nullptr;
   size_t value_start = 0;
   size_t pos = 0;
   while (pos < s.size()) {
     const Line line = LineAt(s, pos);
-    if (line.text.empty()) return line.next;
+    if (line.text.empty()) {
+      return line.next;
+    }
     const size_t line_end = pos + line.text.size();
     if (IsWsp(line.text.front())) {
-      if (current != nullptr) current->value = s.substr(value_start, line_end - value_start);
+      if (current != nullptr) {
+        current->value = s.substr(value_start, line_end - value_start);
+      }
       pos = line.next;
       continue;
     }
     const size_t name_length = FieldNameLength(line.text);
-    if (name_length == 0) return pos;
+    if (name_length == 0) {
+      return pos;
+    }
     const std::string_view name = line.text.substr(0, name_length);
     current = nullptr;
     if (EqualsIgnoreCase(name, "subject")) {
@@ -315,7 +362,9 @@ size_t ParseHeaders(std::string_view s, Headers* headers) {
     } else if (EqualsIgnoreCase(name, "content-transfer-encoding")) {
       current = &headers->transfer_encoding;
     }
-    if (current != nullptr && current->seen) current = nullptr;
+    if (current != nullptr && current->seen) {
+      current = nullptr;
+    }
     if (current != nullptr) {
       current->seen = true;
       value_start = pos + name_length + 1;
@@ -335,10 +384,14 @@ std::string Unfold(std::string_view value) {
     const size_t nl = value.find('\n', pos);
     const std::string_view segment = Trim(value.substr(pos, nl == kNpos ? kNpos : nl - pos));
     if (!segment.empty()) {
-      if (!out.empty()) out.push_back(' ');
+      if (!out.empty()) {
+        out.push_back(' ');
+      }
       out.append(segment);
     }
-    if (nl == kNpos) break;
+    if (nl == kNpos) {
+      break;
+    }
     pos = nl + 1;
   }
   return out;
@@ -352,13 +405,23 @@ bool DecodeEncodedWord(std::string_view s, size_t p, size_t last_terminator, std
   const size_t charset_start = p + 2;
   const size_t limit = std::min(s.size(), charset_start + 64);
   size_t q = charset_start;
-  while (q < limit && s[q] != '?' && !IsSpace(s[q])) ++q;
-  if (q >= limit || s[q] != '?' || q == charset_start) return false;
-  if (q + 2 >= s.size() || s[q + 2] != '?') return false;
+  while (q < limit && s[q] != '?' && !IsSpace(s[q])) {
+    ++q;
+  }
+  if (q >= limit || s[q] != '?' || q == charset_start) {
+    return false;
+  }
+  if (q + 2 >= s.size() || s[q + 2] != '?') {
+    return false;
+  }
   const char encoding = ToLower(s[q + 1]);
-  if (encoding != 'b' && encoding != 'q') return false;
+  if (encoding != 'b' && encoding != 'q') {
+    return false;
+  }
   const size_t text_start = q + 3;
-  if (last_terminator == kNpos || last_terminator < text_start) return false;
+  if (last_terminator == kNpos || last_terminator < text_start) {
+    return false;
+  }
   const size_t terminator = s.find("?=", text_start);
   const std::string_view text = s.substr(text_start, terminator - text_start);
   std::string bytes;
@@ -390,7 +453,9 @@ std::string DecodeSubject(std::string_view raw_value) {
     size_t end = 0;
     if (DecodeEncodedWord(s, p, last_terminator, &word, &end)) {
       // Whitespace between two adjacent encoded words is dropped.
-      if (!after_word || !Trim(gap).empty()) out.append(gap);
+      if (!after_word || !Trim(gap).empty()) {
+        out.append(gap);
+      }
       out.append(word);
       after_word = true;
       i = end;
@@ -419,27 +484,43 @@ ContentType ParseContentType(std::string_view raw_value) {
   const std::string_view media = Trim(v.substr(0, semicolon));
   const size_t slash = media.find('/');
   ct.type = ToLowerCopy(Trim(media.substr(0, slash)));
-  if (slash != kNpos) ct.subtype = ToLowerCopy(Trim(media.substr(slash + 1)));
+  if (slash != kNpos) {
+    ct.subtype = ToLowerCopy(Trim(media.substr(slash + 1)));
+  }
   size_t pos = semicolon == kNpos ? v.size() : semicolon + 1;
   while (pos < v.size()) {
-    while (pos < v.size() && (IsSpace(v[pos]) || v[pos] == ';')) ++pos;
+    while (pos < v.size() && (IsSpace(v[pos]) || v[pos] == ';')) {
+      ++pos;
+    }
     const size_t name_start = pos;
-    while (pos < v.size() && v[pos] != '=' && v[pos] != ';') ++pos;
+    while (pos < v.size() && v[pos] != '=' && v[pos] != ';') {
+      ++pos;
+    }
     const std::string_view name = Trim(v.substr(name_start, pos - name_start));
-    if (pos >= v.size() || v[pos] == ';') continue;  // a parameter without a value
+    if (pos >= v.size() || v[pos] == ';') {
+      continue;  // a parameter without a value
+    }
     ++pos;
-    while (pos < v.size() && IsWsp(v[pos])) ++pos;
+    while (pos < v.size() && IsWsp(v[pos])) {
+      ++pos;
+    }
     std::string value;
     if (pos < v.size() && v[pos] == '"') {
       ++pos;
       while (pos < v.size() && v[pos] != '"') {
-        if (v[pos] == '\\' && pos + 1 < v.size()) ++pos;
+        if (v[pos] == '\\' && pos + 1 < v.size()) {
+          ++pos;
+        }
         value.push_back(v[pos++]);
       }
-      if (pos < v.size()) ++pos;
+      if (pos < v.size()) {
+        ++pos;
+      }
     } else {
       const size_t value_start = pos;
-      while (pos < v.size() && v[pos] != ';' && !IsSpace(v[pos])) ++pos;
+      while (pos < v.size() && v[pos] != ';' && !IsSpace(v[pos])) {
+        ++pos;
+      }
       value.assign(v.substr(value_start, pos - value_start));
     }
     if (EqualsIgnoreCase(name, "boundary") && ct.boundary.empty()) {
@@ -494,7 +575,9 @@ constexpr NamedEntity kEntities[] = {
 // (the same name always packs the same; different names of at most 8 nonzero bytes differ).
 constexpr uint64_t Pack(std::string_view name) {
   uint64_t key = 0;
-  for (char c : name) key = (key << 8) | static_cast<uint8_t>(c);
+  for (char c : name) {
+    key = (key << 8) | static_cast<uint8_t>(c);
+  }
   return key;
 }
 constexpr size_t kMaxPackedName = 8;
@@ -511,12 +594,16 @@ constexpr auto kEntityIndex = [] {
   std::array<PackedEntity, std::size(kEntities) + std::size(kLatin1Entities) - kDuplicateEntities>
       index{};
   size_t n = 0;
-  for (const NamedEntity& entity : kEntities) index[n++] = {Pack(entity.name), entity.code_point};
+  for (const NamedEntity& entity : kEntities) {
+    index[n++] = {Pack(entity.name), entity.code_point};
+  }
   for (size_t i = 0; i < std::size(kLatin1Entities); ++i) {
     const bool duplicate =
         std::any_of(std::begin(kEntities), std::end(kEntities),
                     [&](const NamedEntity& e) { return e.name == kLatin1Entities[i]; });
-    if (!duplicate) index[n++] = {Pack(kLatin1Entities[i]), static_cast<uint32_t>(0xA0 + i)};
+    if (!duplicate) {
+      index[n++] = {Pack(kLatin1Entities[i]), static_cast<uint32_t>(0xA0 + i)};
+    }
   }
   std::sort(index.begin(), index.end());
   return index;
@@ -529,7 +616,9 @@ static_assert(std::adjacent_find(kEntityIndex.begin(), kEntityIndex.end(),
 // Returns the code point of a named entity (or kNothing for one that vanishes), or 0 if the
 // name is unknown.
 uint32_t NamedEntityValue(std::string_view name) {
-  if (name.size() > kMaxPackedName) return 0;
+  if (name.size() > kMaxPackedName) {
+    return 0;
+  }
   const PackedEntity key{Pack(name), 0};
   const auto* it = std::lower_bound(kEntityIndex.begin(), kEntityIndex.end(), key);
   return (it != kEntityIndex.end() && it->key == key.key) ? it->code_point : 0;
@@ -543,13 +632,19 @@ size_t DecodeEntity(std::string_view in, size_t i, std::string* out) {
   if (j < n && in[j] == '#') {
     ++j;
     const bool hex = j < n && (in[j] == 'x' || in[j] == 'X');
-    if (hex) ++j;
+    if (hex) {
+      ++j;
+    }
     uint32_t cp = 0;
     size_t digits = 0;
     while (j < n) {
       const int d = hex ? HexValue(in[j]) : (IsDigit(in[j]) ? in[j] - '0' : -1);
-      if (d < 0) break;
-      if (cp <= 0x10FFFF) cp = cp * (hex ? 16 : 10) + static_cast<uint32_t>(d);
+      if (d < 0) {
+        break;
+      }
+      if (cp <= 0x10FFFF) {
+        cp = cp * (hex ? 16 : 10) + static_cast<uint32_t>(d);
+      }
       ++digits;
       ++j;
     }
@@ -557,7 +652,9 @@ size_t DecodeEntity(std::string_view in, size_t i, std::string* out) {
       out->push_back('&');
       return i + 1;
     }
-    if (j < n && in[j] == ';') ++j;
+    if (j < n && in[j] == ';') {
+      ++j;
+    }
     if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
       cp = 0xFFFD;
     } else if (cp == 0xA0) {
@@ -569,11 +666,15 @@ size_t DecodeEntity(std::string_view in, size_t i, std::string* out) {
     return j;
   }
   size_t k = j;
-  while (k < n && k - j < kMaxPackedName && IsAlnum(in[k])) ++k;
+  while (k < n && k - j < kMaxPackedName && IsAlnum(in[k])) {
+    ++k;
+  }
   if (k > j && k < n && in[k] == ';') {
     const uint32_t cp = NamedEntityValue(in.substr(j, k - j));
     if (cp != 0) {
-      if (cp != kNothing) AppendUtf8(cp, out);
+      if (cp != kNothing) {
+        AppendUtf8(cp, out);
+      }
       return k + 1;
     }
   }
@@ -597,7 +698,9 @@ void DecodeEntities(std::string_view in, std::string* out) {
 // Appends a separator unless the text already ends in whitespace (or is empty); a newline
 // upgrades a trailing space.
 void AppendSeparator(std::string* out, char separator) {
-  if (out->empty()) return;
+  if (out->empty()) {
+    return;
+  }
   char& last = out->back();
   if (separator == '\n') {
     if (last == ' ' || last == '\t') {
@@ -619,7 +722,26 @@ bool IsBlockTag(uint64_t lower_name) {
       "title", "section", "article", "header", "footer", "address", "body"};
   static constexpr auto kKeys = [] {
     std::array<uint64_t, std::size(kNames)> keys{};
-    for (size_t i = 0; i < keys.size(); ++i) keys[i] = Pack(kNames[i]);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      keys[i] = Pack(kNames[i]);
+    }
+    std::sort(keys.begin(), keys.end());
+    return keys;
+  }();
+  return std::binary_search(kKeys.begin(), kKeys.end(), lower_name);
+}
+
+// Inline formatting tags separate nothing: "V<b>i</b>agra" is one word, as a reader sees it
+// (a common trick to split a word for filters).
+bool IsInlineTag(uint64_t lower_name) {
+  static constexpr std::string_view kNames[] = {"b",   "i",     "u",   "s",   "em",  "strong",
+                                                "font", "span", "small", "big", "sub", "sup",
+                                                "strike", "tt",  "ins", "del", "mark", "wbr"};
+  static constexpr auto kKeys = [] {
+    std::array<uint64_t, std::size(kNames)> keys{};
+    for (size_t i = 0; i < keys.size(); ++i) {
+      keys[i] = Pack(kNames[i]);
+    }
     std::sort(keys.begin(), keys.end());
     return keys;
   }();
@@ -628,7 +750,9 @@ bool IsBlockTag(uint64_t lower_name) {
 
 void AppendUrl(std::string_view value, std::string* out) {
   value = Trim(value);
-  if (!StartsWithIgnoreCase(value, "http://") && !StartsWithIgnoreCase(value, "https://")) return;
+  if (!StartsWithIgnoreCase(value, "http://") && !StartsWithIgnoreCase(value, "https://")) {
+    return;
+  }
   AppendSeparator(out, ' ');
   DecodeEntities(value, out);
   out->push_back(' ');
@@ -640,34 +764,48 @@ size_t ScanAttributes(std::string_view in, size_t k, std::string* out) {
   const size_t n = in.size();
   while (k < n) {
     const char c = in[k];
-    if (c == '>') return k + 1;
+    if (c == '>') {
+      return k + 1;
+    }
     if (IsSpace(c) || c == '/') {
       ++k;
       continue;
     }
     const size_t name_start = k;
-    while (k < n && !IsSpace(in[k]) && in[k] != '=' && in[k] != '>' && in[k] != '/') ++k;
+    while (k < n && !IsSpace(in[k]) && in[k] != '=' && in[k] != '>' && in[k] != '/') {
+      ++k;
+    }
     const std::string_view name = in.substr(name_start, k - name_start);
     size_t t = k;
-    while (t < n && IsSpace(in[t])) ++t;
+    while (t < n && IsSpace(in[t])) {
+      ++t;
+    }
     if (t >= n || in[t] != '=') {
       k = t;
       continue;
     }
     k = t + 1;
-    while (k < n && IsSpace(in[k])) ++k;
+    while (k < n && IsSpace(in[k])) {
+      ++k;
+    }
     std::string_view value;
     if (k < n && (in[k] == '"' || in[k] == '\'')) {
       const size_t close = in.find(in[k], k + 1);
-      if (close == kNpos) return n;
+      if (close == kNpos) {
+        return n;
+      }
       value = in.substr(k + 1, close - k - 1);
       k = close + 1;
     } else {
       const size_t value_start = k;
-      while (k < n && !IsSpace(in[k]) && in[k] != '>') ++k;
+      while (k < n && !IsSpace(in[k]) && in[k] != '>') {
+        ++k;
+      }
       value = in.substr(value_start, k - value_start);
     }
-    if (EqualsIgnoreCase(name, "href") || EqualsIgnoreCase(name, "src")) AppendUrl(value, out);
+    if (EqualsIgnoreCase(name, "href") || EqualsIgnoreCase(name, "src")) {
+      AppendUrl(value, out);
+    }
   }
   return n;
 }
@@ -681,9 +819,13 @@ class HtmlStripper {
     size_t i = 0;
     while (i < in_.size()) {
       size_t next = i;
-      while (next < in_.size() && in_[next] != '<' && in_[next] != '&') ++next;
+      while (next < in_.size() && in_[next] != '<' && in_[next] != '&') {
+        ++next;
+      }
       out_->append(in_.substr(i, next - i));
-      if (next == in_.size()) return;
+      if (next == in_.size()) {
+        return;
+      }
       i = in_[next] == '&' ? DecodeEntity(in_, next, out_) : SkipMarkup(next);
     }
   }
@@ -705,13 +847,17 @@ class HtmlStripper {
       return close == kNpos ? n : close + 1;
     }
     const bool closing = k < n && in_[k] == '/';
-    if (closing) ++k;
+    if (closing) {
+      ++k;
+    }
     if (k >= n || !IsAlpha(in_[k])) {
       out_->push_back('<');
       return i + 1;
     }
     const size_t name_start = k;
-    while (k < n && (IsAlnum(in_[k]) || in_[k] == '-' || in_[k] == ':')) ++k;
+    while (k < n && (IsAlnum(in_[k]) || in_[k] == '-' || in_[k] == ':')) {
+      ++k;
+    }
     // Tag names are compared packed (see Pack); of the longer ones only "blockquote" matters,
     // and it separates like "br".
     uint64_t name = 0;
@@ -722,12 +868,22 @@ class HtmlStripper {
     } else if (EqualsIgnoreCase(in_.substr(name_start, k - name_start), "blockquote")) {
       name = Pack("br");  // the same separator
     }
-    AppendSeparator(out_, IsBlockTag(name) ? '\n' : ' ');
+    if (!IsInlineTag(name)) {
+      AppendSeparator(out_, IsBlockTag(name) ? '\n' : ' ');
+    }
     k = ScanAttributes(in_, k, out_);
-    if (closing) return k;
-    if (name == Pack("script")) return SkipPastTag(k, "</script");
-    if (name == Pack("style")) return SkipPastTag(k, "</style");
-    if (name == Pack("head")) return SkipHead(k);
+    if (closing) {
+      return k;
+    }
+    if (name == Pack("script")) {
+      return SkipPastTag(k, "</script");
+    }
+    if (name == Pack("style")) {
+      return SkipPastTag(k, "</style");
+    }
+    if (name == Pack("head")) {
+      return SkipHead(k);
+    }
     return k;
   }
 
@@ -735,7 +891,9 @@ class HtmlStripper {
   // end if there is none.
   size_t SkipPastTag(size_t from, std::string_view needle) {
     const size_t p = FindTagIgnoreCase(in_, from, needle);
-    if (p == kNpos) return in_.size();
+    if (p == kNpos) {
+      return in_.size();
+    }
     const size_t close = in_.find('>', p);
     return close == kNpos ? in_.size() : close + 1;
   }
@@ -750,8 +908,12 @@ class HtmlStripper {
     const size_t head_end = head_close_;
     const std::string_view searched = in_.substr(0, head_end == kNpos ? in_.size() : head_end);
     const size_t body = FindTagIgnoreCase(searched, from, "<body");
-    if (body != kNpos) return body;
-    if (head_end == kNpos) return in_.size();
+    if (body != kNpos) {
+      return body;
+    }
+    if (head_end == kNpos) {
+      return in_.size();
+    }
     const size_t close = in_.find('>', head_end);
     return close == kNpos ? in_.size() : close + 1;
   }
@@ -765,7 +927,9 @@ class HtmlStripper {
 bool LooksLikeHtml(std::string_view s) {
   for (size_t p = s.find('<'); p != kNpos; p = s.find('<', p + 1)) {
     const std::string_view rest = s.substr(p + 1);
-    if (StartsWithIgnoreCase(rest, "html") || StartsWithIgnoreCase(rest, "body")) return true;
+    if (StartsWithIgnoreCase(rest, "html") || StartsWithIgnoreCase(rest, "body")) {
+      return true;
+    }
   }
   return false;
 }
@@ -789,13 +953,17 @@ bool SplitMultipart(std::string_view body, std::string_view boundary, int* budge
     while (hit != kNpos && hit != 0 && body[hit - 1] != '\n') {
       hit = body.find(delimiter, hit + 1);
     }
-    if (hit == kNpos) break;
+    if (hit == kNpos) {
+      break;
+    }
     // A delimiter line is "--boundary" plus optional whitespace, or "--boundary--" (closing);
     // anything else ("--boundary2") is a longer boundary of a nested multipart.
     size_t after = hit + delimiter.size();
     const bool closing = body.substr(after).starts_with("--");
     if (!closing) {
-      while (after < body.size() && IsWsp(body[after])) ++after;
+      while (after < body.size() && IsWsp(body[after])) {
+        ++after;
+      }
       if (after < body.size() && body[after] != '\r' && body[after] != '\n') {
         pos = hit + 1;
         continue;
@@ -804,12 +972,18 @@ bool SplitMultipart(std::string_view body, std::string_view boundary, int* budge
     found = true;
     if (in_part) {
       size_t part_end = hit;
-      if (part_end > part_start && body[part_end - 1] == '\n') --part_end;
-      if (part_end > part_start && body[part_end - 1] == '\r') --part_end;
+      if (part_end > part_start && body[part_end - 1] == '\n') {
+        --part_end;
+      }
+      if (part_end > part_start && body[part_end - 1] == '\r') {
+        --part_end;
+      }
       parts->push_back(body.substr(part_start, part_end - part_start));
       --*budget;
     }
-    if (closing) return true;
+    if (closing) {
+      return true;
+    }
     in_part = true;
     part_start = LineAt(body, hit).next;
     pos = part_start;
@@ -830,24 +1004,32 @@ class Extractor {
   void Entity(const Headers& headers, std::string_view content, int depth,
               bool untyped_may_be_html) {
     ContentType ct;
-    if (headers.content_type.seen) ct = ParseContentType(headers.content_type.value);
+    if (headers.content_type.seen) {
+      ct = ParseContentType(headers.content_type.value);
+    }
     const std::string_view encoding = headers.transfer_encoding.value;
     if (ct.type.empty()) {
       Text(content, encoding, ct.charset, /*html=*/false, untyped_may_be_html);
     } else if (ct.type == "multipart") {
-      if (depth >= kMaxDepth) return;
+      if (depth >= kMaxDepth) {
+        return;
+      }
       if (ct.boundary.empty() || ct.boundary.size() > kMaxBoundary ||
           !Multipart(ct, content, depth)) {
         // No usable boundary: the best guess is that the content is text.
         Text(content, encoding, ct.charset, /*html=*/false, /*sniff_html=*/true);
       }
     } else if (ct.type == "message" && (ct.subtype == "rfc822" || ct.subtype == "global")) {
-      if (depth >= kMaxDepth) return;
+      if (depth >= kMaxDepth) {
+        return;
+      }
       std::string decoded;
       const std::string_view message = DecodeTransfer(content, encoding, &decoded);
       Headers inner;
       const size_t body_start = ParseHeaders(message, &inner);
-      if (inner.subject.seen) Append(DecodeSubject(inner.subject.value));
+      if (inner.subject.seen) {
+        Append(DecodeSubject(inner.subject.value));
+      }
       Entity(inner, message.substr(body_start), depth + 1, /*untyped_may_be_html=*/true);
     } else if (ct.type == "text" && (ct.subtype == "plain" || ct.subtype.empty())) {
       Text(content, encoding, ct.charset, /*html=*/false, /*sniff_html=*/false);
@@ -860,9 +1042,13 @@ class Extractor {
   // Returns false if `content` holds no delimiter line for the boundary.
   bool Multipart(const ContentType& ct, std::string_view content, int depth) {
     std::vector<std::string_view> parts;
-    if (!SplitMultipart(content, ct.boundary, &parts_left_, &parts)) return false;
+    if (!SplitMultipart(content, ct.boundary, &parts_left_, &parts)) {
+      return false;
+    }
     if (ct.subtype != "alternative") {
-      for (std::string_view part : parts) Part(part, depth + 1);
+      for (std::string_view part : parts) {
+        Part(part, depth + 1);
+      }
       return true;
     }
     // Alternatives: plain text over HTML over anything structured; the first of a rank wins.
@@ -877,18 +1063,26 @@ class Extractor {
         best = part;
       }
     }
-    if (best_rank > 0) Part(best, depth + 1);
+    if (best_rank > 0) {
+      Part(best, depth + 1);
+    }
     return true;
   }
 
   static int AlternativeRank(const Headers& headers) {
-    if (!headers.content_type.seen) return 3;
+    if (!headers.content_type.seen) {
+      return 3;
+    }
     const ContentType ct = ParseContentType(headers.content_type.value);
     if (ct.type.empty() || (ct.type == "text" && (ct.subtype == "plain" || ct.subtype.empty()))) {
       return 3;
     }
-    if (ct.type == "text" && ct.subtype == "html") return 2;
-    if (ct.type == "multipart" || ct.type == "message") return 1;
+    if (ct.type == "text" && ct.subtype == "html") {
+      return 2;
+    }
+    if (ct.type == "multipart" || ct.type == "message") {
+      return 1;
+    }
     return 0;
   }
 
@@ -898,7 +1092,9 @@ class Extractor {
     // A part without headers starts with the blank line that ends its (empty) header block.
     if (!headers.present) {
       const Line first = LineAt(part, 0);
-      if (first.text.empty()) body_start = first.next;
+      if (first.text.empty()) {
+        body_start = first.next;
+      }
     }
     Entity(headers, part.substr(body_start), depth, /*untyped_may_be_html=*/false);
   }
@@ -922,8 +1118,12 @@ class Extractor {
   }
 
   void Append(std::string_view text) {
-    if (Trim(text).empty()) return;
-    if (!body_.empty()) body_.push_back('\n');
+    if (Trim(text).empty()) {
+      return;
+    }
+    if (!body_.empty()) {
+      body_.push_back('\n');
+    }
     body_.append(text);
   }
 
@@ -934,7 +1134,9 @@ class Extractor {
 // CRLF -> LF, in place.
 void DropCarriageReturns(std::string* s) {
   size_t r = s->find("\r\n");
-  if (r == kNpos) return;
+  if (r == kNpos) {
+    return;
+  }
   size_t w = r;
   while (r < s->size()) {
     ++r;  // past the '\r' of a CRLF
@@ -948,17 +1150,23 @@ void DropCarriageReturns(std::string* s) {
 }
 
 Message Parse(std::string_view raw) {
-  if (raw.starts_with("\xEF\xBB\xBF")) raw.remove_prefix(3);  // UTF-8 byte order mark
+  if (raw.starts_with("\xEF\xBB\xBF")) {
+    raw.remove_prefix(3);  // UTF-8 byte order mark
+  }
   // An mbox "From " separator line in front of the headers (as in the SpamAssassin corpus).
   if (raw.starts_with("From ")) {
     const size_t second = LineAt(raw, 0).next;
-    if (FieldNameLength(LineAt(raw, second).text) > 0) raw.remove_prefix(second);
+    if (FieldNameLength(LineAt(raw, second).text) > 0) {
+      raw.remove_prefix(second);
+    }
   }
   Message message;
   Headers headers;
   const size_t body_start = ParseHeaders(raw, &headers);
   message.had_headers = headers.present;
-  if (headers.subject.seen) message.subject = DecodeSubject(headers.subject.value);
+  if (headers.subject.seen) {
+    message.subject = DecodeSubject(headers.subject.value);
+  }
   Extractor extractor;
   extractor.Entity(headers, raw.substr(body_start), 0, /*untyped_may_be_html=*/true);
   message.body = extractor.TakeBody();

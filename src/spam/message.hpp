@@ -6,8 +6,11 @@
 // the Enron-Spam corpus stores a message as a `Subject:` line followed directly by the body,
 // with no blank line: the input has a header block only if its first line starts with a field
 // name and a colon (`^[!-9;-~]+:`); the block then runs over field and continuation lines and
-// ends at a blank line (dropped) or at the first line that is neither (kept as body). LF and
-// CRLF are both accepted. An mbox "From " line in front of the header block is skipped.
+// ends at a blank line (dropped) or at the first line that is neither (kept as body). A line
+// that starts with a URL ("http://...") is never a field. LF and CRLF are both accepted. An mbox
+// "From " line in front of the header block is skipped. Note the price of leniency: in an
+// Enron-style message, a body line right after the Subject that looks like a field ("note: ...")
+// is taken as one and dropped.
 //
 //   Message m = ParseMessage("Subject: cheap meds\nbuy now\n");
 //   // m.subject == "cheap meds", m.body == "buy now\n", m.had_headers == true
@@ -19,10 +22,12 @@
 //   - message/rfc822 parts, recursed into; their subject becomes a line of body text;
 //   - nothing from any other type (images, application/*, other text/* subtypes).
 // HTML becomes text: script, style and head content and comments are dropped, a tag becomes a
-// space (a block tag such as br, p, div, tr, li a newline), entities are decoded (&nbsp; as a
-// plain space), and the target of every http(s) href or src attribute is kept as " URL " where
-// its tag was. Text without a Content-Type that contains "<html" or "<body" (any case) is taken
-// as HTML. CRLF in the body becomes LF.
+// space (a block tag such as br, p, div, tr, li a newline; an inline formatting tag such as b,
+// i, font, span nothing, so "V<b>i</b>agra" stays one word), entities are decoded (numeric ones,
+// the XML five, HTML 4's Latin-1 set and common typographic ones; &nbsp; as a plain space, &shy;
+// as nothing; unknown ones are kept as written), and the target of every http(s) href or src
+// attribute is kept as " URL " where its tag was. Text without a Content-Type that contains "<html"
+// or "<body" (any case) is taken as HTML. CRLF in the body becomes LF.
 //
 // Charsets: the output is UTF-8 when the input is. iso-8859-1 and windows-1252 text is converted
 // (both read as windows-1252, as browsers do); every other charset is passed through byte for

@@ -1,6 +1,7 @@
 #include "spam/model.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -142,25 +143,49 @@ void TopK(std::vector<Contribution>& all, size_t k, std::vector<Contribution>& s
 
 // ---- linear SVM on TF-IDF ---------------------------------------------------------------
 
+// 1 + ln(tf), the sublinear term frequency, for small counts without calling log.
+double SublinearTf(uint32_t tf) {
+  static const auto* const kTable = [] {
+    auto* t = new std::array<double, 64>;
+    for (size_t i = 1; i < t->size(); ++i) {
+      (*t)[i] = 1.0 + std::log(static_cast<double>(i));
+    }
+    return t;
+  }();
+  return tf < kTable->size() ? (*kTable)[tf] : 1.0 + std::log(static_cast<double>(tf));
+}
+
 class LinearModel final : public Model {
  public:
-  LinearModel(FeatureTable table, std::vector<uint64_t> keys, std::vector<float> idf,
-              std::vector<float> weights, double bias)
-      : table_(std::move(table)),
-        keys_(std::move(keys)),
-        idf_(std::move(idf)),
-        weights_(std::move(weights)),
-        bias_(bias) {}
+  // keys[i] has inverse document frequency (times its NB scale) idf[i] and weight weights[i].
+  LinearModel(const std::vector<uint64_t>& keys, const std::vector<float>& idf,
+              const std::vector<float>& weights, double bias)
+      : bias_(bias), size_(keys.size()) {
+    size_t capacity = 16;
+    while (capacity * 7 < keys.size() * 10) {
+      capacity *= 2;
+    }
+    slots_.assign(capacity, Slot{});
+    mask_ = capacity - 1;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      const uint64_t key = keys[i] == 0 ? 1 : keys[i];
+      size_t j = SlotOf(key);
+      while (slots_[j].key != 0 && slots_[j].key != key) {
+        j = (j + 1) & mask_;
+      }
+      slots_[j] = {key, idf[i], weights[i]};
+    }
+  }
 
   Family family() const override { return Family::kLinear; }
   bool incremental() const override { return false; }
-  size_t size() const override { return keys_.size(); }
+  size_t size() const override { return size_; }
 
   double Score(std::span<const uint64_t> features) const override {
     double dot = 0;
     double norm2 = 0;
-    ForEachTerm(features, [&](uint32_t idx, double x) {
-      dot += x * weights_[idx];
+    ForEachTerm(features, [&](const Slot& slot, double x) {
+      dot += x * slot.weight;
       norm2 += x * x;
     });
     return norm2 > 0 ? dot / std::sqrt(norm2) + bias_ : bias_;
@@ -170,8 +195,8 @@ class LinearModel final : public Model {
                std::vector<Contribution>& ham) const override {
     std::vector<Contribution> all;
     double norm2 = 0;
-    ForEachTerm(features, [&](uint32_t idx, double x) {
-      all.push_back({keys_[idx], x * weights_[idx]});
+    ForEachTerm(features, [&](const Slot& slot, double x) {
+      all.push_back({slot.key, x * slot.weight});
       norm2 += x * x;
     });
     const double scale = norm2 > 0 ? 1 / std::sqrt(norm2) : 0;
@@ -189,13 +214,17 @@ class LinearModel final : public Model {
   void Serialize(std::string& out) const override {
     PutU64(out, kLinearTag);
     PutF64(out, bias_);
-    PutU64(out, keys_.size());
-    for (size_t i = 0; i < keys_.size(); ++i) {
-      PutU64(out, keys_[i]);
+    PutU64(out, size_);
+    // In slot order: deterministic for a given model.
+    for (const Slot& slot : slots_) {
+      if (slot.key == 0) {
+        continue;
+      }
+      PutU64(out, slot.key);
       uint32_t a;
       uint32_t b;
-      std::memcpy(&a, &idf_[i], 4);
-      std::memcpy(&b, &weights_[i], 4);
+      std::memcpy(&a, &slot.idf, 4);
+      std::memcpy(&b, &slot.weight, 4);
       PutU64(out, (static_cast<uint64_t>(b) << 32) | a);
     }
   }
@@ -206,11 +235,11 @@ class LinearModel final : public Model {
     if (!GetF64(in, bias) || !GetU64(in, n) || n > in.size() / 16 || !std::isfinite(bias)) {
       return DataLossError("spam model: truncated linear model");
     }
-    FeatureTable table;
-    table.Reserve(n);
     std::vector<uint64_t> keys(n);
     std::vector<float> idf(n);
     std::vector<float> weights(n);
+    FeatureTable seen;
+    seen.Reserve(n);
     for (size_t i = 0; i < n; ++i) {
       uint64_t packed = 0;
       GetU64(in, keys[i]);
@@ -219,42 +248,83 @@ class LinearModel final : public Model {
       const auto b = static_cast<uint32_t>(packed >> 32);
       std::memcpy(&idf[i], &a, 4);
       std::memcpy(&weights[i], &b, 4);
-      if (table.Insert(keys[i]) != i || !std::isfinite(idf[i]) || !std::isfinite(weights[i])) {
+      if (keys[i] == 0 || seen.Insert(keys[i]) != i || !std::isfinite(idf[i]) ||
+          !std::isfinite(weights[i])) {
         return DataLossError("spam model: corrupt linear model");
       }
     }
-    return std::unique_ptr<Model>(std::make_unique<LinearModel>(
-        std::move(table), std::move(keys), std::move(idf), std::move(weights), bias));
+    return std::unique_ptr<Model>(std::make_unique<LinearModel>(keys, idf, weights, bias));
   }
 
  private:
-  // Calls f(index, tf-idf value) once per distinct known feature (unnormalised).
-  template <typename F>
-  void ForEachTerm(std::span<const uint64_t> features, F&& f) const {
-    thread_local std::vector<uint32_t> found;
-    found.clear();
-    for (uint64_t h : features) {
-      const uint32_t idx = table_.Find(h);
-      if (idx != FeatureTable::kMissing) {
-        found.push_back(idx);
+  // Key, idf and weight side by side: one cache line visit per feature looked up.
+  struct Slot {
+    uint64_t key = 0;  // 0 = empty
+    float idf = 0;
+    float weight = 0;
+  };
+
+  size_t SlotOf(uint64_t key) const { return static_cast<size_t>((key ^ (key >> 29)) & mask_); }
+
+  const Slot* Find(uint64_t key) const {
+    key = key == 0 ? 1 : key;
+    for (size_t j = SlotOf(key);; j = (j + 1) & mask_) {
+      const Slot& slot = slots_[j];
+      if (slot.key == key) {
+        return &slot;
       }
-    }
-    std::sort(found.begin(), found.end());
-    for (size_t i = 0; i < found.size();) {
-      size_t j = i + 1;
-      while (j < found.size() && found[j] == found[i]) {
-        ++j;
+      if (slot.key == 0) {
+        return nullptr;
       }
-      f(found[i], (1.0 + std::log(static_cast<double>(j - i))) * idf_[found[i]]);
-      i = j;
     }
   }
 
-  FeatureTable table_;
-  std::vector<uint64_t> keys_;
-  std::vector<float> idf_;
-  std::vector<float> weights_;
+  // Calls f(slot, tf-idf value) once per distinct known feature (unnormalised). Term
+  // frequencies are counted in per-thread arrays indexed by slot, stamped with a call
+  // number so they never need clearing.
+  template <typename F>
+  void ForEachTerm(std::span<const uint64_t> features, F&& f) const {
+    struct Scratch {
+      std::vector<uint32_t> stamp;
+      std::vector<uint32_t> count;
+      std::vector<uint32_t> touched;
+      uint32_t epoch = 0;
+    };
+    thread_local Scratch scratch;
+    if (scratch.stamp.size() < slots_.size()) {
+      scratch.stamp.assign(slots_.size(), 0);
+      scratch.count.assign(slots_.size(), 0);
+      scratch.epoch = 0;
+    }
+    if (++scratch.epoch == 0) {
+      std::fill(scratch.stamp.begin(), scratch.stamp.end(), 0);
+      scratch.epoch = 1;
+    }
+    const uint32_t epoch = scratch.epoch;
+    scratch.touched.clear();
+    for (uint64_t h : features) {
+      const Slot* slot = Find(h);
+      if (slot == nullptr) {
+        continue;
+      }
+      const auto j = static_cast<uint32_t>(slot - slots_.data());
+      if (scratch.stamp[j] != epoch) {
+        scratch.stamp[j] = epoch;
+        scratch.count[j] = 1;
+        scratch.touched.push_back(j);
+      } else {
+        ++scratch.count[j];
+      }
+    }
+    for (uint32_t j : scratch.touched) {
+      f(slots_[j], SublinearTf(scratch.count[j]) * slots_[j].idf);
+    }
+  }
+
+  std::vector<Slot> slots_;
+  size_t mask_ = 0;
   double bias_;
+  size_t size_;
 };
 
 // L2-regularised squared-hinge SVM, dual coordinate descent with shrinking (Hsieh et al.
@@ -389,7 +459,7 @@ StatusOr<std::unique_ptr<Model>> TrainLinear(const Corpus& corpus,
       if (local[e.id] == FeatureTable::kMissing) {
         continue;
       }
-      const double v = (1.0 + std::log(static_cast<double>(e.tf))) * idf[local[e.id]];
+      const double v = SublinearTf(e.tf) * idf[local[e.id]];
       x.index.push_back(local[e.id]);
       x.value.push_back(static_cast<float>(v));
       norm2 += v * v;
@@ -404,15 +474,11 @@ StatusOr<std::unique_ptr<Model>> TrainLinear(const Corpus& corpus,
     y.push_back(corpus.spam(r) ? 1 : -1);
   }
   std::vector<double> w = SolveSvm(x, y, keys.size(), options.c, options.seed);
-  FeatureTable table;
-  table.Reserve(keys.size());
   std::vector<float> weights(keys.size());
   for (size_t i = 0; i < keys.size(); ++i) {
-    table.Insert(keys[i]);
     weights[i] = static_cast<float>(w[i]);
   }
-  return std::unique_ptr<Model>(std::make_unique<LinearModel>(
-      std::move(table), std::move(keys), std::move(idf), std::move(weights), w.back()));
+  return std::unique_ptr<Model>(std::make_unique<LinearModel>(keys, idf, weights, w.back()));
 }
 
 // ---- naive Bayes --------------------------------------------------------------------------
