@@ -270,7 +270,7 @@ std::string Classifier::Serialize() const {
   std::string out;
   PutU64(out, kClassifierTag);
   PutU64(out, tokenizer_.max_token_bytes);
-  PutU64(out, tokenizer_.bigrams ? 1 : 0);
+  PutU64(out, (tokenizer_.bigrams ? 1 : 0) | (tokenizer_.length_feature ? 2 : 0));
   PutF64(out, calibration_.a);
   PutF64(out, calibration_.b);
   PutF64(out, calibration_.threshold);
@@ -281,17 +281,18 @@ std::string Classifier::Serialize() const {
 StatusOr<std::unique_ptr<Classifier>> Classifier::Deserialize(std::string_view bytes) {
   uint64_t tag;
   uint64_t max_token;
-  uint64_t bigrams;
+  uint64_t flags;
   Calibration c;
   if (!GetU64(bytes, tag) || tag != kClassifierTag || !GetU64(bytes, max_token) ||
-      !GetU64(bytes, bigrams) || !GetF64(bytes, c.a) || !GetF64(bytes, c.b) ||
-      !GetF64(bytes, c.threshold) || max_token == 0 || max_token > 1024 || bigrams > 1 ||
+      !GetU64(bytes, flags) || !GetF64(bytes, c.a) || !GetF64(bytes, c.b) ||
+      !GetF64(bytes, c.threshold) || max_token == 0 || max_token > 1024 || flags > 3 ||
       !std::isfinite(c.a) || !std::isfinite(c.b) || !std::isfinite(c.threshold)) {
     return DataLossError("spam model: not a classifier, or corrupt");
   }
   TokenizerOptions t;
   t.max_token_bytes = max_token;
-  t.bigrams = bigrams == 1;
+  t.bigrams = (flags & 1) != 0;
+  t.length_feature = (flags & 2) != 0;
   EVO_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, DeserializeModel(bytes));
   if (!bytes.empty()) {
     return DataLossError("spam model: trailing bytes");

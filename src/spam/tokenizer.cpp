@@ -1,5 +1,6 @@
 #include "spam/tokenizer.hpp"
 
+#include <cstdio>
 #include <string_view>
 
 namespace evo::spam {
@@ -127,7 +128,9 @@ void Features(const Message& message, const TokenizerOptions& options, Sink&& si
     }
   });
   has_previous = false;
+  size_t body_tokens = 0;
   ScanTokens(message.body, options, [&](std::string_view token) {
+    ++body_tokens;
     const uint64_t h = HashBytes(token);
     sink(h, [&] { return std::string(token); });
     if (options.bigrams && has_previous) {
@@ -139,6 +142,17 @@ void Features(const Message& message, const TokenizerOptions& options, Sink&& si
       previous_text = token;
     }
   });
+  if (options.length_feature) {
+    // ceil(log2(tokens + 1)): 0, 1, 2, 3-4, 5-8, ... tokens.
+    int bucket = 0;
+    while (bucket < 40 && (size_t{1} << bucket) < body_tokens + 1) {
+      ++bucket;
+    }
+    char text[16];
+    const int n = std::snprintf(text, sizeof text, "#len:%d", bucket);
+    const std::string_view t(text, static_cast<size_t>(n));
+    sink(HashBytes(t), [&] { return std::string(t); });
+  }
 }
 
 struct HashSink {

@@ -8,8 +8,9 @@
 // "http(s)://host" URL also yields "url:host".
 //
 // Features (64-bit hashes): every body token, every pair of adjacent body tokens
-// ("click here"), every subject token twice — as itself and prefixed ("s:free") — and every
-// pair of adjacent subject tokens. Deterministic: the same message always gives the same
+// ("click here"), every subject token twice — as itself and prefixed ("s:free") — every
+// pair of adjacent subject tokens, and the message length as a power-of-two bucket of body
+// tokens ("#len:7" for 65..128). Deterministic: the same message always gives the same
 // features, on every machine.
 //
 // Thread safety: free functions without shared state.
@@ -28,6 +29,7 @@ namespace evo::spam {
 struct TokenizerOptions {
   size_t max_token_bytes = 32;  // longer tokens are cut to this many bytes
   bool bigrams = true;          // adjacent-token pairs as features
+  bool length_feature = true;   // one "#len:k" feature, k = ceil(log2(body tokens + 1))
 };
 
 // Appends the features of `message` to `out` in order of appearance; a feature that occurs
