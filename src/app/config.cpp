@@ -203,8 +203,7 @@ void AddFlags(CLI::App& app, Config& c) {
           ->group(spam)
           ->capture_default_str(),
       "EVO_SPAM_MODEL");
-  Env(app.add_option("--spam-unsure-low", c.spam_unsure_low,
-                     "Spam probabilities from this one...")
+  Env(app.add_option("--spam-unsure-low", c.spam_unsure_low, "Spam probabilities from this one...")
           ->group(spam)
           ->capture_default_str(),
       "EVO_SPAM_UNSURE_LOW");
@@ -235,7 +234,8 @@ StatusOr<std::vector<std::string>> EnabledModules(const Config& config) {
       return KnownModules();
     }
     if (std::find(KnownModules().begin(), KnownModules().end(), name) == KnownModules().end()) {
-      return InvalidArgumentError("--modules: unknown module '" + name + "' (known: ids, spam, all)");
+      return InvalidArgumentError("--modules: unknown module '" + name +
+                                  "' (known: ids, spam, all)");
     }
     if (std::find(out.begin(), out.end(), name) == out.end()) {
       out.push_back(name);
@@ -313,8 +313,7 @@ StatusOr<spam::ServiceOptions> ToSpamOptions(const Config& c) {
   o.unsure.high = c.spam_unsure_high;
   if (!(c.spam_unsure_low >= 0 && c.spam_unsure_low <= c.spam_unsure_high &&
         c.spam_unsure_high <= 1)) {
-    return InvalidArgumentError(
-        "--spam-unsure-low/--spam-unsure-high: need 0 <= low <= high <= 1");
+    return InvalidArgumentError("--spam-unsure-low/--spam-unsure-high: need 0 <= low <= high <= 1");
   }
   if (c.spam_top_tokens < 0 || c.spam_top_tokens > 50) {
     return InvalidArgumentError("--spam-top-tokens: must be 0..50");

@@ -7,9 +7,9 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
-#include <iterator>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -331,14 +331,48 @@ int SpamTrain(const Config& config, const SpamCli& cli) {
     std::printf("%s\n", spam::ToJson(*info).dump(2).c_str());
     return 0;
   }
-  std::printf("model version %lld (%s), %lld messages (%lld spam, %lld ham), %lld features, "
-              "trained in %.2f s%s\n",
-              static_cast<long long>(info->version), info->family.c_str(),
-              static_cast<long long>(info->messages), static_cast<long long>(info->spam),
-              static_cast<long long>(info->ham), static_cast<long long>(info->features),
-              info->train_seconds, info->active ? ", active" : " (not active: use --activate)");
+  std::printf(
+      "model version %lld (%s), %lld messages (%lld spam, %lld ham), %lld features, "
+      "trained in %.2f s%s\n",
+      static_cast<long long>(info->version), info->family.c_str(),
+      static_cast<long long>(info->messages), static_cast<long long>(info->spam),
+      static_cast<long long>(info->ham), static_cast<long long>(info->features),
+      info->train_seconds, info->active ? ", active" : " (not active: use --activate)");
   PrintMetricsLine("cross-valid.:", info->metrics["crossValidation"]);
+  if (const auto skipped = info->metrics.find("skipped"); skipped != info->metrics.end()) {
+    std::printf(
+        "skipped %lld file(s) that are not messages, e.g. %s\n",
+        static_cast<long long>((*skipped)["count"].get<int64_t>()),
+        (*skipped)["files"].empty() ? "" : (*skipped)["files"][0].get<std::string>().c_str());
+  }
   return 0;
+}
+
+// The bytes of a message file ("-" = stdin). Not through istreambuf_iterator: libstdc++
+// throws from it when read() fails (a directory gives EISDIR), which would abort.
+StatusOr<std::string> ReadMessageFile(const std::string& file) {
+  std::ostringstream text;
+  if (file == "-") {
+    text << std::cin.rdbuf();
+    return text.str();
+  }
+  std::error_code ec;
+  const auto type = std::filesystem::status(file, ec).type();
+  if (type == std::filesystem::file_type::not_found) {
+    return NotFoundError(file + ": cannot read: no such file");
+  }
+  if (ec) {
+    return FailedPreconditionError(file + ": cannot read: " + ec.message());
+  }
+  if (type != std::filesystem::file_type::regular) {
+    return InvalidArgumentError(file + ": cannot read: not a regular file");
+  }
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    return FailedPreconditionError(file + ": cannot read");
+  }
+  text << in.rdbuf();  // an empty file inserts nothing: Classify then says the text is empty
+  return text.str();
 }
 
 int SpamClassify(const Config& config, const SpamCli& cli) {
@@ -349,19 +383,13 @@ int SpamClassify(const Config& config, const SpamCli& cli) {
   }
   int rc = 0;
   for (const std::string& file : cli.files) {
-    std::string text;
-    if (file == "-") {
-      text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-    } else {
-      std::ifstream in(file, std::ios::binary);
-      if (!in) {
-        std::fprintf(stderr, "evo: %s: cannot read\n", file.c_str());
-        rc = kExitUsage;
-        continue;
-      }
-      text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    auto text = ReadMessageFile(file);
+    if (!text.ok()) {
+      std::fprintf(stderr, "evo: %s\n", std::string(text.status().message()).c_str());
+      rc = kExitUsage;
+      continue;
     }
-    auto verdict = opened->service->Classify(text);
+    auto verdict = opened->service->Classify(*text);
     if (!verdict.ok()) {
       std::fprintf(stderr, "evo: %s: %s\n", file.c_str(),
                    std::string(verdict.status().message()).c_str());
@@ -421,11 +449,12 @@ int SpamEval(const Config& config, const SpamCli& cli) {
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
-  std::printf("split: sha256(basename) first 8 hex digits mod 10 < 3 is test: %zu train, %llu "
-              "test (%llu spam, %llu ham); model %s\n",
-              e->train_messages, static_cast<unsigned long long>(e->test.spam + e->test.ham),
-              static_cast<unsigned long long>(e->test.spam),
-              static_cast<unsigned long long>(e->test.ham), config.spam_model.c_str());
+  std::printf(
+      "split: sha256(basename) first 8 hex digits mod 10 < 3 is test: %zu train, %llu "
+      "test (%llu spam, %llu ham); model %s\n",
+      e->train_messages, static_cast<unsigned long long>(e->test.spam + e->test.ham),
+      static_cast<unsigned long long>(e->test.spam), static_cast<unsigned long long>(e->test.ham),
+      config.spam_model.c_str());
   PrintMetricsLine("test split:", j["test"]);
   if (cli.folds > 0) {
     std::string folds;
@@ -436,9 +465,10 @@ int SpamEval(const Config& config, const SpamCli& cli) {
                 100 * e->cv_mean_accuracy, folds.c_str());
     PrintMetricsLine("CV pooled:", j["cv"]["pooled"]);
   }
-  std::printf("speed:         training %.3f s on %zu messages; classification %.0f msg/s (one "
-              "thread, parse + tokenise + score)\n",
-              e->train_seconds, e->train_messages, e->classify_msgs_per_sec);
+  std::printf(
+      "speed:         training %.3f s on %zu messages; classification %.0f msg/s (one "
+      "thread, parse + tokenise + score)\n",
+      e->train_seconds, e->train_messages, e->classify_msgs_per_sec);
   return 0;
 }
 
@@ -473,14 +503,18 @@ int SpamModels(const Config& config, const SpamCli& cli) {
     std::printf("%-8lld %-7s %-6s %-20s %9lld %9lld %9lld %7.2f%% %9.2f\n",
                 static_cast<long long>(m.version), m.active ? "*" : "", m.family.c_str(),
                 m.created_at.substr(0, 19).c_str(), static_cast<long long>(m.messages),
-                static_cast<long long>(m.features), static_cast<long long>(m.feedback),
-                100 * acc, m.train_seconds);
+                static_cast<long long>(m.features), static_cast<long long>(m.feedback), 100 * acc,
+                m.train_seconds);
   }
   return 0;
 }
 
 int SpamActivate(const Config& config, const SpamCli& cli) {
   (void)logging::Init(logging::Options{"text", "warn"});
+  if (cli.version < 1) {
+    return Fail(kExitUsage, InvalidArgumentError("version: must be a positive integer, got " +
+                                                 std::to_string(cli.version)));
+  }
   auto opened = OpenSpam(config);
   if (!opened.ok()) {
     return Fail(ExitCodeFor(opened.status()), opened.status());
@@ -534,8 +568,9 @@ int Main(int argc, char** argv) {
 
   SpamCli spam_cli;
   auto* spam = app.add_subcommand(
-      "spam", "Spam classification: train, classify, evaluate and list models (data dir's "
-              "evo.db)");
+      "spam",
+      "Spam classification: train, classify, evaluate and list models (data dir's "
+      "evo.db)");
   spam->require_subcommand(1);
   const auto add_format = [&](CLI::App* cmd) {
     cmd->add_option("--format", spam_cli.format, "text | json")
@@ -544,19 +579,20 @@ int Main(int argc, char** argv) {
   };
   auto* spam_train = spam->add_subcommand(
       "train", "Train a new model version from DIR/ham and DIR/spam (one message per file)");
-  spam_train->add_option("dir", spam_cli.directory, "Corpus directory (Enron layout)")
-      ->required();
+  spam_train->add_option("dir", spam_cli.directory, "Corpus directory (Enron layout)")->required();
   spam_train->add_flag("--activate", spam_cli.activate,
                        "Make the new version active (the first one always is)");
   add_format(spam_train);
   auto* spam_classify = spam->add_subcommand(
-      "classify", "Classify messages (raw RFC 822 or plain text files; - reads stdin) with "
-                  "the active model");
+      "classify",
+      "Classify messages (raw RFC 822 or plain text files; - reads stdin) with "
+      "the active model");
   spam_classify->add_option("files", spam_cli.files, "Message files")->required();
   add_format(spam_classify);
-  auto* spam_eval = spam->add_subcommand(
-      "eval", "Train on the fixed split of DIR and print test metrics and k-fold "
-              "cross-validation (stores nothing)");
+  auto* spam_eval =
+      spam->add_subcommand("eval",
+                           "Train on the fixed split of DIR and print test metrics and k-fold "
+                           "cross-validation (stores nothing)");
   spam_eval->add_option("dir", spam_cli.directory, "Corpus directory (Enron layout)")->required();
   spam_eval->add_option("--folds", spam_cli.folds, "Cross-validation folds (0 = none)")
       ->capture_default_str();
@@ -565,9 +601,7 @@ int Main(int argc, char** argv) {
   add_format(spam_models);
   auto* spam_activate =
       spam->add_subcommand("activate", "Make VERSION the active model (also to roll back)");
-  spam_activate->add_option("version", spam_cli.version, "Model version")
-      ->required()
-      ->check(CLI::PositiveNumber);
+  spam_activate->add_option("version", spam_cli.version, "Model version")->required();
 
   try {
     app.parse(argc, argv);

@@ -556,10 +556,10 @@ nlohmann::json Router::OpenApi(std::string_view title, std::string_view version)
 }
 
 nlohmann::json ProblemResponseSpec(std::string_view description) {
-  return {{"description", description},
-          {"content",
-           {{"application/problem+json",
-             {{"schema", {{"$ref", "#/components/schemas/Problem"}}}}}}}};
+  return {
+      {"description", description},
+      {"content",
+       {{"application/problem+json", {{"schema", {{"$ref", "#/components/schemas/Problem"}}}}}}}};
 }
 
 }  // namespace evo::http

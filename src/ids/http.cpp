@@ -320,7 +320,7 @@ json DecodedSchema() {
 const json kCommonErrors = {
     {"400", http::ProblemResponseSpec("Malformed parameter.")},
     {"503", http::ProblemResponseSpec("Not ready: the clock is behind the last issued ID or the "
-                                "high-water mark (see Retry-After).")},
+                                      "high-water mark (see Retry-After).")},
 };
 
 }  // namespace
@@ -386,8 +386,9 @@ void RegisterRoutes(http::Router& router, Generator& generator, Uuid7Generator& 
          {{"description", "The ID's fields."},
           {"content", {{"application/json", {{"schema", DecodedSchema()}}}}}}},
         {"400", http::ProblemResponseSpec("Not an ID in the given (or any) format.")},
-        {"422", http::ProblemResponseSpec("A well-formed ID this layout cannot have issued yet "
-                                    "(code FAILED_PRECONDITION, reason ID_FROM_THE_FUTURE).")}}},
+        {"422",
+         http::ProblemResponseSpec("A well-formed ID this layout cannot have issued yet "
+                                   "(code FAILED_PRECONDITION, reason ID_FROM_THE_FUTURE).")}}},
   };
   router.Get(
       "/v1/ids/{id}",

@@ -4,7 +4,6 @@
 #include <cmath>
 #include <numeric>
 #include <thread>
-#include <unordered_map>
 
 namespace evo::spam {
 namespace {
@@ -153,6 +152,7 @@ StatusOr<std::unique_ptr<Classifier>> Classifier::Train(std::span<const Example>
                                                         const TrainingOptions& options,
                                                         std::vector<double>* oof_scores) {
   EVO_RETURN_IF_ERROR(Validate(options.model));
+  EVO_RETURN_IF_ERROR(Validate(options.tokenizer));
   if (options.folds < 2) {
     return InvalidArgumentError("folds must be at least 2");
   }
@@ -164,8 +164,7 @@ StatusOr<std::unique_ptr<Classifier>> Classifier::Train(std::span<const Example>
   const size_t ham = examples.size() - spam;
   if (spam < static_cast<size_t>(options.folds) || ham < static_cast<size_t>(options.folds)) {
     return InvalidArgumentError("training needs at least " + std::to_string(options.folds) +
-                                " spam and " + std::to_string(options.folds) +
-                                " ham messages");
+                                " spam and " + std::to_string(options.folds) + " ham messages");
   }
   // Stratified folds: the i-th message of each class goes to fold i mod k.
   const auto k = static_cast<size_t>(options.folds);
@@ -239,25 +238,43 @@ Verdict Classifier::Classify(const Message& message) const {
 }
 
 std::vector<TokenWeight> Classifier::Explain(const Message& message, size_t k) const {
-  std::vector<std::pair<uint64_t, std::string>> texts;
-  ExtractFeatureTexts(message, tokenizer_, texts);
-  std::vector<uint64_t> features;
-  features.reserve(texts.size());
-  std::unordered_map<uint64_t, const std::string*> text_of;
-  for (const auto& [h, t] : texts) {
-    features.push_back(h);
-    text_of.emplace(h, &t);
-  }
+  std::vector<TokenWeight> tokens;
+  (void)ClassifyExplained(message, k, tokens);
+  return tokens;
+}
+
+Verdict Classifier::ClassifyExplained(const Message& message, size_t k,
+                                      std::vector<TokenWeight>& tokens) const {
+  thread_local std::vector<uint64_t> features;
+  features.clear();
+  ExtractFeatures(message, tokenizer_, features);
   std::vector<Contribution> spam;
   std::vector<Contribution> ham;
-  model_->Explain(features, k, spam, ham);
-  std::vector<TokenWeight> out;
+  Verdict v;
+  v.score = model_->Explain(features, k, spam, ham);
+  v.probability = calibration_.Probability(v.score);
+  v.spam = v.score >= calibration_.threshold;
+  // Texts for the chosen few only: a second scan that builds strings for them alone.
+  std::vector<uint64_t> wanted;
   for (const auto* side : {&spam, &ham}) {
     for (const Contribution& c : *side) {
-      out.push_back({*text_of[c.feature], c.weight});
+      wanted.push_back(c.feature);
     }
   }
-  return out;
+  std::sort(wanted.begin(), wanted.end());
+  std::vector<std::pair<uint64_t, std::string>> texts;
+  ExtractFeatureTexts(message, tokenizer_, texts, wanted);
+  std::sort(texts.begin(), texts.end());
+  tokens.clear();
+  for (const auto* side : {&spam, &ham}) {
+    for (const Contribution& c : *side) {
+      const auto it =
+          std::lower_bound(texts.begin(), texts.end(), std::make_pair(c.feature, std::string()));
+      tokens.push_back(
+          {it != texts.end() && it->first == c.feature ? it->second : std::string(), c.weight});
+    }
+  }
+  return v;
 }
 
 Status Classifier::Learn(const Message& message, bool spam, bool unlearn) {

@@ -65,6 +65,9 @@ class Classifier {
   Verdict ClassifyFeatures(std::span<const uint64_t> features) const;
   // The k tokens that pushed hardest each way, spam side first, then ham side.
   std::vector<TokenWeight> Explain(const Message& message, size_t k) const;
+  // Classify and Explain in one pass over the message (what a request needs).
+  Verdict ClassifyExplained(const Message& message, size_t k,
+                            std::vector<TokenWeight>& tokens) const;
   // Learns (or unlearns) a message: incremental families only (FailedPrecondition otherwise).
   Status Learn(const Message& message, bool spam, bool unlearn);
 

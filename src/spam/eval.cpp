@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <fstream>
 #include <system_error>
+#include <thread>
 
 namespace evo::spam {
 
@@ -42,8 +43,8 @@ StatusOr<std::vector<LabeledText>> LoadCorpus(const std::filesystem::path& dir,
         return FailedPreconditionError(f.string() + ": " + ec.message());
       }
       if (size > max_file_bytes) {
-        return InvalidArgumentError(f.string() + ": larger than " +
-                                    std::to_string(max_file_bytes) + " bytes");
+        return InvalidArgumentError(f.string() + ": larger than " + std::to_string(max_file_bytes) +
+                                    " bytes");
       }
       total += size;
       if (total > max_total_bytes) {
@@ -82,8 +83,8 @@ double RecallAtHam(std::vector<double> ham_scores, std::span<const double> spam_
   }
   std::sort(ham_scores.begin(), ham_scores.end());
   // The lowest threshold keeping at least `ham_recall` of ham strictly below it.
-  auto k = static_cast<size_t>(std::ceil(ham_recall * static_cast<double>(ham_scores.size()) -
-                                         1e-9));
+  auto k =
+      static_cast<size_t>(std::ceil(ham_recall * static_cast<double>(ham_scores.size()) - 1e-9));
   k = std::clamp<size_t>(k, 1, ham_scores.size());
   const double limit = ham_scores[k - 1];
   size_t caught = 0;
@@ -187,11 +188,20 @@ nlohmann::json ToJson(const Metrics& m) {
 
 std::vector<Example> MakeExamples(std::span<const LabeledText> texts,
                                   const TokenizerOptions& options) {
-  std::vector<Example> out;
-  out.reserve(texts.size());
-  for (const LabeledText& t : texts) {
-    out.push_back(MakeExample(ParseMessage(t.text), t.spam, options));
+  std::vector<Example> out(texts.size());
+  // Two threads (the machines we target have few cores; training runs beside serving).
+  auto work = [&](size_t first, size_t step) {
+    for (size_t i = first; i < texts.size(); i += step) {
+      out[i] = MakeExample(ParseMessage(texts[i].text), texts[i].spam, options);
+    }
+  };
+  if (texts.size() < 256) {
+    work(0, 1);
+    return out;
   }
+  std::thread helper(work, 1, 2);
+  work(0, 2);
+  helper.join();
   return out;
 }
 
@@ -258,8 +268,9 @@ StatusOr<Evaluation> Evaluate(std::span<const LabeledText> corpus, const Trainin
         pooled_labels.push_back(all[i].spam);
       }
       pooled_correct += static_cast<double>(correct);
-      e.fold_accuracy.push_back(
-          fold_test.empty() ? 0 : static_cast<double>(correct) / static_cast<double>(fold_test.size()));
+      e.fold_accuracy.push_back(fold_test.empty() ? 0
+                                                  : static_cast<double>(correct) /
+                                                        static_cast<double>(fold_test.size()));
     }
     double sum = 0;
     for (double a : e.fold_accuracy) {

@@ -35,7 +35,7 @@ int SplitBucket(std::string_view basename);
 inline bool IsTest(std::string_view basename) { return SplitBucket(basename) < 3; }
 
 struct UnsureBand {
-  double low = 0.1;   // probabilities in [low, high] are flagged unsure
+  double low = 0.1;  // probabilities in [low, high] are flagged unsure
   double high = 0.9;
 };
 
@@ -63,13 +63,13 @@ std::vector<Example> MakeExamples(std::span<const LabeledText> texts,
                                   const TokenizerOptions& options);
 
 struct Evaluation {
-  Metrics test;                        // trained on the training split, scored on the test split
-  std::vector<double> fold_accuracy;   // 10-fold cross-validation over the split buckets
+  Metrics test;                       // trained on the training split, scored on the test split
+  std::vector<double> fold_accuracy;  // 10-fold cross-validation over the split buckets
   double cv_mean_accuracy = 0;
-  Metrics cv;                          // pooled over the 10 folds
+  Metrics cv;  // pooled over the 10 folds
   size_t train_messages = 0;
-  double train_seconds = 0;            // tokenising + training on the training split
-  double classify_msgs_per_sec = 0;    // parse + tokenise + score of the test split, one thread
+  double train_seconds = 0;          // tokenising + training on the training split
+  double classify_msgs_per_sec = 0;  // parse + tokenise + score of the test split, one thread
 };
 // `folds` = 0 skips the cross-validation. InvalidArgument when a split has no message of a
 // class.

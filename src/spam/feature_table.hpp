@@ -3,6 +3,7 @@
 // vocabulary builder during training. Private to the spam module.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -19,10 +20,10 @@ class FeatureTable {
   uint32_t Find(uint64_t key) const {
     key = Key(key);
     for (size_t i = Slot(key);; i = (i + 1) & mask_) {
-      if (keys_[i] == key) {
-        return values_[i];
+      if (slots_[i].key == key) {
+        return slots_[i].value;
       }
-      if (keys_[i] == 0) {
+      if (slots_[i].key == 0) {
         return kMissing;
       }
     }
@@ -30,18 +31,17 @@ class FeatureTable {
 
   // The index of `key`, inserting it with index size() when absent.
   uint32_t Insert(uint64_t key) {
-    if ((size_ + 1) * 10 > keys_.size() * 7) {
-      Grow();
+    if ((size_ + 1) * 10 > slots_.size() * 7) {
+      Rehash(slots_.size() * 2);
     }
     const uint64_t k = Key(key);
     size_t i = Slot(k);
-    for (; keys_[i] != 0; i = (i + 1) & mask_) {
-      if (keys_[i] == k) {
-        return values_[i];
+    for (; slots_[i].key != 0; i = (i + 1) & mask_) {
+      if (slots_[i].key == k) {
+        return slots_[i].value;
       }
     }
-    keys_[i] = k;
-    values_[i] = static_cast<uint32_t>(size_);
+    slots_[i] = {k, static_cast<uint32_t>(size_)};
     return static_cast<uint32_t>(size_++);
   }
 
@@ -53,7 +53,7 @@ class FeatureTable {
     while (cap * 7 < n * 10) {
       cap *= 2;
     }
-    if (cap > keys_.size()) {
+    if (cap > slots_.size()) {
       Rehash(cap);
     }
   }
@@ -63,30 +63,31 @@ class FeatureTable {
   static uint64_t Key(uint64_t key) { return key == 0 ? 1 : key; }
   size_t Slot(uint64_t key) const { return static_cast<size_t>((key ^ (key >> 29)) & mask_); }
 
+  // Key and value side by side: one cache line per probe.
+  struct Entry {
+    uint64_t key = 0;  // 0 = empty
+    uint32_t value = 0;
+  };
+
   void Reset(size_t capacity) {
-    keys_.assign(capacity, 0);
-    values_.assign(capacity, 0);
+    slots_.assign(capacity, Entry{});
     mask_ = capacity - 1;
   }
-  void Grow() { Rehash(keys_.size() * 2); }
   void Rehash(size_t capacity) {
-    std::vector<uint64_t> keys = std::move(keys_);
-    std::vector<uint32_t> values = std::move(values_);
+    std::vector<Entry> old = std::move(slots_);
     Reset(capacity);
-    for (size_t j = 0; j < keys.size(); ++j) {
-      if (keys[j] != 0) {
-        size_t i = Slot(keys[j]);
-        while (keys_[i] != 0) {
+    for (const Entry& e : old) {
+      if (e.key != 0) {
+        size_t i = Slot(e.key);
+        while (slots_[i].key != 0) {
           i = (i + 1) & mask_;
         }
-        keys_[i] = keys[j];
-        values_[i] = values[j];
+        slots_[i] = e;
       }
     }
   }
 
-  std::vector<uint64_t> keys_;
-  std::vector<uint32_t> values_;
+  std::vector<Entry> slots_;
   size_t mask_ = 0;
   size_t size_ = 0;
 };

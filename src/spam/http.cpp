@@ -185,9 +185,8 @@ StatusOr<int64_t> ParseVersion(std::string_view raw) {
     v = v * 10 + (c - '0');
   }
   if (!ok || v < 1) {
-    return InvalidArgumentError(
-               fmt::format("version must be a positive integer, got \"{}\"",
-                           ValidUtf8(raw.substr(0, 40))))
+    return InvalidArgumentError(fmt::format("version must be a positive integer, got \"{}\"",
+                                            ValidUtf8(raw.substr(0, 40))))
         .With(kPayloadReason, "INVALID_VERSION")
         .With(kPayloadPointer, "#/version");
   }
@@ -249,25 +248,25 @@ json JsonAnswer(std::string_view description, json schema) {
 }
 
 json ModelInfoSchema() {
-  return {{"type", "object"},
-          {"properties",
-           {{"version", {{"type", "integer"}}},
-            {"family", {{"type", "string"}, {"enum", {"linear", "nb"}}}},
-            {"active", {{"type", "boolean"}}},
-            {"createdAt", {{"type", "string"}, {"format", "date-time"}}},
-            {"messages", {{"type", "integer"}}},
-            {"spam", {{"type", "integer"}}},
-            {"ham", {{"type", "integer"}}},
-            {"features", {{"type", "integer"}}},
-            {"feedback", {{"type", "integer"}}},
-            {"threshold",
-             {{"type", "number"},
-              {"description", "Probability at and above which the label is spam."}}},
-            {"trainSeconds", {{"type", "number"}}},
-            {"metrics",
-             {{"type", "object"},
-              {"description",
-               "Cross-validation metrics on the training messages (out-of-fold)."}}}}}};
+  return {
+      {"type", "object"},
+      {"properties",
+       {{"version", {{"type", "integer"}}},
+        {"family", {{"type", "string"}, {"enum", {"linear", "nb"}}}},
+        {"active", {{"type", "boolean"}}},
+        {"createdAt", {{"type", "string"}, {"format", "date-time"}}},
+        {"messages", {{"type", "integer"}}},
+        {"spam", {{"type", "integer"}}},
+        {"ham", {{"type", "integer"}}},
+        {"features", {{"type", "integer"}}},
+        {"feedback", {{"type", "integer"}}},
+        {"threshold",
+         {{"type", "number"},
+          {"description", "Probability at and above which the label is spam."}}},
+        {"trainSeconds", {{"type", "number"}}},
+        {"metrics",
+         {{"type", "object"},
+          {"description", "Cross-validation metrics on the training messages (out-of-fold)."}}}}}};
 }
 
 json VersionParameter() {
@@ -288,8 +287,8 @@ const json& CommonErrors() {
 }  // namespace
 
 void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& registry) {
-  auto& classified = registry.AddCounter("evo_spam_classified_total",
-                                         "Messages classified, by label.", {"label"});
+  auto& classified =
+      registry.AddCounter("evo_spam_classified_total", "Messages classified, by label.", {"label"});
   auto* spam_count = &classified.Get({"spam"});
   auto* ham_count = &classified.Get({"ham"});
   auto& feedback_count = registry.AddCounter("evo_spam_feedback_total",
@@ -333,20 +332,20 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       {"description", "All messages are answered by the same model version, in request order."},
       {"operationId", "classifySpamBatch"},
       {"tags", {"spam"}},
-      {"requestBody",
-       JsonRequest({{"type", "object"},
-                    {"required", {"messages"}},
-                    {"properties",
-                     {{"messages",
-                       {{"type", "array"},
-                        {"minItems", 1},
-                        {"maxItems", kMaxBatch},
-                        {"items", MessageSchema(false)}}}}}})},
+      {"requestBody", JsonRequest({{"type", "object"},
+                                   {"required", {"messages"}},
+                                   {"properties",
+                                    {{"messages",
+                                      {{"type", "array"},
+                                       {"minItems", 1},
+                                       {"maxItems", kMaxBatch},
+                                       {"items", MessageSchema(false)}}}}}})},
       {"responses",
-       {{"200", JsonAnswer("One verdict per message, same order.",
-                           {{"type", "object"},
-                            {"properties",
-                             {{"results", {{"type", "array"}, {"items", ClassificationSchema()}}}}}})},
+       {{"200",
+         JsonAnswer("One verdict per message, same order.",
+                    {{"type", "object"},
+                     {"properties",
+                      {{"results", {{"type", "array"}, {"items", ClassificationSchema()}}}}}})},
         {"400", CommonErrors()["400"]},
         {"413", http::ProblemResponseSpec("Body larger than 32 MiB.")},
         {"415", CommonErrors()["415"]}}}};
@@ -392,7 +391,8 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
   feedback_schema["properties"]["unlearn"] = {
       {"type", "boolean"},
       {"default", false},
-      {"description", "Take back an earlier feedback with the same text and label."}};
+      {"description",
+       "Take back a message learned earlier with the same label (by feedback or training)."}};
   feedback.openapi = {
       {"summary", "Teach the active model one message (or take it back)"},
       {"description",
@@ -424,7 +424,8 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
                              service.Feedback(*text, subject.value_or(""), spam, unlearn));
         (unlearn ? unlearned : learned)->Inc();
         return http::Response::Json(
-            200, {{"modelVersion", version}, {"label", spam ? "spam" : "ham"}, {"unlearn", unlearn}});
+            200,
+            {{"modelVersion", version}, {"label", spam ? "spam" : "ham"}, {"unlearn", unlearn}});
       },
       feedback);
 
@@ -465,8 +466,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
           }
           tr.family = *parsed;
         }
-        EVO_ASSIGN_OR_RETURN(auto directory,
-                             StringField(body, "directory", "#/directory", false));
+        EVO_ASSIGN_OR_RETURN(auto directory, StringField(body, "directory", "#/directory", false));
         const auto messages = body.find("messages");
         const bool has_messages = messages != body.end() && !messages->is_null();
         if (directory.has_value() == has_messages) {
@@ -497,8 +497,9 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
             EVO_ASSIGN_OR_RETURN(auto subject,
                                  StringField(m, "subject", pointer + "/subject", false));
             EVO_ASSIGN_OR_RETURN(const bool spam, LabelField(m, pointer + "/label"));
-            std::string full = subject && !subject->empty() ? "Subject: " + *subject + "\n\n" + *text
-                                                          : std::move(*text);
+            std::string full = subject && !subject->empty()
+                                   ? "Subject: " + *subject + "\n\n" + *text
+                                   : std::move(*text);
             tr.messages.push_back({"", std::move(full), spam});
           }
         }

@@ -734,9 +734,9 @@ bool IsBlockTag(uint64_t lower_name) {
 // Inline formatting tags separate nothing: "V<b>i</b>agra" is one word, as a reader sees it
 // (a common trick to split a word for filters).
 bool IsInlineTag(uint64_t lower_name) {
-  static constexpr std::string_view kNames[] = {"b",   "i",     "u",   "s",   "em",  "strong",
-                                                "font", "span", "small", "big", "sub", "sup",
-                                                "strike", "tt",  "ins", "del", "mark", "wbr"};
+  static constexpr std::string_view kNames[] = {"b",      "i",    "u",     "s",   "em",   "strong",
+                                                "font",   "span", "small", "big", "sub",  "sup",
+                                                "strike", "tt",   "ins",   "del", "mark", "wbr"};
   static constexpr auto kKeys = [] {
     std::array<uint64_t, std::size(kNames)> keys{};
     for (size_t i = 0; i < keys.size(); ++i) {

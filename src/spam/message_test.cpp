@@ -23,7 +23,9 @@ namespace {
 std::string Crlf(std::string_view lf) {
   std::string out;
   for (char c : lf) {
-    if (c == '\n') out.push_back('\r');
+    if (c == '\n') {
+      out.push_back('\r');
+    }
     out.push_back(c);
   }
   return out;
@@ -336,7 +338,7 @@ TEST(Message, HtmlIsReducedToTextWithUrls) {
 
 TEST(Message, HtmlTagsBecomeSpacesAndBlockTagsNewlines) {
   EXPECT_EQ(ParseMessage("Content-Type: text/html\n\n<p>a</p><p>b</p>").body, "a\nb\n");
-  EXPECT_EQ(ParseMessage("Content-Type: text/html\n\nV<b>i</b>agra").body, "V i agra");
+  EXPECT_EQ(ParseMessage("Content-Type: text/html\n\nV<b>i</b>agra").body, "Viagra");
 }
 
 TEST(Message, UnterminatedHtmlConsumesTheRest) {
@@ -358,7 +360,9 @@ TEST(Message, HeadWithoutCloseEndsAtBody) {
 
 TEST(Message, ManyHeadsStayLinear) {
   std::string raw = "<html>";
-  for (int i = 0; i < 20000; ++i) raw += "<head>h<body>b";
+  for (int i = 0; i < 20000; ++i) {
+    raw += "<head>h<body>b";
+  }
   raw += "</head>";
   const Message m = ParseMessage(raw);  // quadratic would take seconds here
   EXPECT_TRUE(Has(m.body, "b"));
@@ -440,7 +444,7 @@ TEST(Message, MultipartWithoutDelimitersOrBoundaryIsText) {
   EXPECT_EQ(ParseMessage("Content-Type: multipart/mixed; boundary=B\n\njust text\n").body,
             "just text\n");
   EXPECT_EQ(ParseMessage("Content-Type: multipart/mixed\n\n<html>just <b>html</b>").body,
-            "just html ");
+            "just html");
 }
 
 TEST(Message, LongerBoundaryIsNotADelimiter) {
@@ -505,14 +509,19 @@ TEST(Message, NulBytesAreKept) {
 // Each level: a text part "level<i> text" and a multipart holding the next level.
 std::string NestedMessage(int levels) {
   std::string head;
-  std::string tail;
+  std::vector<std::string> closings;
   for (int i = 0; i < levels; ++i) {
     const std::string b = "bnd" + std::to_string(i);
-    head += "Content-Type: multipart/mixed; boundary=" + b + "\n\n--" + b +
-            "\nContent-Type: text/plain\n\nlevel" + std::to_string(i) + " text\n--" + b + "\n";
-    tail = "\n--" + b + "--\n" + tail;
+    head.append("Content-Type: multipart/mixed; boundary=").append(b).append("\n\n--").append(b);
+    head.append("\nContent-Type: text/plain\n\nlevel").append(std::to_string(i));
+    head.append(" text\n--").append(b).append("\n");
+    closings.push_back("\n--" + b + "--\n");
   }
-  return head + "Content-Type: text/plain\n\ndeepest text\n" + tail;
+  head.append("Content-Type: text/plain\n\ndeepest text\n");
+  for (auto it = closings.rbegin(); it != closings.rend(); ++it) {
+    head.append(*it);
+  }
+  return head;
 }
 
 TEST(Message, NestingBeyondTheLimitIsIgnored) {
@@ -528,8 +537,9 @@ TEST(Message, NestingBeyondTheLimitIsIgnored) {
 
 TEST(Message, DeeplyNestedForwardsAreBounded) {
   std::string raw;
-  for (int i = 0; i < 10000; ++i)
+  for (int i = 0; i < 10000; ++i) {
     raw += "Subject: s" + std::to_string(i) + "\nContent-Type: message/rfc822\n\n";
+  }
   raw += "bottom\n";
   const Message m = ParseMessage(raw);
   EXPECT_EQ(m.subject, "s0");
@@ -540,7 +550,9 @@ TEST(Message, DeeplyNestedForwardsAreBounded) {
 
 TEST(Message, AtMost256PartsAreRead) {
   std::string raw = "Content-Type: multipart/mixed; boundary=p\n\n";
-  for (int i = 0; i < 1000; ++i) raw += "--p\n\ntok" + std::to_string(i) + ".\n";
+  for (int i = 0; i < 1000; ++i) {
+    raw += "--p\n\ntok" + std::to_string(i) + ".\n";
+  }
   raw += "--p--\n";
   const Message m = ParseMessage(raw);
   EXPECT_TRUE(Has(m.body, "tok0."));
@@ -557,9 +569,13 @@ void ExpectBounded(std::string_view raw) {
 }
 
 TEST(Message, EveryPrefixOfAComplexMessage) {
-  for (size_t n = 0; n <= kComplex.size(); ++n) ExpectBounded(kComplex.substr(0, n));
+  for (size_t n = 0; n <= kComplex.size(); ++n) {
+    ExpectBounded(kComplex.substr(0, n));
+  }
   const std::string crlf = Crlf(kComplex);
-  for (size_t n = 0; n <= crlf.size(); ++n) ExpectBounded(std::string_view(crlf).substr(0, n));
+  for (size_t n = 0; n <= crlf.size(); ++n) {
+    ExpectBounded(std::string_view(crlf).substr(0, n));
+  }
 }
 
 TEST(Message, RandomBytes) {
@@ -568,7 +584,9 @@ TEST(Message, RandomBytes) {
   std::uniform_int_distribution<int> length(0, 2000);
   for (int round = 0; round < 2000; ++round) {
     std::string raw(static_cast<size_t>(length(rng)), '\0');
-    for (char& c : raw) c = static_cast<char>(byte(rng));
+    for (char& c : raw) {
+      c = static_cast<char>(byte(rng));
+    }
     ExpectBounded(raw);
   }
 }
@@ -627,7 +645,9 @@ TEST(Message, RandomMimeSoup) {
   std::uniform_int_distribution<int> count(0, 300);
   for (int round = 0; round < 3000; ++round) {
     std::string raw;
-    for (int i = count(rng); i > 0; --i) raw += pieces[pick(rng)];
+    for (int i = count(rng); i > 0; --i) {
+      raw += pieces[pick(rng)];
+    }
     ExpectBounded(raw);
   }
 }

@@ -14,9 +14,7 @@
 
 namespace evo::spam {
 
-std::string_view FamilyName(Family family) {
-  return family == Family::kLinear ? "linear" : "nb";
-}
+std::string_view FamilyName(Family family) { return family == Family::kLinear ? "linear" : "nb"; }
 
 StatusOr<Family> ParseFamily(std::string_view name) {
   if (name == "linear" || name == "svm") {
@@ -87,26 +85,32 @@ class CorpusAccess {
 
 Corpus::Corpus(std::span<const Example> examples) {
   FeatureTable ids;
-  std::vector<uint32_t> row;
+  // Term frequencies per row, counted in arrays indexed by id and stamped with the row
+  // number (no sorting, no clearing).
+  std::vector<uint32_t> stamp;
+  std::vector<uint32_t> count;
+  std::vector<uint32_t> touched;
   offsets_.reserve(examples.size() + 1);
   offsets_.push_back(0);
-  for (const Example& e : examples) {
-    row.clear();
+  for (size_t r = 0; r < examples.size(); ++r) {
+    const Example& e = examples[r];
+    touched.clear();
     for (uint64_t h : e.features) {
       const uint32_t id = ids.Insert(h);
       if (id == hashes_.size()) {
         hashes_.push_back(h);
+        stamp.push_back(0);
+        count.push_back(0);
       }
-      row.push_back(id);
+      if (stamp[id] != r + 1) {
+        stamp[id] = static_cast<uint32_t>(r + 1);
+        count[id] = 0;
+        touched.push_back(id);
+      }
+      ++count[id];
     }
-    std::sort(row.begin(), row.end());
-    for (size_t i = 0; i < row.size();) {
-      size_t j = i;
-      while (j < row.size() && row[j] == row[i]) {
-        ++j;
-      }
-      entries_.push_back({row[i], static_cast<uint32_t>(j - i)});
-      i = j;
+    for (uint32_t id : touched) {
+      entries_.push_back({id, count[id]});
     }
     offsets_.push_back(entries_.size());
     labels_.push_back(e.spam);
@@ -191,12 +195,15 @@ class LinearModel final : public Model {
     return norm2 > 0 ? dot / std::sqrt(norm2) + bias_ : bias_;
   }
 
-  void Explain(std::span<const uint64_t> features, size_t k, std::vector<Contribution>& spam,
-               std::vector<Contribution>& ham) const override {
-    std::vector<Contribution> all;
+  double Explain(std::span<const uint64_t> features, size_t k, std::vector<Contribution>& spam,
+                 std::vector<Contribution>& ham) const override {
+    thread_local std::vector<Contribution> all;
+    all.clear();
+    double dot = 0;
     double norm2 = 0;
     ForEachTerm(features, [&](const Slot& slot, double x) {
       all.push_back({slot.key, x * slot.weight});
+      dot += x * slot.weight;
       norm2 += x * x;
     });
     const double scale = norm2 > 0 ? 1 / std::sqrt(norm2) : 0;
@@ -204,6 +211,7 @@ class LinearModel final : public Model {
       c.weight *= scale;
     }
     TopK(all, k, spam, ham);
+    return dot * scale + bias_;
   }
 
   Status Learn(std::span<const uint64_t>, bool, bool) override {
@@ -409,8 +417,7 @@ std::vector<double> SolveSvm(const SparseRows& x, const std::vector<int8_t>& y, 
   return w;
 }
 
-StatusOr<std::unique_ptr<Model>> TrainLinear(const Corpus& corpus,
-                                             std::span<const uint32_t> rows,
+StatusOr<std::unique_ptr<Model>> TrainLinear(const Corpus& corpus, std::span<const uint32_t> rows,
                                              const ModelOptions& options) {
   const std::vector<uint64_t>& hashes = CorpusAccess::hashes(corpus);
   std::vector<uint32_t> df(hashes.size(), 0);
@@ -444,7 +451,8 @@ StatusOr<std::unique_ptr<Model>> TrainLinear(const Corpus& corpus,
       if (options.nb_scale > 0) {
         const double ratio = std::log((spam_df[id] + 1.0) / spam_presence) -
                              std::log((df[id] - spam_df[id] + 1.0) / ham_presence);
-        weight *= std::pow(std::abs(ratio), options.nb_scale);
+        weight *= options.nb_scale == 0.5 ? std::sqrt(std::abs(ratio))
+                                          : std::pow(std::abs(ratio), options.nb_scale);
       }
       idf.push_back(static_cast<float>(weight));
     }
@@ -508,21 +516,25 @@ class BayesModel final : public Model {
     return score;
   }
 
-  void Explain(std::span<const uint64_t> features, size_t k, std::vector<Contribution>& spam,
-               std::vector<Contribution>& ham) const override {
+  double Explain(std::span<const uint64_t> features, size_t k, std::vector<Contribution>& spam,
+                 std::vector<Contribution>& ham) const override {
     const std::vector<uint64_t>& distinct = Distinct(features);
     std::vector<Contribution> all;
+    double score = 0;
     {
       std::shared_lock lock(mu_);
       const Totals t = ComputeTotals();
+      score = t.prior;
       for (uint64_t h : distinct) {
         const uint32_t idx = table_.Find(h);
         if (idx != FeatureTable::kMissing && (spam_[idx] | ham_[idx]) != 0) {
           all.push_back({h, Ratio(idx, t)});
+          score += all.back().weight;
         }
       }
     }
     TopK(all, k, spam, ham);
+    return score;
   }
 
   Status Learn(std::span<const uint64_t> features, bool spam, bool unlearn) override {
@@ -533,8 +545,8 @@ class BayesModel final : public Model {
     uint64_t& total = spam ? spam_total_ : ham_total_;
     if (unlearn) {
       if (docs == 0) {
-        return FailedPreconditionError(std::string("the model has no ") +
-                                       (spam ? "spam" : "ham") + " message to unlearn");
+        return FailedPreconditionError(std::string("the model has no ") + (spam ? "spam" : "ham") +
+                                       " message to unlearn");
       }
       // Unlearning a message that was never learned must not drive counts negative: check
       // first, change nothing if any feature is missing.
@@ -569,9 +581,7 @@ class BayesModel final : public Model {
   }
 
   // Bulk training: presence counts of each row.
-  void AddRow(std::span<const uint64_t> hashes, bool spam) {
-    (void)Learn(hashes, spam, false);
-  }
+  void AddRow(std::span<const uint64_t> hashes, bool spam) { (void)Learn(hashes, spam, false); }
 
   void Serialize(std::string& out) const override {
     std::shared_lock lock(mu_);
@@ -593,8 +603,8 @@ class BayesModel final : public Model {
     uint64_t spam_docs;
     uint64_t ham_docs;
     uint64_t n;
-    if (!GetF64(in, alpha) || !GetU64(in, spam_docs) || !GetU64(in, ham_docs) ||
-        !GetU64(in, n) || n > in.size() / 16 || !(alpha > 0) || !std::isfinite(alpha)) {
+    if (!GetF64(in, alpha) || !GetU64(in, spam_docs) || !GetU64(in, ham_docs) || !GetU64(in, n) ||
+        n > in.size() / 16 || !(alpha > 0) || !std::isfinite(alpha)) {
       return DataLossError("spam model: truncated naive Bayes model");
     }
     auto m = std::make_unique<BayesModel>(alpha);

@@ -28,17 +28,17 @@
 namespace evo::spam {
 
 enum class Family { kLinear, kNaiveBayes };
-std::string_view FamilyName(Family family);              // "linear" | "nb"
-StatusOr<Family> ParseFamily(std::string_view name);     // InvalidArgument otherwise
+std::string_view FamilyName(Family family);           // "linear" | "nb"
+StatusOr<Family> ParseFamily(std::string_view name);  // InvalidArgument otherwise
 
 struct ModelOptions {
   Family family = Family::kLinear;
-  double c = 1.0;        // kLinear: inverse regularisation strength, > 0
-  int min_df = 2;        // kLinear: features seen in fewer training messages are dropped
+  double c = 1.0;         // kLinear: inverse regularisation strength, > 0
+  int min_df = 2;         // kLinear: features seen in fewer training messages are dropped
   double nb_scale = 0.5;  // kLinear: each feature is scaled by |NB log-count ratio|^nb_scale
                           // (NBSVM, Wang & Manning 2012); 0 = plain TF-IDF
-  double alpha = 1.0;    // kNaiveBayes: Laplace smoothing, > 0
-  uint64_t seed = 1;     // kLinear: order of coordinate descent (deterministic)
+  double alpha = 1.0;     // kNaiveBayes: Laplace smoothing, > 0
+  uint64_t seed = 1;      // kLinear: order of coordinate descent (deterministic)
 };
 Status Validate(const ModelOptions& options);
 
@@ -61,10 +61,9 @@ class Model {
   // The raw decision score of a message's features; > 0 leans spam.
   virtual double Score(std::span<const uint64_t> features) const = 0;
   // The `k` features that pushed the score most towards spam and towards ham (largest
-  // |weight| first; each list may be shorter).
-  virtual void Explain(std::span<const uint64_t> features, size_t k,
-                       std::vector<Contribution>& spam,
-                       std::vector<Contribution>& ham) const = 0;
+  // |weight| first; each list may be shorter). Returns the score, as Score would.
+  virtual double Explain(std::span<const uint64_t> features, size_t k,
+                         std::vector<Contribution>& spam, std::vector<Contribution>& ham) const = 0;
   // Learns (or, with unlearn, takes back) one message. FailedPrecondition for families
   // that are not incremental; FailedPrecondition when unlearning a label the model has no
   // messages of.
@@ -91,7 +90,7 @@ class Corpus {
     uint32_t tf;
   };
   std::vector<uint64_t> hashes_;  // dense id -> feature hash
-  std::vector<Entry> entries_;    // all rows' (id, tf), ids ascending within a row
+  std::vector<Entry> entries_;    // all rows' (id, tf), in order of first appearance
   std::vector<size_t> offsets_;   // row r is entries_[offsets_[r], offsets_[r + 1])
   std::vector<bool> labels_;
 };

@@ -2,6 +2,7 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <span>
 
 #include "spam/classifier.hpp"
 #include "spam/spam.hpp"
@@ -69,10 +70,17 @@ Status Validate(const ServiceOptions& o) {
 }
 
 nlohmann::json ToJson(const ModelInfo& m) {
-  return {{"version", m.version},     {"family", m.family},         {"active", m.active},
-          {"createdAt", m.created_at}, {"messages", m.messages},     {"spam", m.spam},
-          {"ham", m.ham},             {"features", m.features},     {"feedback", m.feedback},
-          {"threshold", m.threshold}, {"trainSeconds", m.train_seconds},
+  return {{"version", m.version},
+          {"family", m.family},
+          {"active", m.active},
+          {"createdAt", m.created_at},
+          {"messages", m.messages},
+          {"spam", m.spam},
+          {"ham", m.ham},
+          {"features", m.features},
+          {"feedback", m.feedback},
+          {"threshold", m.threshold},
+          {"trainSeconds", m.train_seconds},
           {"metrics", m.metrics}};
 }
 
@@ -84,8 +92,7 @@ struct Service::Impl {
   std::mutex train_mu;     // one training at a time
   std::mutex feedback_mu;  // orders feedback application and version swaps (store + memory)
 
-  Impl(store::Database& d, const ServiceOptions& o, const Clock& c)
-      : db(d), options(o), clock(c) {}
+  Impl(store::Database& d, const ServiceOptions& o, const Clock& c) : db(d), options(o), clock(c) {}
 
   StatusOr<std::shared_ptr<Active>> Load(int64_t version) {
     EVO_ASSIGN_OR_RETURN(store::Row row,
@@ -98,9 +105,9 @@ struct Service::Impl {
     return a;
   }
 
-  // Applies the feedback rows of `a`'s version it has not seen yet. REQUIRES: feedback_mu,
-  // or `a` not yet published.
-  Status ApplyFeedback(Active& a) {
+  // Applies the feedback rows of `a`'s version it has not seen yet, read through `db` (the
+  // database, or a transaction). REQUIRES: feedback_mu, or `a` not yet published.
+  static Status ApplyFeedback(Active& a, store::Executor& db) {
     if (!a.classifier->model().incremental()) {
       return OkStatus();
     }
@@ -126,6 +133,7 @@ struct Service::Impl {
     }
     return OkStatus();
   }
+  Status ApplyFeedback(Active& a) { return ApplyFeedback(a, db); }
 
   StatusOr<ModelInfo> InfoFromRow(const store::Row& r, int64_t active_version) const {
     ModelInfo m;
@@ -185,9 +193,9 @@ Status Service::CheckText(std::string_view text) const {
     return TextError("text is empty", "EMPTY_TEXT").With(kPayloadPointer, "#/text");
   }
   if (text.size() > impl_->options.max_text_bytes) {
-    return TextError("text is larger than " + std::to_string(impl_->options.max_text_bytes) +
-                         " bytes",
-                     "TEXT_TOO_LARGE")
+    return TextError(
+               "text is larger than " + std::to_string(impl_->options.max_text_bytes) + " bytes",
+               "TEXT_TOO_LARGE")
         .With(kPayloadPointer, "#/text");
   }
   // Binary content: NUL bytes, or mostly control characters, is not a message.
@@ -195,8 +203,7 @@ Status Service::CheckText(std::string_view text) const {
   bool blank = true;
   for (unsigned char c : text) {
     if (c == 0) {
-      return TextError("text contains NUL bytes: binary content is not a message",
-                       "BINARY_CONTENT")
+      return TextError("text contains NUL bytes: binary content is not a message", "BINARY_CONTENT")
           .With(kPayloadPointer, "#/text");
     }
     control += (c < 0x20 && c != '\n' && c != '\r' && c != '\t' && c != '\f') || c == 0x7f;
@@ -222,15 +229,14 @@ Status NoModel() {
 }
 
 Classification Answer(const Active& a, const Message& m, const ServiceOptions& o) {
-  const Verdict v = a.classifier->Classify(m);
   Classification c;
+  const Verdict v = o.top_tokens > 0
+                        ? a.classifier->ClassifyExplained(m, o.top_tokens, c.top_tokens)
+                        : a.classifier->Classify(m);
   c.spam = v.spam;
   c.probability = v.probability;
   c.unsure = v.probability >= o.unsure.low && v.probability <= o.unsure.high;
   c.version = a.version;
-  if (o.top_tokens > 0) {
-    c.top_tokens = a.classifier->Explain(m, o.top_tokens);
-  }
   return c;
 }
 
@@ -289,15 +295,19 @@ StatusOr<int64_t> Service::Feedback(std::string_view text, std::string_view subj
                "use the nb family")
         .With(kPayloadReason, "MODEL_NOT_INCREMENTAL");
   }
-  // Catch up with feedback recorded elsewhere first, so that the order is the store's.
-  EVO_RETURN_IF_ERROR(impl_->ApplyFeedback(*a));
+  // One write transaction (which excludes every other writer, in this process or another)
+  // catches up with feedback recorded elsewhere, learns this message and records it, so
+  // that every instance applies the same rows in the same order.
   const Message m = ToMessage(text, subject);
-  if (Status s = a->classifier->Learn(m, spam, unlearn); !s.ok()) {
-    s.SetPayload(kPayloadReason, unlearn ? "NOT_LEARNED" : "LEARN_FAILED");
-    return s;
-  }
-  // Record it; if recording fails, take the change back so memory matches the store.
-  auto recorded = impl_->db.Transaction([&](store::Executor& tx) -> Status {
+  bool learned = false;
+  Status learn_error;
+  const Status recorded = impl_->db.Transaction([&](store::Executor& tx) -> Status {
+    EVO_RETURN_IF_ERROR(Impl::ApplyFeedback(*a, tx));
+    if (Status s = a->classifier->Learn(m, spam, unlearn); !s.ok()) {
+      learn_error = s;
+      return s;
+    }
+    learned = true;
     EVO_ASSIGN_OR_RETURN(store::Row row,
                          tx.QueryOne("SELECT COALESCE(MAX(seq), 0) + 1 FROM spam_feedback"));
     EVO_ASSIGN_OR_RETURN(int64_t seq, store::AsInt64(row[0]));
@@ -310,8 +320,15 @@ StatusOr<int64_t> Service::Feedback(std::string_view text, std::string_view subj
     a->applied_seq = seq;
     return OkStatus();
   });
+  if (!learn_error.ok()) {
+    learn_error.SetPayload(kPayloadReason, unlearn ? "NOT_LEARNED" : "LEARN_FAILED");
+    return learn_error;
+  }
   if (!recorded.ok()) {
-    (void)a->classifier->Learn(m, spam, !unlearn);
+    // Not recorded: take the change back so that memory matches the store.
+    if (learned) {
+      (void)a->classifier->Learn(m, spam, !unlearn);
+    }
     return recorded;
   }
   ++a->feedback;
@@ -320,31 +337,56 @@ StatusOr<int64_t> Service::Feedback(std::string_view text, std::string_view subj
 
 StatusOr<ModelInfo> Service::Train(const TrainRequest& request) {
   std::lock_guard lock(impl_->train_mu);
-  size_t spam = 0;
+  // A corpus directory is bulk data: a file that is not a message (binary, blank) is skipped
+  // and reported in the metrics instead of failing the whole training (Enron1 holds a spam
+  // file with a NUL byte). Inline messages are the caller's own: a bad one is an error
+  // pointing at it.
+  std::vector<size_t> bad;
+  std::vector<std::string> skipped;
   for (size_t i = 0; i < request.messages.size(); ++i) {
-    if (Status s = CheckText(request.messages[i].text); !s.ok()) {
-      const std::string where =
-          request.messages[i].name.empty() ? "messages[" + std::to_string(i) + "]"
-                                           : request.messages[i].name;
-      return Status(s.code(), where + ": " + std::string(s.message()))
-          .With(kPayloadReason, s.GetPayload(kPayloadReason).value_or(""));
+    const LabeledText& m = request.messages[i];
+    if (Status s = CheckText(m.text); !s.ok()) {
+      if (m.name.empty()) {
+        const std::string index = std::to_string(i);
+        return Status(s.code(), "messages[" + index + "]: " + std::string(s.message()))
+            .With(kPayloadReason, s.GetPayload(kPayloadReason).value_or(""))
+            .With(kPayloadPointer, "#/messages/" + index + "/text");
+      }
+      bad.push_back(i);
+      if (skipped.size() < 10) {
+        skipped.push_back(m.name + ": " + std::string(s.message()));
+      }
     }
-    spam += request.messages[i].spam ? 1 : 0;
   }
-  const size_t ham = request.messages.size() - spam;
+  std::vector<LabeledText> kept;  // a copy only when something was skipped
+  if (!bad.empty()) {
+    kept.reserve(request.messages.size() - bad.size());
+    for (size_t i = 0, b = 0; i < request.messages.size(); ++i) {
+      if (b < bad.size() && bad[b] == i) {
+        ++b;
+      } else {
+        kept.push_back(request.messages[i]);
+      }
+    }
+  }
+  const std::span<const LabeledText> messages = bad.empty()
+                                                    ? std::span<const LabeledText>(request.messages)
+                                                    : std::span<const LabeledText>(kept);
+  const auto spam = static_cast<size_t>(
+      std::count_if(messages.begin(), messages.end(), [](const LabeledText& m) { return m.spam; }));
+  const size_t ham = messages.size() - spam;
   const auto folds = static_cast<size_t>(impl_->options.calibration_folds);
   if (spam < folds || ham < folds) {
-    return InvalidArgumentError("training needs at least " + std::to_string(folds) +
-                                " spam and " + std::to_string(folds) + " ham messages (got " +
-                                std::to_string(spam) + " spam, " + std::to_string(ham) +
-                                " ham)")
+    return InvalidArgumentError("training needs at least " + std::to_string(folds) + " spam and " +
+                                std::to_string(folds) + " ham messages (got " +
+                                std::to_string(spam) + " spam, " + std::to_string(ham) + " ham)")
         .With(kPayloadReason, "TOO_FEW_MESSAGES");
   }
   TrainingOptions options;
   options.model.family = request.family.value_or(impl_->options.family);
   options.folds = impl_->options.calibration_folds;
   const auto t0 = std::chrono::steady_clock::now();
-  const std::vector<Example> examples = MakeExamples(request.messages, options.tokenizer);
+  const std::vector<Example> examples = MakeExamples(messages, options.tokenizer);
   std::vector<double> oof;
   EVO_ASSIGN_OR_RETURN(auto classifier, Classifier::Train(examples, options, &oof));
   const double seconds =
@@ -354,12 +396,14 @@ StatusOr<ModelInfo> Service::Train(const TrainRequest& request) {
     labels[i] = examples[i].spam;
   }
   nlohmann::json metrics = {
-      {"crossValidation", ToJson(ComputeMetrics(oof, labels, classifier->calibration(),
-                                                impl_->options.unsure))},
+      {"crossValidation",
+       ToJson(ComputeMetrics(oof, labels, classifier->calibration(), impl_->options.unsure))},
       {"folds", options.folds},
       {"threshold", classifier->calibration().Probability(classifier->calibration().threshold)},
-      {"calibration",
-       {{"a", classifier->calibration().a}, {"b", classifier->calibration().b}}}};
+      {"calibration", {{"a", classifier->calibration().a}, {"b", classifier->calibration().b}}}};
+  if (!bad.empty()) {
+    metrics["skipped"] = {{"count", bad.size()}, {"files", skipped}};
+  }
   const std::string blob = classifier->Serialize();
   const std::string created = FormatTimestamp(impl_->clock.Now());
   const auto features = static_cast<int64_t>(classifier->model().size());
@@ -375,17 +419,15 @@ StatusOr<ModelInfo> Service::Train(const TrainRequest& request) {
                 "features, train_seconds, metrics, model) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 {version, created, std::string(FamilyName(options.model.family)),
                  static_cast<int64_t>(examples.size()), static_cast<int64_t>(spam),
-                 static_cast<int64_t>(ham), features, seconds, metrics.dump(),
-                 store::Blob{blob}})
+                 static_cast<int64_t>(ham), features, seconds, metrics.dump(), store::Blob{blob}})
             .status());
     EVO_ASSIGN_OR_RETURN(store::Rows current,
                          tx.Query("SELECT version FROM spam_active WHERE id = 1"));
     if (current.empty() || request.activate) {
-      EVO_RETURN_IF_ERROR(
-          tx.Exec("INSERT INTO spam_active(id, version) VALUES(1, ?) "
-                  "ON CONFLICT(id) DO UPDATE SET version = excluded.version",
-                  {version})
-              .status());
+      EVO_RETURN_IF_ERROR(tx.Exec("INSERT INTO spam_active(id, version) VALUES(1, ?) "
+                                  "ON CONFLICT(id) DO UPDATE SET version = excluded.version",
+                                  {version})
+                              .status());
       activated = true;
     }
     return OkStatus();

@@ -54,9 +54,9 @@ Status Validate(const ServiceOptions& options);
 
 struct Classification {
   bool spam = false;
-  double probability = 0;  // calibrated probability of spam
-  bool unsure = false;     // probability inside the unsure band
-  int64_t version = 0;     // model version that answered
+  double probability = 0;               // calibrated probability of spam
+  bool unsure = false;                  // probability inside the unsure band
+  int64_t version = 0;                  // model version that answered
   std::vector<TokenWeight> top_tokens;  // spam side first, then ham side
 };
 
@@ -69,14 +69,16 @@ struct ModelInfo {
   int64_t spam = 0;
   int64_t ham = 0;
   int64_t features = 0;
-  int64_t feedback = 0;       // feedback events applied on top of the trained state
-  double threshold = 0;       // probability at and above which the label is spam
-  nlohmann::json metrics;     // cross-validation metrics on the training messages
+  int64_t feedback = 0;    // feedback events applied on top of the trained state
+  double threshold = 0;    // probability at and above which the label is spam
+  nlohmann::json metrics;  // cross-validation metrics on the training messages
   double train_seconds = 0;
 };
 nlohmann::json ToJson(const ModelInfo& info);
 
 struct TrainRequest {
+  // Messages read from files (`name` set) that fail CheckText are skipped and listed under
+  // metrics.skipped; an inline one (no name) fails the training with a pointer to it.
   std::vector<LabeledText> messages;
   std::optional<Family> family;  // default: ServiceOptions::family
   bool activate = false;         // the first model is always activated

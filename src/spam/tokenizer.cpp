@@ -32,6 +32,16 @@ bool IsWordByte(unsigned char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80;
 }
 
+bool IsHttpScheme(std::string_view word) {
+  constexpr std::string_view kHttps = "https";
+  for (size_t k = 0; k < word.size(); ++k) {
+    if ((word[k] | 0x20) != kHttps[k]) {
+      return false;
+    }
+  }
+  return true;
+}
+
 // Length of a currency sign (€ £ ¥ in UTF-8) starting at `i`, or 0.
 size_t CurrencySign(std::string_view t, size_t i) {
   const auto b = [&](size_t k) { return static_cast<unsigned char>(t[k]); };
@@ -82,8 +92,8 @@ void ScanTokens(std::string_view text, const TokenizerOptions& options, F&& on_t
       }
       // "http://host" also yields "url:host".
       const size_t word = i - start;
-      if ((word == 4 || word == 5) && (token == "http" || token == "https") &&
-          text.substr(i, 3) == "://") {
+      if ((word == 4 || word == 5) && text.substr(i, 3) == "://" &&
+          IsHttpScheme(text.substr(start, word))) {
         size_t h = i + 3;
         std::string host = "url:";
         while (h < n && host.size() < 4 + 64) {
@@ -119,7 +129,8 @@ void Features(const Message& message, const TokenizerOptions& options, Sink&& si
     sink(h, [&] { return std::string(token); });
     sink(Mix(h ^ kSubjectSalt), [&] { return "s:" + std::string(token); });
     if (options.bigrams && has_previous) {
-      sink(Pair(previous, h), [&] { return "s:" + previous_text + " " + std::string(token); });
+      // Same hash as the body pair: one feature, one text.
+      sink(Pair(previous, h), [&] { return previous_text + " " + std::string(token); });
     }
     previous = h;
     has_previous = true;
@@ -143,7 +154,7 @@ void Features(const Message& message, const TokenizerOptions& options, Sink&& si
     }
   });
   if (options.length_feature) {
-    // ceil(log2(tokens + 1)): 0, 1, 2, 3-4, 5-8, ... tokens.
+    // ceil(log2(tokens + 1)): buckets 0, 1, 2, 3, 4... hold 0, 1, 2-3, 4-7, 8-15... tokens.
     int bucket = 0;
     while (bucket < 40 && (size_t{1} << bucket) < body_tokens + 1) {
       ++bucket;
@@ -167,13 +178,34 @@ struct HashSink {
 struct TextSink {
   static constexpr bool kWantsText = true;
   std::vector<std::pair<uint64_t, std::string>>& out;
+  std::span<const uint64_t> only;  // sorted; empty = every feature
+  std::vector<bool> done;          // per element of `only`
+  uint64_t filter = 0;             // bit h % 64 set for each h in `only`
   template <typename T>
   void operator()(uint64_t h, T&& text) {
-    out.emplace_back(h, text());
+    if (only.empty()) {
+      out.emplace_back(h, text());
+      return;
+    }
+    if ((filter & (uint64_t{1} << (h & 63))) == 0) {
+      return;  // not wanted (the usual case): one test, no search
+    }
+    const auto it = std::lower_bound(only.begin(), only.end(), h);
+    if (it != only.end() && *it == h && !done[static_cast<size_t>(it - only.begin())]) {
+      done[static_cast<size_t>(it - only.begin())] = true;
+      out.emplace_back(h, text());
+    }
   }
 };
 
 }  // namespace
+
+Status Validate(const TokenizerOptions& options) {
+  if (options.max_token_bytes < 1 || options.max_token_bytes > 1024) {
+    return InvalidArgumentError("max_token_bytes must be 1..1024");
+  }
+  return OkStatus();
+}
 
 void ExtractFeatures(const Message& message, const TokenizerOptions& options,
                      std::vector<uint64_t>& out) {
@@ -181,8 +213,13 @@ void ExtractFeatures(const Message& message, const TokenizerOptions& options,
 }
 
 void ExtractFeatureTexts(const Message& message, const TokenizerOptions& options,
-                         std::vector<std::pair<uint64_t, std::string>>& out) {
-  Features(message, options, TextSink{out});
+                         std::vector<std::pair<uint64_t, std::string>>& out,
+                         std::span<const uint64_t> only) {
+  uint64_t filter = 0;
+  for (uint64_t h : only) {
+    filter |= uint64_t{1} << (h & 63);
+  }
+  Features(message, options, TextSink{out, only, std::vector<bool>(only.size(), false), filter});
 }
 
 std::vector<std::string> Tokens(const Message& message, const TokenizerOptions& options) {

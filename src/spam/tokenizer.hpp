@@ -10,7 +10,7 @@
 // Features (64-bit hashes): every body token, every pair of adjacent body tokens
 // ("click here"), every subject token twice — as itself and prefixed ("s:free") — every
 // pair of adjacent subject tokens, and the message length as a power-of-two bucket of body
-// tokens ("#len:7" for 65..128). Deterministic: the same message always gives the same
+// tokens ("#len:7" for 64..127). Deterministic: the same message always gives the same
 // features, on every machine.
 //
 // Thread safety: free functions without shared state.
@@ -18,10 +18,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "core/status.hpp"
 #include "spam/message.hpp"
 
 namespace evo::spam {
@@ -32,14 +34,20 @@ struct TokenizerOptions {
   bool length_feature = true;   // one "#len:k" feature, k = ceil(log2(body tokens + 1))
 };
 
+// InvalidArgument unless 1 <= max_token_bytes <= 1024.
+Status Validate(const TokenizerOptions& options);
+
 // Appends the features of `message` to `out` in order of appearance; a feature that occurs
 // n times is appended n times (term frequency).
 void ExtractFeatures(const Message& message, const TokenizerOptions& options,
                      std::vector<uint64_t>& out);
 
 // The same features with readable text ("viagra", "s:free", "click here"): for explanations.
+// When `only` is given, texts are made only for the hashes in it (sorted ascending), once
+// each: the cheap way to name a few features.
 void ExtractFeatureTexts(const Message& message, const TokenizerOptions& options,
-                         std::vector<std::pair<uint64_t, std::string>>& out);
+                         std::vector<std::pair<uint64_t, std::string>>& out,
+                         std::span<const uint64_t> only = {});
 
 // The tokens alone, in order ("subject" tokens first, prefixed "s:"): for tests and tools.
 std::vector<std::string> Tokens(const Message& message, const TokenizerOptions& options);
