@@ -503,35 +503,25 @@ class BayesModel final : public Model {
   }
 
   double Score(std::span<const uint64_t> features) const override {
-    const std::vector<uint64_t>& distinct = Distinct(features);
     std::shared_lock lock(mu_);
     const Totals t = ComputeTotals();
     double score = t.prior;
-    for (uint64_t h : distinct) {
-      const uint32_t idx = table_.Find(h);
-      if (idx != FeatureTable::kMissing && (spam_[idx] | ham_[idx]) != 0) {
-        score += Ratio(idx, t);
-      }
-    }
+    ForEachKnown(features, [&](uint32_t idx, uint64_t) { score += Ratio(idx, t); });
     return score;
   }
 
   double Explain(std::span<const uint64_t> features, size_t k, std::vector<Contribution>& spam,
                  std::vector<Contribution>& ham) const override {
-    const std::vector<uint64_t>& distinct = Distinct(features);
     std::vector<Contribution> all;
     double score = 0;
     {
       std::shared_lock lock(mu_);
       const Totals t = ComputeTotals();
       score = t.prior;
-      for (uint64_t h : distinct) {
-        const uint32_t idx = table_.Find(h);
-        if (idx != FeatureTable::kMissing && (spam_[idx] | ham_[idx]) != 0) {
-          all.push_back({h, Ratio(idx, t)});
-          score += all.back().weight;
-        }
-      }
+      ForEachKnown(features, [&](uint32_t idx, uint64_t h) {
+        all.push_back({h, Ratio(idx, t)});
+        score += all.back().weight;
+      });
     }
     TopK(all, k, spam, ham);
     return score;
@@ -642,6 +632,34 @@ class BayesModel final : public Model {
     std::sort(distinct.begin(), distinct.end());
     distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
     return distinct;
+  }
+
+  // Calls f(index, hash) once per distinct feature of `features` with a non-zero count,
+  // deduplicating through per-thread arrays stamped with a call number. REQUIRES: mu_ held.
+  template <typename F>
+  void ForEachKnown(std::span<const uint64_t> features, F&& f) const {
+    struct Scratch {
+      std::vector<uint32_t> stamp;
+      uint32_t epoch = 0;
+    };
+    thread_local Scratch scratch;
+    if (scratch.stamp.size() < keys_.size()) {
+      scratch.stamp.resize(keys_.size() + keys_.size() / 4, 0);
+    }
+    if (++scratch.epoch == 0) {
+      std::fill(scratch.stamp.begin(), scratch.stamp.end(), 0);
+      scratch.epoch = 1;
+    }
+    for (uint64_t h : features) {
+      const uint32_t idx = table_.Find(h);
+      if (idx == FeatureTable::kMissing || scratch.stamp[idx] == scratch.epoch) {
+        continue;
+      }
+      scratch.stamp[idx] = scratch.epoch;
+      if ((spam_[idx] | ham_[idx]) != 0) {
+        f(idx, h);
+      }
+    }
   }
 
   // REQUIRES: mu_ held.
