@@ -149,14 +149,14 @@ void TopK(std::vector<Contribution>& all, size_t k, std::vector<Contribution>& s
 
 // 1 + ln(tf), the sublinear term frequency, for small counts without calling log.
 double SublinearTf(uint32_t tf) {
-  static const auto* const kTable = [] {
+  static const auto* const table = [] {
     auto* t = new std::array<double, 64>;
     for (size_t i = 1; i < t->size(); ++i) {
       (*t)[i] = 1.0 + std::log(static_cast<double>(i));
     }
     return t;
   }();
-  return tf < kTable->size() ? (*kTable)[tf] : 1.0 + std::log(static_cast<double>(tf));
+  return tf < table->size() ? (*table)[tf] : 1.0 + std::log(static_cast<double>(tf));
 }
 
 class LinearModel final : public Model {
@@ -665,9 +665,10 @@ class BayesModel final : public Model {
   // REQUIRES: mu_ held.
   Totals ComputeTotals() const {
     const double v = static_cast<double>(live_);
-    return {std::log((spam_docs_ + 1.0) / (ham_docs_ + 1.0)),
-            std::log(static_cast<double>(spam_total_) + alpha_ * v),
-            std::log(static_cast<double>(ham_total_) + alpha_ * v)};
+    return {
+        std::log((static_cast<double>(spam_docs_) + 1.0) / (static_cast<double>(ham_docs_) + 1.0)),
+        std::log(static_cast<double>(spam_total_) + alpha_ * v),
+        std::log(static_cast<double>(ham_total_) + alpha_ * v)};
   }
   double Ratio(uint32_t idx, const Totals& t) const {
     return std::log((spam_[idx] + alpha_) / (ham_[idx] + alpha_)) - t.log_spam_denominator +
