@@ -160,35 +160,6 @@ void AppendTimestamp(std::string& out) {
   fmt::format_to(std::back_inserter(out), "{:03}Z", ms % 1000);
 }
 
-// Appends `text` escaped for a JSON string (the allocation-free twin of JsonEscape).
-void AppendJsonEscaped(std::string& out, std::string_view text) {
-  for (unsigned char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-}
-
 // `%*` in a pattern: the message escaped for a JSON string.
 class JsonMessageFlag final : public spdlog::custom_flag_formatter {
  public:
@@ -287,6 +258,34 @@ void LogAccess(const AccessRecord& r) {
       out += r.trace_id;
     }
   });
+}
+
+void AppendJsonEscaped(std::string& out, std::string_view text) {
+  for (unsigned char c : text) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
 }
 
 std::string JsonEscape(std::string_view text) {

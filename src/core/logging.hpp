@@ -47,5 +47,7 @@ void LogAccess(const AccessRecord& record);
 
 // `text` escaped for use inside a JSON string (without the quotes).
 std::string JsonEscape(std::string_view text);
+// The same, appended to `out` (no allocation beyond out's growth).
+void AppendJsonEscaped(std::string& out, std::string_view text);
 
 }  // namespace evo::logging

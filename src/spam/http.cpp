@@ -11,6 +11,8 @@
 
 #include <fmt/format.h>
 
+#include "core/logging.hpp"
+
 namespace evo::spam {
 namespace {
 
@@ -74,33 +76,7 @@ StatusOr<bool> LabelField(const json& object, const std::string& pointer) {
 
 void AppendJsonString(std::string& out, std::string_view s) {
   out.push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
+  logging::AppendJsonEscaped(out, s);
   out.push_back('"');
 }
 
