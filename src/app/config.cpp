@@ -29,7 +29,7 @@ StatusOr<std::chrono::milliseconds> Duration(std::string_view option, const std:
 // Modules validate their options structs and name struct fields; the user has to change a
 // flag, so whole-word field names in `status` are replaced by the flags that set them.
 Status WithFlagNames(const Status& status) {
-  static const std::vector<std::pair<std::string_view, std::string_view>> kFlags = {
+  static const std::vector<std::pair<std::string_view, std::string_view>> flag_names = {
       {"listen", "--listen"},
       {"threads", "--threads"},
       {"max_body_bytes", "--max-body"},
@@ -61,9 +61,9 @@ Status WithFlagNames(const Status& status) {
         ++j;
       }
       const std::string_view word = in.substr(i, j - i);
-      const auto it = std::find_if(kFlags.begin(), kFlags.end(),
+      const auto it = std::find_if(flag_names.begin(), flag_names.end(),
                                    [&](const auto& entry) { return entry.first == word; });
-      out += it == kFlags.end() ? word : it->second;
+      out += it == flag_names.end() ? word : it->second;
       i = j;
     } else {
       out += in[i++];

@@ -450,10 +450,9 @@ int SpamEval(const Config& config, const SpamCli& cli) {
     return 0;
   }
   std::printf(
-      "split: sha256(basename) first 8 hex digits mod 10 < 3 is test: %zu train, %llu "
-      "test (%llu spam, %llu ham); model %s\n",
-      e->train_messages, static_cast<unsigned long long>(e->test.spam + e->test.ham),
-      static_cast<unsigned long long>(e->test.spam), static_cast<unsigned long long>(e->test.ham),
+      "split: sha256(basename) first 8 hex digits mod 10 < 3 is test: %zu train, %zu "
+      "test (%zu spam, %zu ham); model %s\n",
+      e->train_messages, e->test.spam + e->test.ham, e->test.spam, e->test.ham,
       config.spam_model.c_str());
   PrintMetricsLine("test split:", j["test"]);
   if (cli.folds > 0) {
