@@ -30,9 +30,9 @@ void FitSigmoid(std::span<const double> scores, const std::vector<bool>& spam, d
   for (size_t i = 0; i < n; ++i) {
     t[i] = spam[i] ? hi : lo;
   }
-  // Parameterised as p = 1 / (1 + exp(A s + B)) as in the paper; a = -A, b = -B.
-  double A = 0;
-  double B = std::log((neg + 1) / (pos + 1));
+  // Parameterised as p = 1 / (1 + exp(A s + B)) as in the paper (pa, pb); a = -A, b = -B.
+  double pa = 0;
+  double pb = std::log((neg + 1) / (pos + 1));
   auto loss = [&](double aa, double bb) {
     double f = 0;
     for (size_t i = 0; i < n; ++i) {
@@ -41,7 +41,7 @@ void FitSigmoid(std::span<const double> scores, const std::vector<bool>& spam, d
     }
     return f;
   };
-  double f = loss(A, B);
+  double f = loss(pa, pb);
   for (int iter = 0; iter < 100; ++iter) {
     double h11 = 1e-12;
     double h22 = 1e-12;
@@ -49,7 +49,7 @@ void FitSigmoid(std::span<const double> scores, const std::vector<bool>& spam, d
     double g1 = 0;
     double g2 = 0;
     for (size_t i = 0; i < n; ++i) {
-      const double z = scores[i] * A + B;
+      const double z = scores[i] * pa + pb;
       const double p = z >= 0 ? std::exp(-z) / (1 + std::exp(-z)) : 1 / (1 + std::exp(z));
       const double q = 1 - p;
       const double d2 = p * q;
@@ -70,12 +70,12 @@ void FitSigmoid(std::span<const double> scores, const std::vector<bool>& spam, d
     double step = 1;
     bool moved = false;
     while (step >= 1e-10) {
-      const double na = A + step * da;
-      const double nb = B + step * db;
+      const double na = pa + step * da;
+      const double nb = pb + step * db;
       const double nf = loss(na, nb);
       if (nf < f + 1e-4 * step * gd) {
-        A = na;
-        B = nb;
+        pa = na;
+        pb = nb;
         f = nf;
         moved = true;
         break;
@@ -86,8 +86,8 @@ void FitSigmoid(std::span<const double> scores, const std::vector<bool>& spam, d
       break;
     }
   }
-  a = -A;
-  b = -B;
+  a = -pa;
+  b = -pb;
 }
 
 }  // namespace
