@@ -253,11 +253,11 @@ json VersionParameter() {
 }
 
 const json& CommonErrors() {
-  static const json kErrors = {
+  static const json errors = {
       {"400", http::ProblemResponseSpec("Malformed body, wrong field type, or bad text "
                                         "(empty, binary); `errors[].pointer` names the field.")},
       {"415", http::ProblemResponseSpec("Body is not application/json.")}};
-  return kErrors;
+  return errors;
 }
 
 }  // namespace

@@ -11,7 +11,7 @@ namespace evo::spam {
 namespace {
 
 const std::vector<store::Migration>& Migrations() {
-  static const std::vector<store::Migration> kMigrations = {
+  static const std::vector<store::Migration> migrations = {
       {1,
        "CREATE TABLE spam_models("
        " version INTEGER PRIMARY KEY,"
@@ -36,7 +36,7 @@ const std::vector<store::Migration>& Migrations() {
        " text TEXT NOT NULL,"
        " created_at TEXT NOT NULL);"
        "CREATE INDEX spam_feedback_version ON spam_feedback(version, seq);"}};
-  return kMigrations;
+  return migrations;
 }
 
 Status TextError(const std::string& message, std::string_view reason) {
