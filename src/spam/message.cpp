@@ -322,6 +322,7 @@ struct Field {
 struct Headers {
   bool present = false;
   Field subject;
+  Field from;
   Field content_type;
   Field transfer_encoding;
 };
@@ -357,6 +358,8 @@ size_t ParseHeaders(std::string_view s, Headers* headers) {
     current = nullptr;
     if (EqualsIgnoreCase(name, "subject")) {
       current = &headers->subject;
+    } else if (EqualsIgnoreCase(name, "from")) {
+      current = &headers->from;
     } else if (EqualsIgnoreCase(name, "content-type")) {
       current = &headers->content_type;
     } else if (EqualsIgnoreCase(name, "content-transfer-encoding")) {
@@ -1166,6 +1169,9 @@ Message Parse(std::string_view raw) {
   message.had_headers = headers.present;
   if (headers.subject.seen) {
     message.subject = DecodeSubject(headers.subject.value);
+  }
+  if (headers.from.seen) {
+    message.from = DecodeSubject(headers.from.value);  // unstructured decoding suffices
   }
   Extractor extractor;
   extractor.Entity(headers, raw.substr(body_start), 0, /*untyped_may_be_html=*/true);

@@ -52,6 +52,7 @@ struct Message {
   std::string subject;       // Subject header, unfolded, RFC 2047 encoded-words decoded, UTF-8
   std::string body;          // all text parts, decoded, HTML stripped, joined by "\n"
   bool had_headers = false;  // true if an RFC 822 header block was recognised
+  std::string from;          // From header, unfolded, encoded-words decoded ("" if none)
 };
 
 // Never fails and never throws on any input (binary garbage, truncated MIME, etc.).

@@ -652,5 +652,13 @@ TEST(Message, RandomMimeSoup) {
   }
 }
 
+TEST(Message, FromHeaderIsKeptDecoded) {
+  const Message m =
+      ParseMessage("From: =?UTF-8?Q?J=C3=BCrgen?= <juergen@example.de>\nSubject: hi\n\nbody\n");
+  EXPECT_EQ(m.from, "J\xC3\xBCrgen <juergen@example.de>");
+  EXPECT_EQ(m.subject, "hi");
+  EXPECT_EQ(ParseMessage("Subject: no sender\nbody\n").from, "");
+}
+
 }  // namespace
 }  // namespace evo::spam

@@ -26,6 +26,7 @@ uint64_t Mix(uint64_t x) {
 }
 
 constexpr uint64_t kSubjectSalt = 0x5ab1ec7000000001ULL;
+constexpr uint64_t kFromSalt = 0xf7011000000000a1ULL;
 uint64_t Pair(uint64_t a, uint64_t b) { return Mix(a * 0x9e3779b97f4a7c15ULL + b); }
 
 bool IsWordByte(unsigned char c) {
@@ -138,6 +139,10 @@ void Features(const Message& message, const TokenizerOptions& options, Sink&& si
       previous_text = token;
     }
   });
+  // The sender: its tokens (display name, address, domain parts) in a namespace of their own.
+  ScanTokens(message.from, options, [&](std::string_view token) {
+    sink(Mix(HashBytes(token) ^ kFromSalt), [&] { return "f:" + std::string(token); });
+  });
   has_previous = false;
   size_t body_tokens = 0;
   ScanTokens(message.body, options, [&](std::string_view token) {
@@ -226,6 +231,8 @@ std::vector<std::string> Tokens(const Message& message, const TokenizerOptions& 
   std::vector<std::string> out;
   ScanTokens(message.subject, options,
              [&](std::string_view t) { out.push_back("s:" + std::string(t)); });
+  ScanTokens(message.from, options,
+             [&](std::string_view t) { out.push_back("f:" + std::string(t)); });
   ScanTokens(message.body, options, [&](std::string_view t) { out.emplace_back(t); });
   return out;
 }

@@ -9,7 +9,8 @@
 //
 // Features (64-bit hashes): every body token, every pair of adjacent body tokens
 // ("click here"), every subject token twice — as itself and prefixed ("s:free") — every
-// pair of adjacent subject tokens, and the message length as a power-of-two bucket of body
+// pair of adjacent subject tokens, every token of the From header prefixed ("f:example"), and
+// the message length as a power-of-two bucket of body
 // tokens ("#len:7" for 64..127). Deterministic: the same message always gives the same
 // features, on every machine.
 //
@@ -49,7 +50,8 @@ void ExtractFeatureTexts(const Message& message, const TokenizerOptions& options
                          std::vector<std::pair<uint64_t, std::string>>& out,
                          std::span<const uint64_t> only = {});
 
-// The tokens alone, in order ("subject" tokens first, prefixed "s:"): for tests and tools.
+// The tokens alone, in order (subject tokens prefixed "s:", then From tokens prefixed "f:",
+// then the body): for tests and tools.
 std::vector<std::string> Tokens(const Message& message, const TokenizerOptions& options);
 
 }  // namespace evo::spam

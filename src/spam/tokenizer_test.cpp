@@ -345,5 +345,27 @@ TEST(Tokenizer, DifferentWordsGiveDifferentFeatures) {
   }
 }
 
+TEST(Tokenizer, FromTokensHaveTheirOwnNamespace) {
+  Message m;
+  m.from = "Pharmacy <promo@deals.example>";
+  m.body = "deals";
+  std::vector<std::pair<uint64_t, std::string>> texts;
+  ExtractFeatureTexts(m, TokenizerOptions{}, texts);
+  uint64_t from_deals = 0;
+  uint64_t body_deals = 0;
+  for (const auto& [h, t] : texts) {
+    if (t == "f:deals") {
+      from_deals = h;
+    } else if (t == "deals") {
+      body_deals = h;
+    }
+  }
+  ASSERT_NE(from_deals, 0u);
+  ASSERT_NE(body_deals, 0u);
+  EXPECT_NE(from_deals, body_deals);
+  const std::vector<std::string> tokens = Tokens(m, TokenizerOptions{});
+  EXPECT_NE(std::find(tokens.begin(), tokens.end(), "f:promo"), tokens.end());
+}
+
 }  // namespace
 }  // namespace evo::spam
