@@ -10,7 +10,7 @@ namespace evo::app {
 namespace {
 
 const std::vector<std::string>& KnownModules() {
-  static const auto* const known = new std::vector<std::string>{"ids", "spam"};
+  static const auto* const known = new std::vector<std::string>{"ids", "spam", "bandit"};
   return *known;
 }
 
@@ -217,6 +217,19 @@ void AddFlags(CLI::App& app, Config& c) {
           ->group(spam)
           ->capture_default_str(),
       "EVO_SPAM_TOP_TOKENS");
+
+  const std::string bandit = "Bandit";
+  Env(app.add_option("--bandit-default-experiment", c.bandit_default_experiment,
+                     "Experiment behind the original server's GET/POST /arms and GET "
+                     "/arms/stats (\"\" = no such routes)")
+          ->group(bandit)
+          ->capture_default_str(),
+      "EVO_BANDIT_DEFAULT_EXPERIMENT");
+  Env(app.add_option("--bandit-snapshot-interval", c.bandit_snapshot_interval,
+                     "How often bandit state is snapshotted (the journal is replayed on top)")
+          ->group(bandit)
+          ->capture_default_str(),
+      "EVO_BANDIT_SNAPSHOT_INTERVAL");
 }
 
 StatusOr<std::vector<std::string>> EnabledModules(const Config& config) {
@@ -235,7 +248,7 @@ StatusOr<std::vector<std::string>> EnabledModules(const Config& config) {
     }
     if (std::find(KnownModules().begin(), KnownModules().end(), name) == KnownModules().end()) {
       return InvalidArgumentError("--modules: unknown module '" + name +
-                                  "' (known: ids, spam, all)");
+                                  "' (known: ids, spam, bandit, all)");
     }
     if (std::find(out.begin(), out.end(), name) == out.end()) {
       out.push_back(name);
@@ -320,6 +333,16 @@ StatusOr<spam::ServiceOptions> ToSpamOptions(const Config& c) {
   }
   o.top_tokens = static_cast<size_t>(c.spam_top_tokens);
   EVO_RETURN_IF_ERROR(spam::Validate(o));
+  return o;
+}
+
+StatusOr<bandit::ServiceOptions> ToBanditOptions(const Config& c) {
+  bandit::ServiceOptions o;
+  EVO_ASSIGN_OR_RETURN(o.snapshot_interval,
+                       Duration("bandit-snapshot-interval", c.bandit_snapshot_interval));
+  if (o.snapshot_interval < std::chrono::milliseconds(100)) {
+    return InvalidArgumentError("--bandit-snapshot-interval: at least 100ms");
+  }
   return o;
 }
 

@@ -12,6 +12,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "bandit/bandit.hpp"
 #include "core/logging.hpp"
 #include "core/status.hpp"
 #include "http/server.hpp"
@@ -53,6 +54,9 @@ struct Config {
   double spam_unsure_low = 0.1;
   double spam_unsure_high = 0.9;
   int spam_top_tokens = 5;
+  // Bandit
+  std::string bandit_default_experiment = "default";
+  std::string bandit_snapshot_interval = "10s";
 };
 
 // Adds every option to `app` (global options, so they may follow any subcommand), with
@@ -67,6 +71,7 @@ StatusOr<std::vector<std::string>> EnabledModules(const Config& config);
 StatusOr<http::ServerOptions> ToServerOptions(const Config& config);
 StatusOr<ids::Options> ToIdOptions(const Config& config);
 StatusOr<spam::ServiceOptions> ToSpamOptions(const Config& config);
+StatusOr<bandit::ServiceOptions> ToBanditOptions(const Config& config);
 StatusOr<std::chrono::milliseconds> ShutdownTimeout(const Config& config);
 // The embedded database file: <data-dir>/evo.db.
 std::filesystem::path DatabasePath(const Config& config);

@@ -33,7 +33,7 @@ TEST(ParseBytes, AcceptsBinaryAndDecimalUnits) {
 
 TEST(EnabledModules, ExpandsAllAndRejectsUnknownNamingTheFlag) {
   Config c;
-  EXPECT_EQ(*EnabledModules(c), (std::vector<std::string>{"ids", "spam"}));
+  EXPECT_EQ(*EnabledModules(c), (std::vector<std::string>{"ids", "spam", "bandit"}));
   c.modules = " ids , ids ";
   EXPECT_EQ(*EnabledModules(c), std::vector<std::string>{"ids"});
   c.modules = "ids,nope";

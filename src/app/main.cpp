@@ -3,6 +3,7 @@
 // shutdown order (reverse of start-up).
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -11,6 +12,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -18,6 +20,9 @@
 #include <CLI/CLI.hpp>
 
 #include "app/config.hpp"
+#include "bandit/bandit.hpp"
+#include "bandit/http.hpp"
+#include "bandit/simulate.hpp"
 #include "core/clock.hpp"
 #include "core/logging.hpp"
 #include "core/metrics.hpp"
@@ -76,17 +81,22 @@ struct SpamModule {
   std::unique_ptr<spam::Service> service;
 };
 
-StatusOr<SpamModule> OpenSpam(const Config& config) {
-  EVO_ASSIGN_OR_RETURN(spam::ServiceOptions options, ToSpamOptions(config));
+// The embedded database shared by the modules that keep state in `store`.
+StatusOr<std::unique_ptr<store::Database>> OpenDatabase(const Config& config) {
   std::error_code ec;
   std::filesystem::create_directories(config.data_dir, ec);
   if (ec) {
     return FailedPreconditionError("--data-dir " + config.data_dir + ": " + ec.message());
   }
-  SpamModule m;
   store::SqliteOptions db_options;
   db_options.path = DatabasePath(config).string();
-  EVO_ASSIGN_OR_RETURN(m.db, store::OpenSqlite(db_options));
+  return store::OpenSqlite(db_options);
+}
+
+StatusOr<SpamModule> OpenSpam(const Config& config) {
+  EVO_ASSIGN_OR_RETURN(spam::ServiceOptions options, ToSpamOptions(config));
+  SpamModule m;
+  EVO_ASSIGN_OR_RETURN(m.db, OpenDatabase(config));
   EVO_ASSIGN_OR_RETURN(m.service, spam::Service::Open(*m.db, options, RealClock()));
   return m;
 }
@@ -144,7 +154,30 @@ int Serve(const Config& config) {
 
   std::optional<IdsModule> ids_module;
   std::optional<SpamModule> spam_module;
+  std::unique_ptr<store::Database> bandit_db;
+  std::unique_ptr<bandit::Service> bandit_service;
   for (const std::string& name : *modules) {
+    if (name == "bandit") {
+      auto options = ToBanditOptions(config);
+      if (!options.ok()) {
+        return Fail(kExitUsage, options.status());
+      }
+      auto db = OpenDatabase(config);
+      if (!db.ok()) {
+        return Fail(ExitCodeFor(db.status()), db.status());
+      }
+      bandit_db = std::move(*db);
+      auto opened = bandit::Service::Open(
+          *bandit_db, std::filesystem::path(config.data_dir) / "bandit", *options, RealClock());
+      if (!opened.ok()) {
+        spdlog::error("bandit: {}", opened.status().ToString());
+        return Fail(ExitCodeFor(opened.status()), opened.status());
+      }
+      bandit_service = std::move(*opened);
+      bandit::RegisterRoutes(router, *bandit_service, registry, config.bandit_default_experiment);
+      spdlog::info("bandit: state in {}/bandit, /arms on experiment \"{}\"", config.data_dir,
+                   config.bandit_default_experiment);
+    }
     if (name == "spam") {
       auto opened = OpenSpam(config);
       if (!opened.ok()) {
@@ -185,6 +218,14 @@ int Serve(const Config& config) {
       }
       readiness.Set("spam", true);
     }
+    if (bandit_service) {
+      // Expires pulls whose window ended, applies stop rules, snapshots when due.
+      const Status s = bandit_service->Tick();
+      if (!s.ok()) {
+        spdlog::warn("bandit: {}", s.ToString());
+      }
+      readiness.Set("bandit", s.ok(), std::string(s.message()));
+    }
   };
   update_readiness();
 
@@ -208,6 +249,11 @@ int Serve(const Config& config) {
   readiness.SetDraining();
   (*server)->Drain(*shutdown_timeout);
   (*server)->Stop();
+  if (bandit_service) {
+    if (const Status s = bandit_service->Snapshot(); !s.ok()) {
+      spdlog::warn("bandit: final snapshot: {} (the journal still holds everything)", s.ToString());
+    }
+  }
   spdlog::info("stopped");
   logging::Shutdown();
   return 0;
@@ -525,6 +571,53 @@ int SpamActivate(const Config& config, const SpamCli& cli) {
   return 0;
 }
 
+// ---- evo bandit ... ---------------------------------------------------------------------
+
+struct BanditCli {
+  int runs = 100;
+  int64_t horizon = 100000;
+  uint64_t seed = 1;
+  int threads = 0;
+  std::vector<std::string> policies;
+  std::string format = "text";
+  bool quiet = false;
+};
+
+int BanditSimulate(const BanditCli& cli) {
+  (void)logging::Init(logging::Options{"text", "warn"});
+  bandit::SimulateOptions o;
+  o.runs = cli.runs;
+  o.horizon = cli.horizon;
+  o.seed = cli.seed;
+  o.threads = cli.threads > 0 ? cli.threads
+                              : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  for (const std::string& name : cli.policies) {
+    auto type = bandit::ParsePolicyType(name);
+    if (!type.ok()) {
+      return Fail(kExitUsage, Status(StatusCode::kInvalidArgument,
+                                     "--policy: " + std::string(type.status().message())));
+    }
+    o.policies.push_back(*type);
+  }
+  if (Status s = bandit::Validate(o); !s.ok()) {
+    return Fail(kExitUsage, s);
+  }
+  if (!cli.quiet && cli.format == "text") {
+    o.progress = [](std::string_view line) {
+      std::fprintf(stderr, "  %.*s\n", static_cast<int>(line.size()), line.data());
+    };
+  }
+  auto report = cli.format == "json" ? bandit::SimulateJson(o) : bandit::SimulateReport(o);
+  if (!report.ok()) {
+    return Fail(ExitCodeFor(report.status()), report.status());
+  }
+  std::fwrite(report->data(), 1, report->size(), stdout);
+  if (!report->empty() && report->back() != '\n') {
+    std::fputc('\n', stdout);
+  }
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   CLI::App app{
       "evo: unique IDs, notifications, webhooks, bandits, spam filtering and event pages in "
@@ -541,7 +634,8 @@ int Main(int argc, char** argv) {
       "  evo id layout --id-tick 10ms --id-sequence-bits 8 --id-timestamp-bits 39 "
       "--id-worker-bits 16\n"
       "  evo spam train ./enron1 && evo spam classify message.eml\n"
-      "  evo spam eval ./enron1                      # fixed split + 10-fold CV");
+      "  evo spam eval ./enron1                      # fixed split + 10-fold CV\n"
+      "  evo bandit simulate --runs 20 --horizon 10000");
   app.require_subcommand(1);
   app.fallthrough();
   Config config;
@@ -602,6 +696,28 @@ int Main(int argc, char** argv) {
       spam->add_subcommand("activate", "Make VERSION the active model (also to roll back)");
   spam_activate->add_option("version", spam_cli.version, "Model version")->required();
 
+  BanditCli bandit_cli;
+  auto* bandit_cmd = app.add_subcommand("bandit", "Multi-armed bandits from the command line");
+  bandit_cmd->require_subcommand(1);
+  auto* bandit_simulate = bandit_cmd->add_subcommand(
+      "simulate",
+      "Run the policies on the standard Bernoulli instances (seeded, in process) and print "
+      "mean regret +- standard error at T = 10^3, 10^4, 10^5 beside the Lai-Robbins bound C ln "
+      "T, with rewards 1000 pulls late and with arm means that swap at T/2");
+  bandit_simulate->add_option("--runs", bandit_cli.runs, "Seeded runs per cell")
+      ->capture_default_str();
+  bandit_simulate->add_option("--horizon", bandit_cli.horizon, "Pulls per run (T)")
+      ->capture_default_str();
+  bandit_simulate->add_option("--seed", bandit_cli.seed, "First seed")->capture_default_str();
+  bandit_simulate->add_option("--sim-threads", bandit_cli.threads, "Threads (0 = cores)")
+      ->capture_default_str();
+  bandit_simulate->add_option("--policy", bandit_cli.policies,
+                              "Policies of the stationary table (repeatable; default: all)");
+  bandit_simulate->add_option("--format", bandit_cli.format, "text | json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  bandit_simulate->add_flag("--quiet", bandit_cli.quiet, "No progress lines on stderr");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -618,6 +734,9 @@ int Main(int argc, char** argv) {
   }
   if (id_layout->parsed()) {
     return IdLayout(config);
+  }
+  if (bandit_simulate->parsed()) {
+    return BanditSimulate(bandit_cli);
   }
   if (spam_train->parsed()) {
     return SpamTrain(config, spam_cli);

@@ -1,0 +1,148 @@
+// The bandit module: experiments that answer "which variant should I show?" and learn from
+// rewards that arrive later. Public contract for the composition root and the HTTP adapter.
+//
+// An experiment has named arms (with optional JSON payloads), a policy (policy.hpp), a reward
+// type and an attribution window. A pull picks an arm and returns a pull id; a reward names
+// the pull id and is credited to the arm served for that pull, at most once. A pull whose
+// reward has not come when the window ends counts as reward 0 for the policy; a reward that
+// comes later is still recorded in the arm's statistics (not fed to the policy twice) until
+// the pull is purged one more window later. Pending pulls live in a per-experiment ring
+// indexed by sequence (pending.hpp): memory is bounded by rate x 2 windows x 8 bytes.
+//
+// Durability: experiment definitions are rows of the `store` database (table
+// bandit_experiments). Pulls, rewards and expiries go to an append-only journal before they
+// are acknowledged (group commit, journal.hpp); a snapshot of every experiment's state is
+// written every `snapshot_interval` and the journal emptied. On Open the snapshot is loaded
+// and the journal replayed, so after kill -9 the state is exactly what was acknowledged.
+//
+// Errors:
+//   InvalidArgument     a bad spec (name, no arms, duplicate arm names, bad policy
+//                       parameters), a reward out of range or not finite, a malformed pull id
+//   NotFound            an unknown experiment or arm; a pull id never issued or already purged
+//   AlreadyExists       creating an experiment that exists; a second reward for one pull
+//   Unavailable         the journal could not be written (nothing was acknowledged)
+//
+// Thread safety: a Service may be shared by any number of threads; each experiment has its
+// own mutex, held for a few hundred nanoseconds per pull.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "bandit/policy.hpp"
+#include "core/clock.hpp"
+#include "core/status.hpp"
+#include "store/store.hpp"
+
+namespace evo::bandit {
+
+struct ArmSpec {
+  std::string name;                  // 1..64 printable characters, unique in the experiment
+  nlohmann::json payload = nullptr;  // what to show for this arm (any JSON, <= 16 KiB)
+  bool retired = false;              // never chosen again; its statistics stay
+};
+
+struct ExperimentSpec {
+  std::string name;  // [A-Za-z0-9._-]{1,64}
+  std::vector<ArmSpec> arms;
+  PolicyOptions policy;
+  RewardType reward_type = RewardType::kBernoulli;
+  int64_t attribution_window_s = 3600;  // 1 s .. 30 days
+  double min_traffic = 0;               // each active arm gets at least this share of pulls
+  // Stop rule: once an arm's probability of being best reaches `stop_probability` after at
+  // least `stop_min_pulls` pulls, the experiment stops and always serves that arm.
+  double stop_probability = 0;  // 0 = never stop; else 0.5..1
+  int64_t stop_min_pulls = 0;
+  // Output only.
+  std::string created_at;
+  std::string updated_at;
+  std::optional<std::string> winner;  // set once stopped
+};
+Status Validate(const ExperimentSpec& spec);
+// The API's JSON form (what ToJson writes; output-only fields are ignored). InvalidArgument
+// naming the field with a JSON pointer payload. Only "name" and "arms" are required.
+StatusOr<ExperimentSpec> ParseSpec(const nlohmann::json& body);
+nlohmann::json ToJson(const ExperimentSpec& spec);
+
+struct PullResult {
+  std::string pull_id;
+  std::string arm;
+  nlohmann::json payload;
+};
+
+struct ArmStats {
+  std::string name;
+  bool retired = false;
+  int64_t pulls = 0;    // served
+  int64_t rewards = 0;  // rewards received (in time or late)
+  int64_t expired = 0;  // pulls whose window ended without a reward
+  double reward_sum = 0;
+  double mean = 0;    // posterior mean of the reward
+  double ci_low = 0;  // 95 % credible interval of the mean
+  double ci_high = 0;
+  double probability_best = 0;  // Monte Carlo from the posteriors
+};
+
+struct ExperimentStats {
+  std::vector<ArmStats> arms;
+  int64_t pulls = 0;
+  int64_t pending = 0;           // pulls still inside their window
+  double regret_estimate = 0;    // sum of pulls x (best posterior mean - arm's)
+  int probability_samples = 0;   // Monte Carlo draws behind probabilityBest
+  double probability_error = 0;  // its 95 % error bound (1.96 * sqrt(0.25 / samples))
+  std::optional<std::string> winner;
+};
+
+struct ServiceOptions {
+  std::chrono::milliseconds snapshot_interval{10'000};
+  int probability_samples = 20'000;
+  uint64_t seed = 0;  // 0 = from the clock
+};
+
+class Service {
+ public:
+  // `db` and `clock` must outlive the service. `dir` holds the journal and snapshot.
+  static StatusOr<std::unique_ptr<Service>> Open(store::Database& db,
+                                                 const std::filesystem::path& dir,
+                                                 const ServiceOptions& options, const Clock& clock);
+  ~Service();
+
+  StatusOr<ExperimentSpec> Create(ExperimentSpec spec);
+  StatusOr<ExperimentSpec> Get(std::string_view name) const;
+  // Experiments ordered by name, starting after `after` (exclusive), at most `limit`.
+  std::vector<ExperimentSpec> List(std::string_view after, size_t limit) const;
+  // Replaces the mutable parts: policy parameters (not its type), window, min traffic,
+  // stop rule, arm payloads and retired flags; arms may be appended (never removed or
+  // renamed). InvalidArgument when `spec` would change the policy type or reward type.
+  StatusOr<ExperimentSpec> Update(const ExperimentSpec& spec);
+  Status Delete(std::string_view name);
+
+  StatusOr<PullResult> Pull(std::string_view experiment, std::string_view unit_id = {});
+  // Credits `reward` to the arm served for `pull_id`. Returns the arm's name. With
+  // `expected_arm` (the original server's clients name the arm), a pull served another arm
+  // is refused with InvalidArgument (reason ARM_MISMATCH) and nothing is credited.
+  StatusOr<std::string> Reward(std::string_view experiment, std::string_view pull_id, double reward,
+                               std::string_view expected_arm = {});
+  StatusOr<ExperimentStats> Stats(std::string_view experiment) const;
+
+  // Expires due pulls, applies stop rules and writes a snapshot when one is due. The server
+  // calls it periodically.
+  Status Tick();
+  // Writes a snapshot now and empties the journal.
+  Status Snapshot();
+
+ private:
+  struct Impl;
+  explicit Service(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace evo::bandit
