@@ -56,7 +56,7 @@ struct Config {
   int spam_top_tokens = 5;
   // Bandit
   std::string bandit_default_experiment = "default";
-  std::string bandit_snapshot_interval = "10s";
+  std::string bandit_snapshot_interval = "30s";
 };
 
 // Adds every option to `app` (global options, so they may follow any subcommand), with

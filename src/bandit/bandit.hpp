@@ -102,7 +102,7 @@ struct ExperimentStats {
 };
 
 struct ServiceOptions {
-  std::chrono::milliseconds snapshot_interval{10'000};
+  std::chrono::milliseconds snapshot_interval{30'000};
   int probability_samples = 20'000;
   uint64_t seed = 0;  // 0 = from the clock
 };

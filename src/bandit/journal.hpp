@@ -48,7 +48,7 @@ class Journal {
   // Opens (creating) `path` with room for `capacity_bytes` of records; appends go after the
   // last valid record already in it.
   static StatusOr<std::unique_ptr<Journal>> Open(const std::filesystem::path& path,
-                                                 uint64_t capacity_bytes = uint64_t{128} << 20);
+                                                 uint64_t capacity_bytes = uint64_t{512} << 20);
   ~Journal();
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;

@@ -111,12 +111,15 @@ class PendingIndex {
   void Serialize(std::string& out) const {
     const uint64_t header[4] = {base_, cursor_, static_cast<uint64_t>(epoch_s_), entries_.size()};
     out.append(reinterpret_cast<const char*>(header), sizeof header);
+    size_t at = out.size();
+    out.resize(at + entries_.size() * 8);
     for (const Entry& e : entries_) {
-      char b[8] = {};
+      char* b = out.data() + at;
       std::memcpy(b, &e.expiry_s, 4);
       std::memcpy(b + 4, &e.arm, 2);
       b[6] = static_cast<char>(e.state);
-      out.append(b, 8);
+      b[7] = 0;
+      at += 8;
     }
   }
   bool Deserialize(std::string_view& in) {

@@ -46,7 +46,10 @@
 // Cost: Select is O(active arms) and Update O(1) (except EXP3, O(arms), and
 // sliding-window Thompson, which recounts its window every `window` updates: O(1)
 // amortised); neither allocates once the policy has seen its arms (AddArm and the first
-// `window` updates of sliding-window Thompson grow vectors).
+// `window` updates of sliding-window Thompson grow vectors). One Select + Update, 2 / 10
+// Bernoulli arms (bandit_benchmark, one core): thompson and its variants ~80 / ~360 ns,
+// klucb ~550 / ~2900 ns (a Newton solve per contending arm), ucb1 ~30 / ~70 ns,
+// epsilon-greedy ~17 / ~31 ns, softmax ~44 / ~150 ns, exp3 ~27 / ~140 ns.
 //
 // Thread safety: a Policy is not thread-safe; callers serialise access (e.g. one mutex per
 // experiment). Different Policy objects may be used concurrently. Free functions are

@@ -6,6 +6,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <numbers>
 #include <string>
@@ -536,8 +537,8 @@ TEST(Thompson, RealEstimateIsTheStudentTInterval) {
   flat->Update(1, 1);
   flat->Update(1, 3);
   Rng rng(28);
-  double lo = INFINITY;
-  double hi = -INFINITY;
+  double lo = std::numeric_limits<double>::infinity();
+  double hi = -std::numeric_limits<double>::infinity();
   for (int i = 0; i < 1000; ++i) {
     const double x = flat->SamplePosterior(0, rng);
     lo = std::min(lo, x);
@@ -674,6 +675,33 @@ TEST(EpsilonGreedy, ExploresAboutEpsilonOfTheTime) {
   }
   // Exploration picks among both arms: the worse one epsilon / 2 of the time.
   EXPECT_NEAR(static_cast<double>(worse) / n, 0.1, 0.005);
+}
+
+TEST(Configure, ChangesParametersButKeepsTypeWindowAndEvidence) {
+  PolicyOptions options;
+  options.type = PolicyType::kEpsilonGreedy;
+  options.epsilon = 0;
+  auto policy = Policy::Create(options, RewardType::kBernoulli, 2);
+  Feed(*policy, 0, 10, 0);
+  Feed(*policy, 1, 0, 10);
+  PolicyOptions next = options;
+  next.type = PolicyType::kUcb1;  // ignored
+  next.epsilon = 1;
+  next.window = 7;  // ignored
+  policy->Configure(next);
+  EXPECT_EQ(policy->options().type, PolicyType::kEpsilonGreedy);
+  EXPECT_EQ(policy->options().epsilon, 1);
+  EXPECT_EQ(policy->options().window, options.window);
+  EXPECT_EQ(policy->Estimate(0).observations, 10);
+  Rng rng(43);
+  int worse = 0;
+  for (int i = 0; i < 10000; ++i) {
+    worse += policy->Select(AllActive(2), rng) == 1 ? 1 : 0;
+  }
+  EXPECT_NEAR(worse, 5000, 300);  // pure exploration now
+  auto restored = Policy::Deserialize(Bytes(*policy));
+  ASSERT_TRUE(restored.ok());
+  EXPECT_EQ((*restored)->options().epsilon, 1);
 }
 
 TEST(Softmax, ChoosesInProportionToExpMeanOverTemperature) {

@@ -63,6 +63,9 @@ struct Experiment {
   PendingIndex pending;
   std::unordered_map<uint64_t, uint16_t> sticky;  // hash(unitId) -> arm
   int64_t winner = -1;
+  // Where this experiment's records go: switched to the next journal by a snapshot at the
+  // moment the experiment is captured (Impl keeps the journal alive).
+  Journal* journal = nullptr;
 
   // Brings the per-arm vectors and the policy up to spec.arms (arms are only appended).
   void SyncArms() {
@@ -557,40 +560,37 @@ struct Service::Impl {
     return OkStatus();
   }
 
-  // Captures every experiment under its lock, switches to a new journal, then writes the
+  // Captures each experiment under its own lock and, in the same critical section, points
+  // it at the next journal: every record of an experiment is then either in the snapshot or
+  // in the next journal. Only one experiment is held at a time, briefly. Then writes the
   // snapshot durably and removes the journals it covers.
   Status SnapshotNow() {
     std::lock_guard snapshot_lock(snapshot_mu);
-    // No experiment is created or deleted while the journal is swapped (Create and Delete
-    // take registry_mu exclusively), and none appends (each appends under its own mutex).
+    const uint64_t next_gen = generation + 1;
+    EVO_ASSIGN_OR_RETURN(std::unique_ptr<Journal> opened, Journal::Open(JournalPath(next_gen)));
+    std::shared_ptr<Journal> next(std::move(opened));
+    // No experiment is created or deleted meanwhile (Create and Delete take registry_mu
+    // exclusively); a created one starts on `journal`, which is switched below.
     std::shared_lock registry_lock(registry_mu);
     std::vector<std::shared_ptr<Experiment>> all;
     for (const auto& [uid, e] : by_uid) {
       all.push_back(e);
     }
-    std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a->uid < b->uid; });
-    std::vector<std::unique_lock<std::mutex>> locks;
-    locks.reserve(all.size());
-    for (const auto& e : all) {
-      locks.emplace_back(e->mu);
-    }
-    const uint64_t next_gen = generation + 1;
-    EVO_ASSIGN_OR_RETURN(std::unique_ptr<Journal> next, Journal::Open(JournalPath(next_gen)));
     std::string out;
     PutRaw(out, kSnapshotMagic);
     PutRaw(out, next_gen);
     PutRaw(out, static_cast<uint64_t>(all.size()));
     for (const auto& e : all) {
+      std::lock_guard lock(e->mu);
       SerializeExperiment(*e, out);
+      e->journal = next.get();
     }
-    // Records appended so far are in `out`; whoever waits on them may be told they are
-    // durable once the snapshot is.
     std::shared_ptr<Journal> old = std::move(journal);
-    journal = std::shared_ptr<Journal>(std::move(next));
+    journal = next;
     const uint64_t old_gen = generation;
     generation = next_gen;
-    locks.clear();
     registry_lock.unlock();
+    old.reset();  // no experiment points at it any more; its records are in `out`
 
     const std::filesystem::path tmp = dir / "snapshot.tmp";
     {
@@ -615,7 +615,6 @@ struct Service::Impl {
       (void)::fsync(dfd);
       ::close(dfd);
     }
-    old.reset();  // its records are in the durable snapshot now
     for (uint64_t g = 0; g <= old_gen; ++g) {
       std::filesystem::remove(JournalPath(g), ec);
     }
@@ -683,6 +682,9 @@ StatusOr<std::unique_ptr<Service>> Service::Open(store::Database& db,
   impl->generation = last;
   EVO_ASSIGN_OR_RETURN(std::unique_ptr<Journal> journal, Journal::Open(impl->JournalPath(last)));
   impl->journal = std::shared_ptr<Journal>(std::move(journal));
+  for (auto& [uid, e] : impl->by_uid) {
+    e->journal = impl->journal.get();
+  }
   // Compact right away: recovery work is not repeated by the next start.
   EVO_RETURN_IF_ERROR(impl->SnapshotNow());
   return std::unique_ptr<Service>(new Service(std::move(impl)));
@@ -711,6 +713,7 @@ StatusOr<ExperimentSpec> Service::Create(ExperimentSpec spec) {
         .status();
   }));
   auto e = impl_->MakeExperiment(static_cast<uint32_t>(uid), spec);
+  e->journal = impl_->journal.get();
   impl_->by_name[spec.name] = e;
   impl_->by_uid[e->uid] = e;
   return spec;
@@ -812,7 +815,7 @@ StatusOr<PullResult> Service::Pull(std::string_view name, std::string_view unit_
   PullResult result;
   {
     std::lock_guard lock(e->mu);
-    Journal& journal = *impl_->journal;
+    Journal& journal = *e->journal;
     impl_->ExpireLocked(*e, now_ms, journal);
     size_t arm = 0;
     bool chosen = false;
@@ -913,7 +916,7 @@ StatusOr<std::string> Service::Reward(std::string_view name, std::string_view pu
   std::string arm_name;
   {
     std::lock_guard lock(e->mu);
-    Journal& journal = *impl_->journal;
+    Journal& journal = *e->journal;
     impl_->ExpireLocked(*e, now_ms, journal);
     PendingIndex::Entry* entry = e->pending.Find(seq);
     if (entry == nullptr) {
@@ -1027,7 +1030,7 @@ Status Service::Tick() {
     bool check_stop = false;
     {
       std::lock_guard lock(e->mu);
-      impl_->ExpireLocked(*e, now_ms, *impl_->journal);
+      impl_->ExpireLocked(*e, now_ms, *e->journal);
       check_stop = e->winner < 0 && e->spec.stop_probability > 0;
     }
     if (check_stop) {
@@ -1046,10 +1049,11 @@ Status Service::Tick() {
       }
     }
   }
-  // Snapshot on time, or early when the journal is a quarter full (it never fills up).
+  // Snapshot on time, or early when the journal is an eighth full (it never fills up, and
+  // its resident pages stay bounded).
   const Journal& journal = *impl_->journal;
   if (now_ms - impl_->last_snapshot_ms >= impl_->options.snapshot_interval.count() ||
-      journal.used() * 4 >= journal.capacity()) {
+      journal.used() * 8 >= journal.capacity()) {
     return impl_->SnapshotNow();
   }
   return OkStatus();

@@ -495,8 +495,8 @@ std::string FormatReport(const SimulateResults& r) {
       continue;
     }
     if (!switching_header) {
-      out += "\n3. Switching: " + c.instance.name + " (means swapped at pull " +
-             Grouped(r.horizon / 2) + "; regret against the current best arm)\n\n";
+      out += "\n3. Switching: " + c.instance.name + " = pull " + Grouped(r.horizon / 2) +
+             " (regret against the current best arm)\n\n";
       out += header("policy");
       switching_header = true;
     }

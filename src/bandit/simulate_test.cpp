@@ -11,7 +11,7 @@
 namespace evo::bandit {
 namespace {
 
-const Instance kTwoArms = {"(0.8, 0.9)", {0.8, 0.9}, false, 0};
+Instance TwoArms() { return {"(0.8, 0.9)", {0.8, 0.9}, false, 0}; }
 
 PolicyOptions Options(PolicyType type) {
   PolicyOptions options;
@@ -27,8 +27,8 @@ RegretCurve RunCell(const Instance& instance, PolicyType type, int runs, int64_t
 }
 
 TEST(Simulate, ThompsonHasLessRegretThanEpsilonGreedy) {
-  const RegretCurve thompson = RunCell(kTwoArms, PolicyType::kThompson, 40, 5000);
-  const RegretCurve greedy = RunCell(kTwoArms, PolicyType::kEpsilonGreedy, 40, 5000);
+  const RegretCurve thompson = RunCell(TwoArms(), PolicyType::kThompson, 40, 5000);
+  const RegretCurve greedy = RunCell(TwoArms(), PolicyType::kEpsilonGreedy, 40, 5000);
   ASSERT_EQ(thompson.checkpoints, (std::vector<int64_t>{1000, 5000}));
   EXPECT_LT(thompson.mean.back() + 2 * thompson.standard_error.back(),
             greedy.mean.back() - 2 * greedy.standard_error.back());
@@ -39,27 +39,27 @@ TEST(Simulate, ThompsonHasLessRegretThanEpsilonGreedy) {
 }
 
 TEST(Simulate, IsDeterministicForASeedWhateverTheThreads) {
-  const RegretCurve one = RunCell(kTwoArms, PolicyType::kThompson, 20, 2000, 7, 1);
-  const RegretCurve two = RunCell(kTwoArms, PolicyType::kThompson, 20, 2000, 7, 2);
-  const RegretCurve many = RunCell(kTwoArms, PolicyType::kThompson, 20, 2000, 7, 8);
+  const RegretCurve one = RunCell(TwoArms(), PolicyType::kThompson, 20, 2000, 7, 1);
+  const RegretCurve two = RunCell(TwoArms(), PolicyType::kThompson, 20, 2000, 7, 2);
+  const RegretCurve many = RunCell(TwoArms(), PolicyType::kThompson, 20, 2000, 7, 8);
   EXPECT_EQ(one.mean, two.mean);  // bit for bit
   EXPECT_EQ(one.standard_error, two.standard_error);
   EXPECT_EQ(one.mean, many.mean);
-  EXPECT_NE(one.mean, RunCell(kTwoArms, PolicyType::kThompson, 20, 2000, 8, 2).mean);
+  EXPECT_NE(one.mean, RunCell(TwoArms(), PolicyType::kThompson, 20, 2000, 8, 2).mean);
 }
 
 TEST(Simulate, DelayedRewardsLeaveThePolicyBlindAtFirst) {
-  Instance late = kTwoArms;
+  Instance late = TwoArms();
   late.delay = 1000;
   const RegretCurve curve = RunCell(late, PolicyType::kThompson, 40, 3000);
   // No reward arrives in the first 1000 pulls: the arms are pulled alike, regret 1000 * 0.05.
   EXPECT_NEAR(curve.mean[0], 50, 3);
-  const RegretCurve prompt = RunCell(kTwoArms, PolicyType::kThompson, 40, 3000);
+  const RegretCurve prompt = RunCell(TwoArms(), PolicyType::kThompson, 40, 3000);
   EXPECT_GT(curve.mean.back(), prompt.mean.back());
 }
 
 TEST(Simulate, SlidingWindowRecoversFromASwitchThatStationaryThompsonDoesNot) {
-  Instance swapped = kTwoArms;
+  Instance swapped = TwoArms();
   swapped.switching = true;
   const RegretCurve stationary = RunCell(swapped, PolicyType::kThompson, 20, 20000);
   PolicyOptions sliding = Options(PolicyType::kSlidingWindowThompson);
@@ -79,7 +79,7 @@ TEST(Simulate, RejectsBadInstancesAndOptions) {
                 .status()
                 .code(),
             StatusCode::kInvalidArgument);
-  EXPECT_EQ(Simulate(kTwoArms, Options(PolicyType::kThompson), 0, 10, 1, 1).status().code(),
+  EXPECT_EQ(Simulate(TwoArms(), Options(PolicyType::kThompson), 0, 10, 1, 1).status().code(),
             StatusCode::kInvalidArgument);
 
   EXPECT_TRUE(Validate(SimulateOptions{}).ok());

@@ -299,3 +299,27 @@ class Durability(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Cli(unittest.TestCase):
+    def run_evo(self, *args):
+        import subprocess
+        from harness import EVO
+        return subprocess.run([EVO] + list(args), capture_output=True, text=True, timeout=120)
+
+    def test_simulate_prints_the_regret_table(self):
+        r = self.run_evo("bandit", "simulate", "--runs", "4", "--horizon", "1000", "--quiet")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("thompson", r.stdout)
+        self.assertIn("ln", r.stdout)
+        j = self.run_evo("bandit", "simulate", "--runs", "2", "--horizon", "1000", "--format",
+                         "json", "--policy", "thompson")
+        self.assertEqual(j.returncode, 0, j.stderr)
+        self.assertIsInstance(json.loads(j.stdout), dict)
+
+    def test_simulate_rejects_bad_arguments(self):
+        for args in (["--runs", "0"], ["--horizon", "-5"], ["--policy", "magic"]):
+            with self.subTest(args=args):
+                r = self.run_evo("bandit", "simulate", "--quiet", *args)
+                self.assertEqual(r.returncode, 2, (r.stdout, r.stderr))
+                self.assertTrue(r.stderr.strip())
