@@ -136,7 +136,7 @@ Status Validate(const ExperimentSpec& s) {
           .With(kPayloadPointer, pointer);
     }
     names.push_back(a.name);
-    if (a.payload.dump().size() > 16 * 1024) {
+    if (a.payload.dump().size() > size_t{16} * 1024) {
       return InvalidArgumentError("an arm payload may hold at most 16 KiB of JSON")
           .With(kPayloadPointer, "#/arms/" + std::to_string(i) + "/payload");
     }
@@ -148,7 +148,7 @@ Status Validate(const ExperimentSpec& s) {
     return Status(st.code(), "policy: " + std::string(st.message()))
         .With(kPayloadPointer, "#/policy");
   }
-  if (s.attribution_window_s < 1 || s.attribution_window_s > 30 * 86400) {
+  if (s.attribution_window_s < 1 || s.attribution_window_s > int64_t{30} * 86400) {
     return InvalidArgumentError("attributionWindowSeconds must be 1..2592000")
         .With(kPayloadPointer, "#/attributionWindowSeconds");
   }
@@ -841,7 +841,8 @@ StatusOr<PullResult> Service::Pull(std::string_view name, std::string_view unit_
         if (!e->active[i]) {
           continue;
         }
-        const double share = total == 0 ? 0 : static_cast<double>(e->pulls[i]) / total;
+        const double share =
+            total == 0 ? 0 : static_cast<double>(e->pulls[i]) / static_cast<double>(total);
         if (share < e->spec.min_traffic && share < worst) {
           worst = share;
           arm = i;
