@@ -21,29 +21,12 @@ constexpr size_t kMaxRewardBatch = 1000;
 constexpr size_t kDefaultPageSize = 50;
 constexpr size_t kMaxPageSize = 1000;
 
-Status FieldError(const std::string& pointer, const std::string& message) {
-  return InvalidArgumentError(message)
-      .With(kPayloadReason, "INVALID_FIELD")
-      .With(kPayloadPointer, pointer);
-}
-
+// The body as an object; an empty body is {} when `allow_empty` (a pull needs no body).
 StatusOr<json> ObjectBody(const http::Request& request, bool allow_empty) {
   if (allow_empty && request.body.empty()) {
     return json::object();
   }
-  EVO_ASSIGN_OR_RETURN(json body, request.JsonBody());
-  if (!body.is_object()) {
-    return FieldError("#", "the body must be a JSON object");
-  }
-  return body;
-}
-
-http::Response RawJson(int status, std::string body) {
-  http::Response r;
-  r.status = status;
-  r.body = std::move(body);
-  r.headers.Set("Content-Type", "application/json");
-  return r;
+  return request.JsonObjectBody();
 }
 
 json StatsJson(const ExperimentStats& s) {
@@ -72,15 +55,15 @@ json StatsJson(const ExperimentStats& s) {
 // One reward object {"pullId","reward"}; `pointer` names it in errors.
 StatusOr<std::pair<std::string, double>> ParseReward(const json& r, const std::string& pointer) {
   if (!r.is_object()) {
-    return FieldError(pointer, "a reward is an object {\"pullId\", \"reward\"}");
+    return http::InvalidField(pointer, "a reward is an object {\"pullId\", \"reward\"}");
   }
   const auto id = r.find("pullId");
   if (id == r.end() || !id->is_string()) {
-    return FieldError(pointer + "/pullId", "pullId is required and must be a string");
+    return http::InvalidField(pointer + "/pullId", "pullId is required and must be a string");
   }
   const auto value = r.find("reward");
   if (value == r.end() || !value->is_number()) {
-    return FieldError(pointer + "/reward", "reward is required and must be a number");
+    return http::InvalidField(pointer + "/reward", "reward is required and must be a number");
   }
   return std::make_pair(id->get<std::string>(), value->get<double>());
 }
@@ -90,15 +73,6 @@ json NameParameter() {
           {"in", "path"},
           {"required", true},
           {"schema", {{"type", "string"}, {"pattern", "^[A-Za-z0-9._-]{1,64}$"}}}};
-}
-
-json JsonAnswer(std::string_view description, json schema = json::object()) {
-  return {{"description", description},
-          {"content", {{"application/json", {{"schema", std::move(schema)}}}}}};
-}
-
-json JsonRequest(json schema) {
-  return {{"required", true}, {"content", {{"application/json", {{"schema", std::move(schema)}}}}}};
 }
 
 json SpecSchema() {
@@ -184,9 +158,9 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
   create.openapi = {{"summary", "Create an experiment"},
                     {"operationId", "createExperiment"},
                     {"tags", {"bandit"}},
-                    {"requestBody", JsonRequest(SpecSchema())},
+                    {"requestBody", http::JsonRequestSpec(SpecSchema())},
                     {"responses",
-                     {{"201", JsonAnswer("The experiment.", SpecSchema())},
+                     {{"201", http::JsonResponseSpec("The experiment.", SpecSchema())},
                       {"400", Errors()["400"]},
                       {"409", http::ProblemResponseSpec("An experiment with that name exists.")},
                       {"415", Errors()["415"]}}}};
@@ -213,7 +187,8 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
          {"schema", {{"type", "integer"}, {"minimum", 1}, {"default", 50}}}},
         {{"name", "pageToken"}, {"in", "query"}, {"schema", {{"type", "string"}}}}}},
       {"responses",
-       {{"200", JsonAnswer("A page of experiments by name; nextPageToken when there is more.")},
+       {{"200", http::JsonResponseSpec(
+                    "A page of experiments by name; nextPageToken when there is more.")},
         {"400", Errors()["400"]}}}};
   router.Get(
       "/v1/experiments",
@@ -228,18 +203,18 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
             v = v * 10 + static_cast<size_t>(c - '0');
           }
           if (!ok || v < 1) {
-            return FieldError("#/pageSize", "pageSize must be a positive integer");
+            return http::InvalidField("#/pageSize", "pageSize must be a positive integer");
           }
           size = std::min(v, kMaxPageSize);
         } else if (size_text) {
-          return FieldError("#/pageSize", "pageSize must be a positive integer");
+          return http::InvalidField("#/pageSize", "pageSize must be a positive integer");
         }
         EVO_ASSIGN_OR_RETURN(auto token, request.Query("pageToken"));
         std::string after;
         if (token && !token->empty()) {
           // The token is the last name of the previous page, prefixed so that it is opaque.
           if (!token->starts_with("after:") || token->size() > 6 + 64) {
-            return FieldError("#/pageToken", "pageToken is not one this service issued");
+            return http::InvalidField("#/pageToken", "pageToken is not one this service issued");
           }
           after = token->substr(6);
         }
@@ -256,13 +231,13 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       list);
 
   http::RouteOptions get;
-  get.openapi = {
-      {"summary", "Get an experiment"},
-      {"operationId", "getExperiment"},
-      {"tags", {"bandit"}},
-      {"parameters", {NameParameter()}},
-      {"responses",
-       {{"200", JsonAnswer("The experiment.", SpecSchema())}, {"404", Errors()["404"]}}}};
+  get.openapi = {{"summary", "Get an experiment"},
+                 {"operationId", "getExperiment"},
+                 {"tags", {"bandit"}},
+                 {"parameters", {NameParameter()}},
+                 {"responses",
+                  {{"200", http::JsonResponseSpec("The experiment.", SpecSchema())},
+                   {"404", Errors()["404"]}}}};
   router.Get(
       "/v1/experiments/{name}",
       [&service](const http::Request& request) -> StatusOr<http::Response> {
@@ -280,9 +255,9 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       {"operationId", "updateExperiment"},
       {"tags", {"bandit"}},
       {"parameters", {NameParameter()}},
-      {"requestBody", JsonRequest(SpecSchema())},
+      {"requestBody", http::JsonRequestSpec(SpecSchema())},
       {"responses",
-       {{"200", JsonAnswer("The experiment.", SpecSchema())},
+       {{"200", http::JsonResponseSpec("The experiment.", SpecSchema())},
         {"400", Errors()["400"]},
         {"404", Errors()["404"]},
         {"415", Errors()["415"]}}}};
@@ -292,7 +267,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
     if (const auto it = body.find("name"); it == body.end() || it->is_null()) {
       body["name"] = name;
     } else if (!it->is_string() || *it != name) {
-      return FieldError("#/name", "name must match the experiment in the path");
+      return http::InvalidField("#/name", "name must match the experiment in the path");
     }
     EVO_ASSIGN_OR_RETURN(ExperimentSpec spec, ParseSpec(body));
     EVO_ASSIGN_OR_RETURN(ExperimentSpec updated, service.Update(spec));
@@ -332,12 +307,12 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
              {{"type", "object"},
               {"properties", {{"unitId", {{"type", "string"}, {"maxLength", 256}}}}}}}}}}}}},
       {"responses",
-       {{"200", JsonAnswer("The arm to show and the pull id to reward.",
-                           {{"type", "object"},
-                            {"properties",
-                             {{"pullId", {{"type", "string"}}},
-                              {"arm", {{"type", "string"}}},
-                              {"payload", json::object()}}}})},
+       {{"200", http::JsonResponseSpec("The arm to show and the pull id to reward.",
+                                       {{"type", "object"},
+                                        {"properties",
+                                         {{"pullId", {{"type", "string"}}},
+                                          {"arm", {{"type", "string"}}},
+                                          {"payload", json::object()}}}})},
         {"400", Errors()["400"]},
         {"404", Errors()["404"]}}}};
   router.Post(
@@ -349,7 +324,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
           if (const auto it = body.find("unitId"); it != body.end() && !it->is_null()) {
             if (!it->is_string() || it->get_ref<const std::string&>().empty() ||
                 it->get_ref<const std::string&>().size() > 256) {
-              return FieldError("#/unitId", "unitId must be a string of 1..256 characters");
+              return http::InvalidField("#/unitId", "unitId must be a string of 1..256 characters");
             }
             unit = it->get<std::string>();
           }
@@ -363,7 +338,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
         out += R"(","payload":)";
         out += r.payload.dump();
         out += '}';
-        return RawJson(200, std::move(out));
+        return http::Response::Text(200, std::move(out), "application/json");
       },
       pull);
 
@@ -376,14 +351,14 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       {"operationId", "rewardPull"},
       {"tags", {"bandit"}},
       {"parameters", {NameParameter()}},
-      {"requestBody",
-       JsonRequest({{"type", "object"},
-                    {"properties",
-                     {{"pullId", {{"type", "string"}}},
-                      {"reward", {{"type", "number"}}},
-                      {"rewards", {{"type", "array"}, {"maxItems", kMaxRewardBatch}}}}}})},
+      {"requestBody", http::JsonRequestSpec(
+                          {{"type", "object"},
+                           {"properties",
+                            {{"pullId", {{"type", "string"}}},
+                             {"reward", {{"type", "number"}}},
+                             {"rewards", {{"type", "array"}, {"maxItems", kMaxRewardBatch}}}}}})},
       {"responses",
-       {{"200", JsonAnswer("Credited.")},
+       {{"200", http::JsonResponseSpec("Credited.")},
         {"400", Errors()["400"]},
         {"404", Errors()["404"]},
         {"409", http::ProblemResponseSpec("This pull already has its reward.")}}}};
@@ -394,8 +369,9 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
         const std::string_view name = request.Param("name");
         if (const auto batch = body.find("rewards"); batch != body.end()) {
           if (!batch->is_array() || batch->empty() || batch->size() > kMaxRewardBatch) {
-            return FieldError("#/rewards", fmt::format("rewards must be an array of 1..{} objects",
-                                                       kMaxRewardBatch));
+            return http::InvalidField(
+                "#/rewards",
+                fmt::format("rewards must be an array of 1..{} objects", kMaxRewardBatch));
           }
           // Each item is checked first, so that a malformed batch changes nothing; then each is
           // credited and answered on its own (a duplicate does not undo the others).
@@ -429,20 +405,21 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
         out += R"(","arm":")";
         logging::AppendJsonEscaped(out, arm);
         out += R"("})";
-        return RawJson(200, std::move(out));
+        return http::Response::Text(200, std::move(out), "application/json");
       },
       reward);
 
   http::RouteOptions stats;
-  stats.openapi = {{"summary", "Statistics per arm"},
-                   {"operationId", "experimentStats"},
-                   {"tags", {"bandit"}},
-                   {"parameters", {NameParameter()}},
-                   {"responses",
-                    {{"200", JsonAnswer("Per-arm pulls, rewards, posterior mean, 95 % interval "
-                                        "and probability of being best; regret estimate.",
-                                        StatsSchema())},
-                     {"404", Errors()["404"]}}}};
+  stats.openapi = {
+      {"summary", "Statistics per arm"},
+      {"operationId", "experimentStats"},
+      {"tags", {"bandit"}},
+      {"parameters", {NameParameter()}},
+      {"responses",
+       {{"200", http::JsonResponseSpec("Per-arm pulls, rewards, posterior mean, 95 % interval "
+                                       "and probability of being best; regret estimate.",
+                                       StatsSchema())},
+        {"404", Errors()["404"]}}}};
   router.Get(
       "/v1/experiments/{name}/stats",
       [&service](const http::Request& request) -> StatusOr<http::Response> {
@@ -460,7 +437,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
   compat_pull.openapi = {{"summary", "Original server: choose an arm of the default experiment"},
                          {"operationId", "compatPull"},
                          {"tags", {"bandit-compat"}},
-                         {"responses", {{"200", JsonAnswer("{\"arm\", \"pullId\"}")}}}};
+                         {"responses", {{"200", http::JsonResponseSpec("{\"arm\", \"pullId\"}")}}}};
   router.Get(
       "/arms",
       [&service, compat_experiment, pulls_total](const http::Request&) -> StatusOr<http::Response> {
@@ -477,7 +454,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
        "that disagrees with the pull is refused (400) instead of being credited blindly."},
       {"operationId", "compatReward"},
       {"tags", {"bandit-compat"}},
-      {"responses", {{"200", JsonAnswer("Credited.")}, {"400", Errors()["400"]}}}};
+      {"responses", {{"200", http::JsonResponseSpec("Credited.")}, {"400", Errors()["400"]}}}};
   router.Post(
       "/arms",
       [&service, compat_experiment,
@@ -485,15 +462,15 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
         EVO_ASSIGN_OR_RETURN(const json body, ObjectBody(request, false));
         const auto id = body.find("pullId");
         if (id == body.end() || !id->is_string()) {
-          return FieldError("#/pullId",
-                            "pullId is required: rewards are credited to the arm that was "
-                            "served for a pull (GET /arms returns it)");
+          return http::InvalidField("#/pullId",
+                                    "pullId is required: rewards are credited to the arm that was "
+                                    "served for a pull (GET /arms returns it)");
         }
         EVO_ASSIGN_OR_RETURN(auto item, ParseReward(body, "#"));
         std::string expected;
         if (const auto arm = body.find("arm"); arm != body.end() && !arm->is_null()) {
           if (!arm->is_string()) {
-            return FieldError("#/arm", "arm must be a string");
+            return http::InvalidField("#/arm", "arm must be a string");
           }
           expected = arm->get<std::string>();
         }
@@ -507,7 +484,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
   compat_stats.openapi = {{"summary", "Original server: statistics of the default experiment"},
                           {"operationId", "compatStats"},
                           {"tags", {"bandit-compat"}},
-                          {"responses", {{"200", JsonAnswer("Per-arm statistics.")}}}};
+                          {"responses", {{"200", http::JsonResponseSpec("Per-arm statistics.")}}}};
   router.Get(
       "/arms/stats",
       [&service, compat_experiment](const http::Request&) -> StatusOr<http::Response> {

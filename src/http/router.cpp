@@ -562,4 +562,27 @@ nlohmann::json ProblemResponseSpec(std::string_view description) {
        {{"application/problem+json", {{"schema", {{"$ref", "#/components/schemas/Problem"}}}}}}}};
 }
 
+Status InvalidField(std::string_view pointer, std::string_view message) {
+  return InvalidArgumentError(message)
+      .With(kPayloadReason, "INVALID_FIELD")
+      .With(kPayloadPointer, std::string(pointer));
+}
+
+nlohmann::json JsonRequestSpec(nlohmann::json schema) {
+  return {{"required", true}, {"content", {{"application/json", {{"schema", std::move(schema)}}}}}};
+}
+
+nlohmann::json JsonResponseSpec(std::string_view description, nlohmann::json schema) {
+  return {{"description", description},
+          {"content", {{"application/json", {{"schema", std::move(schema)}}}}}};
+}
+
+StatusOr<nlohmann::json> Request::JsonObjectBody() const {
+  EVO_ASSIGN_OR_RETURN(nlohmann::json body, JsonBody());
+  if (!body.is_object()) {
+    return InvalidField("#", "the body must be a JSON object");
+  }
+  return body;
+}
+
 }  // namespace evo::http

@@ -76,6 +76,8 @@ struct Request {
   // keys holding U+0000 -> 400 reason INVALID_CHARACTER. Any top-level type is returned:
   // checking for an object is the handler's job.
   StatusOr<nlohmann::json> JsonBody() const;
+  // JsonBody() that must be an object: anything else is InvalidField("#", ...).
+  StatusOr<nlohmann::json> JsonObjectBody() const;
 
   // The value for a W3C `traceparent` header to send on outbound calls made for this request.
   std::string OutboundTraceparent(std::string_view child_span_id) const;
@@ -148,6 +150,15 @@ class Router {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// A 400 about one field of a request body: InvalidArgument with reason INVALID_FIELD and the
+// field's JSON pointer ("#/arms/0/name"), which the problem answer lists under errors[].
+Status InvalidField(std::string_view pointer, std::string_view message);
+
+// OpenAPI Request Body / Response Objects with an application/json schema.
+nlohmann::json JsonRequestSpec(nlohmann::json schema);
+nlohmann::json JsonResponseSpec(std::string_view description,
+                                nlohmann::json schema = nlohmann::json::object());
 
 // An OpenAPI Response Object for a problem+json answer ({"description", "content": Problem}),
 // for the `responses` of RouteOptions::openapi.

@@ -22,32 +22,18 @@ constexpr size_t kMaxBatch = 1000;
 constexpr size_t kMaxBatchBodyBytes = 32u << 20;
 constexpr size_t kMaxTrainBodyBytes = 64u << 20;
 
-Status FieldError(std::string_view pointer, const std::string& message) {
-  return InvalidArgumentError(message)
-      .With(kPayloadReason, "INVALID_FIELD")
-      .With(kPayloadPointer, std::string(pointer));
-}
-
-StatusOr<json> ObjectBody(const http::Request& request) {
-  EVO_ASSIGN_OR_RETURN(json body, request.JsonBody());
-  if (!body.is_object()) {
-    return FieldError("#", "the body must be a JSON object");
-  }
-  return body;
-}
-
 // A string field: absent -> nullopt (or an error when required).
 StatusOr<std::optional<std::string>> StringField(const json& object, const std::string& name,
                                                  const std::string& pointer, bool required) {
   const auto it = object.find(name);
   if (it == object.end() || it->is_null()) {
     if (required) {
-      return FieldError(pointer, name + " is required");
+      return http::InvalidField(pointer, name + " is required");
     }
     return std::optional<std::string>();
   }
   if (!it->is_string()) {
-    return FieldError(pointer, name + " must be a string");
+    return http::InvalidField(pointer, name + " must be a string");
   }
   return std::optional<std::string>(it->get<std::string>());
 }
@@ -58,7 +44,7 @@ StatusOr<bool> BoolField(const json& object, const std::string& name, bool fallb
     return fallback;
   }
   if (!it->is_boolean()) {
-    return FieldError("#/" + name, name + " must be true or false");
+    return http::InvalidField("#/" + name, name + " must be true or false");
   }
   return it->get<bool>();
 }
@@ -71,7 +57,7 @@ StatusOr<bool> LabelField(const json& object, const std::string& pointer) {
   if (*label == "ham") {
     return false;
   }
-  return FieldError(pointer, "label must be \"spam\" or \"ham\"");
+  return http::InvalidField(pointer, "label must be \"spam\" or \"ham\"");
 }
 
 void AppendJsonString(std::string& out, std::string_view s) {
@@ -145,14 +131,6 @@ void AppendClassification(std::string& out, const Classification& c) {
   out += "]}";
 }
 
-http::Response RawJson(int status, std::string body) {
-  http::Response r;
-  r.status = status;
-  r.body = std::move(body);
-  r.headers.Set("Content-Type", "application/json");
-  return r;
-}
-
 StatusOr<int64_t> ParseVersion(std::string_view raw) {
   int64_t v = 0;
   bool ok = !raw.empty() && raw.size() <= 18;
@@ -214,15 +192,6 @@ json MessageSchema(bool labelled) {
   return s;
 }
 
-json JsonRequest(json schema) {
-  return {{"required", true}, {"content", {{"application/json", {{"schema", std::move(schema)}}}}}};
-}
-
-json JsonAnswer(std::string_view description, json schema) {
-  return {{"description", description},
-          {"content", {{"application/json", {{"schema", std::move(schema)}}}}}};
-}
-
 json ModelInfoSchema() {
   return {
       {"type", "object"},
@@ -279,16 +248,16 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       {"summary", "Classify one message"},
       {"operationId", "classifySpam"},
       {"tags", {"spam"}},
-      {"requestBody", JsonRequest(MessageSchema(false))},
+      {"requestBody", http::JsonRequestSpec(MessageSchema(false))},
       {"responses",
-       {{"200", JsonAnswer("The verdict of the active model.", ClassificationSchema())},
+       {{"200", http::JsonResponseSpec("The verdict of the active model.", ClassificationSchema())},
         {"400", CommonErrors()["400"]},
         {"413", http::ProblemResponseSpec("Body larger than the server's limit (1 MiB).")},
         {"415", CommonErrors()["415"]}}}};
   router.Post(
       "/v1/spam/classify",
       [&service, spam_count, ham_count](const http::Request& request) -> StatusOr<http::Response> {
-        EVO_ASSIGN_OR_RETURN(const json body, ObjectBody(request));
+        EVO_ASSIGN_OR_RETURN(const json body, request.JsonObjectBody());
         EVO_ASSIGN_OR_RETURN(auto text, StringField(body, "text", "#/text", true));
         EVO_ASSIGN_OR_RETURN(auto subject, StringField(body, "subject", "#/subject", false));
         EVO_ASSIGN_OR_RETURN(Classification c,
@@ -297,7 +266,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
         std::string out;
         out.reserve(512);
         AppendClassification(out, c);
-        return RawJson(200, std::move(out));
+        return http::Response::Text(200, std::move(out), "application/json");
       },
       classify);
 
@@ -308,17 +277,17 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       {"description", "All messages are answered by the same model version, in request order."},
       {"operationId", "classifySpamBatch"},
       {"tags", {"spam"}},
-      {"requestBody", JsonRequest({{"type", "object"},
-                                   {"required", {"messages"}},
-                                   {"properties",
-                                    {{"messages",
-                                      {{"type", "array"},
-                                       {"minItems", 1},
-                                       {"maxItems", kMaxBatch},
-                                       {"items", MessageSchema(false)}}}}}})},
+      {"requestBody", http::JsonRequestSpec({{"type", "object"},
+                                             {"required", {"messages"}},
+                                             {"properties",
+                                              {{"messages",
+                                                {{"type", "array"},
+                                                 {"minItems", 1},
+                                                 {"maxItems", kMaxBatch},
+                                                 {"items", MessageSchema(false)}}}}}})},
       {"responses",
-       {{"200",
-         JsonAnswer("One verdict per message, same order.",
+       {{"200", http::JsonResponseSpec(
+                    "One verdict per message, same order.",
                     {{"type", "object"},
                      {"properties",
                       {{"results", {{"type", "array"}, {"items", ClassificationSchema()}}}}}})},
@@ -328,12 +297,12 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
   router.Post(
       "/v1/spam/classify:batch",
       [&service, spam_count, ham_count](const http::Request& request) -> StatusOr<http::Response> {
-        EVO_ASSIGN_OR_RETURN(const json body, ObjectBody(request));
+        EVO_ASSIGN_OR_RETURN(const json body, request.JsonObjectBody());
         const auto messages = body.find("messages");
         if (messages == body.end() || !messages->is_array() || messages->empty() ||
             messages->size() > kMaxBatch) {
-          return FieldError("#/messages",
-                            fmt::format("messages must be an array of 1..{} objects", kMaxBatch));
+          return http::InvalidField(
+              "#/messages", fmt::format("messages must be an array of 1..{} objects", kMaxBatch));
         }
         std::vector<std::pair<std::string, std::string>> texts;
         texts.reserve(messages->size());
@@ -341,7 +310,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
           const json& m = (*messages)[i];
           const std::string pointer = fmt::format("#/messages/{}", i);
           if (!m.is_object()) {
-            return FieldError(pointer, "each message must be an object with a text");
+            return http::InvalidField(pointer, "each message must be an object with a text");
           }
           EVO_ASSIGN_OR_RETURN(auto text, StringField(m, "text", pointer + "/text", true));
           EVO_ASSIGN_OR_RETURN(auto subject,
@@ -358,7 +327,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
           (results[i].spam ? spam_count : ham_count)->Inc();
         }
         out += "]}";
-        return RawJson(200, std::move(out));
+        return http::Response::Text(200, std::move(out), "application/json");
       },
       batch);
 
@@ -376,13 +345,13 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
        "when the version is loaded again."},
       {"operationId", "spamFeedback"},
       {"tags", {"spam"}},
-      {"requestBody", JsonRequest(feedback_schema)},
+      {"requestBody", http::JsonRequestSpec(feedback_schema)},
       {"responses",
-       {{"200", JsonAnswer("Learned.", {{"type", "object"},
-                                        {"properties",
-                                         {{"modelVersion", {{"type", "integer"}}},
-                                          {"label", {{"type", "string"}}},
-                                          {"unlearn", {{"type", "boolean"}}}}}})},
+       {{"200", http::JsonResponseSpec("Learned.", {{"type", "object"},
+                                                    {"properties",
+                                                     {{"modelVersion", {{"type", "integer"}}},
+                                                      {"label", {{"type", "string"}}},
+                                                      {"unlearn", {{"type", "boolean"}}}}}})},
         {"400", http::ProblemResponseSpec(
                     "Bad body or text; the active model is not incremental "
                     "(MODEL_NOT_INCREMENTAL); nothing to unlearn (NOT_LEARNED); no model "
@@ -391,7 +360,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
   router.Post(
       "/v1/spam/feedback",
       [&service, learned, unlearned](const http::Request& request) -> StatusOr<http::Response> {
-        EVO_ASSIGN_OR_RETURN(const json body, ObjectBody(request));
+        EVO_ASSIGN_OR_RETURN(const json body, request.JsonObjectBody());
         EVO_ASSIGN_OR_RETURN(auto text, StringField(body, "text", "#/text", true));
         EVO_ASSIGN_OR_RETURN(auto subject, StringField(body, "subject", "#/subject", false));
         EVO_ASSIGN_OR_RETURN(const bool spam, LabelField(body, "#/label"));
@@ -415,15 +384,16 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
        "with \"activate\": true. Classification keeps working meanwhile."},
       {"operationId", "trainSpamModel"},
       {"tags", {"spam"}},
-      {"requestBody",
-       JsonRequest({{"type", "object"},
-                    {"properties",
-                     {{"directory", {{"type", "string"}, {"description", "Absolute path."}}},
-                      {"messages", {{"type", "array"}, {"items", MessageSchema(true)}}},
-                      {"family", {{"type", "string"}, {"enum", {"linear", "nb"}}}},
-                      {"activate", {{"type", "boolean"}, {"default", false}}}}}})},
+      {"requestBody", http::JsonRequestSpec(
+                          {{"type", "object"},
+                           {"properties",
+                            {{"directory", {{"type", "string"}, {"description", "Absolute path."}}},
+                             {"messages", {{"type", "array"}, {"items", MessageSchema(true)}}},
+                             {"family", {{"type", "string"}, {"enum", {"linear", "nb"}}}},
+                             {"activate", {{"type", "boolean"}, {"default", false}}}}}})},
       {"responses",
-       {{"201", JsonAnswer("The new version and its cross-validation metrics.", ModelInfoSchema())},
+       {{"201", http::JsonResponseSpec("The new version and its cross-validation metrics.",
+                                       ModelInfoSchema())},
         {"400", CommonErrors()["400"]},
         {"404", http::ProblemResponseSpec("The directory does not exist.")},
         {"413", http::ProblemResponseSpec("Body larger than 64 MiB.")},
@@ -431,14 +401,14 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
   router.Post(
       "/v1/spam/models",
       [&service](const http::Request& request) -> StatusOr<http::Response> {
-        EVO_ASSIGN_OR_RETURN(const json body, ObjectBody(request));
+        EVO_ASSIGN_OR_RETURN(const json body, request.JsonObjectBody());
         TrainRequest tr;
         EVO_ASSIGN_OR_RETURN(tr.activate, BoolField(body, "activate", false));
         EVO_ASSIGN_OR_RETURN(auto family, StringField(body, "family", "#/family", false));
         if (family) {
           auto parsed = ParseFamily(*family);
           if (!parsed.ok()) {
-            return FieldError("#/family", std::string(parsed.status().message()));
+            return http::InvalidField("#/family", std::string(parsed.status().message()));
           }
           tr.family = *parsed;
         }
@@ -446,11 +416,11 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
         const auto messages = body.find("messages");
         const bool has_messages = messages != body.end() && !messages->is_null();
         if (directory.has_value() == has_messages) {
-          return FieldError("#", "give exactly one of directory and messages");
+          return http::InvalidField("#", "give exactly one of directory and messages");
         }
         if (directory) {
           if (directory->empty() || directory->front() != '/') {
-            return FieldError("#/directory", "directory must be an absolute path");
+            return http::InvalidField("#/directory", "directory must be an absolute path");
           }
           auto corpus = LoadCorpus(*directory);
           if (!corpus.ok()) {
@@ -461,13 +431,14 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
           tr.messages = std::move(*corpus);
         } else {
           if (!messages->is_array() || messages->empty()) {
-            return FieldError("#/messages", "messages must be a non-empty array");
+            return http::InvalidField("#/messages", "messages must be a non-empty array");
           }
           for (size_t i = 0; i < messages->size(); ++i) {
             const json& m = (*messages)[i];
             const std::string pointer = fmt::format("#/messages/{}", i);
             if (!m.is_object()) {
-              return FieldError(pointer, "each message must be an object with text and label");
+              return http::InvalidField(pointer,
+                                        "each message must be an object with text and label");
             }
             EVO_ASSIGN_OR_RETURN(auto text, StringField(m, "text", pointer + "/text", true));
             EVO_ASSIGN_OR_RETURN(auto subject,
@@ -487,16 +458,16 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       train);
 
   http::RouteOptions list;
-  list.openapi = {
-      {"summary", "List model versions"},
-      {"operationId", "listSpamModels"},
-      {"tags", {"spam"}},
-      {"responses",
-       {{"200", JsonAnswer("Every version, oldest first.",
-                           {{"type", "object"},
-                            {"properties",
-                             {{"models", {{"type", "array"}, {"items", ModelInfoSchema()}}},
-                              {"activeVersion", {{"type", "integer"}}}}}})}}}};
+  list.openapi = {{"summary", "List model versions"},
+                  {"operationId", "listSpamModels"},
+                  {"tags", {"spam"}},
+                  {"responses",
+                   {{"200", http::JsonResponseSpec(
+                                "Every version, oldest first.",
+                                {{"type", "object"},
+                                 {"properties",
+                                  {{"models", {{"type", "array"}, {"items", ModelInfoSchema()}}},
+                                   {"activeVersion", {{"type", "integer"}}}}}})}}}};
   router.Get(
       "/v1/spam/models",
       [&service](const http::Request&) -> StatusOr<http::Response> {
@@ -516,7 +487,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
                  {"tags", {"spam"}},
                  {"parameters", {VersionParameter()}},
                  {"responses",
-                  {{"200", JsonAnswer("The version.", ModelInfoSchema())},
+                  {{"200", http::JsonResponseSpec("The version.", ModelInfoSchema())},
                    {"400", http::ProblemResponseSpec("Not a version number.")},
                    {"404", http::ProblemResponseSpec("No such version.")}}}};
   router.Get(
@@ -529,14 +500,15 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       get);
 
   http::RouteOptions activate;
-  activate.openapi = {{"summary", "Make a version the active one (also to roll back)"},
-                      {"operationId", "activateSpamModel"},
-                      {"tags", {"spam"}},
-                      {"parameters", {VersionParameter()}},
-                      {"responses",
-                       {{"200", JsonAnswer("The version, now active.", ModelInfoSchema())},
-                        {"400", http::ProblemResponseSpec("Not a version number.")},
-                        {"404", http::ProblemResponseSpec("No such version.")}}}};
+  activate.openapi = {
+      {"summary", "Make a version the active one (also to roll back)"},
+      {"operationId", "activateSpamModel"},
+      {"tags", {"spam"}},
+      {"parameters", {VersionParameter()}},
+      {"responses",
+       {{"200", http::JsonResponseSpec("The version, now active.", ModelInfoSchema())},
+        {"400", http::ProblemResponseSpec("Not a version number.")},
+        {"404", http::ProblemResponseSpec("No such version.")}}}};
   router.Post(
       "/v1/spam/models/{version}:activate",
       [&service](const http::Request& request) -> StatusOr<http::Response> {
