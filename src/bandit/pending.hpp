@@ -3,17 +3,26 @@
 // attribution window per experiment), so the index is a ring of 8-byte entries indexed by
 // sequence: O(1) to add, find, credit and expire, never a scan. An entry stays after it
 // expired (so a late reward can still be recorded, and a second one refused) until it is
-// purged one more window later. Private to the bandit module; not thread-safe (the
-// experiment's mutex guards it).
+// purged one more window later.
+//
+// Storage is a deque of fixed chunks of 65,536 entries (512 KiB) aligned on sequence
+// numbers, shared copy-on-write: Capture() takes the chunk list in microseconds, and a
+// snapshot serialises it outside the experiment's lock while pulls go on (a chunk that is
+// written while captured is copied first).
+//
+// Private to the bandit module; not thread-safe (the experiment's mutex guards it; a Capture
+// may be read on any thread).
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <deque>
-#include <optional>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace evo::bandit {
 
@@ -22,49 +31,71 @@ enum class PullState : uint8_t { kPending = 0, kRewarded = 1, kExpired = 2, kLat
 class PendingIndex {
  public:
   struct Entry {
-    uint32_t expiry_s = 0;  // seconds since `epoch_s` at which a silent pull counts as 0
+    uint32_t expiry_s = 0;  // seconds since the index's epoch at which a silent pull counts 0
     uint16_t arm = 0;
     PullState state = PullState::kPending;
   };
+  static constexpr unsigned kChunkBits = 16;
+  static constexpr uint64_t kChunkSize = uint64_t{1} << kChunkBits;
+  struct Chunk {
+    std::array<Entry, kChunkSize> entries;
+  };
+
+  // A consistent, immutable view of the index (see Capture).
+  struct Captured {
+    uint64_t base = 1;
+    uint64_t cursor = 1;
+    int64_t epoch_s = 0;
+    uint64_t next = 1;
+    uint64_t first_chunk = 0;
+    std::vector<std::shared_ptr<const Chunk>> chunks;
+  };
 
   // The next pull gets this sequence number.
-  uint64_t next_seq() const { return base_ + entries_.size(); }
+  uint64_t next_seq() const { return next_; }
   // Oldest sequence still indexed; lower ones are purged.
   uint64_t base() const { return base_; }
-  size_t size() const { return entries_.size(); }
+  size_t size() const { return static_cast<size_t>(next_ - base_); }
 
   // Records pull next_seq() of `arm`, expiring at `expiry_unix_s`; returns its sequence.
   uint64_t Add(uint16_t arm, int64_t expiry_unix_s) {
-    if (entries_.empty() && epoch_s_ == 0) {
+    if (size() == 0 && epoch_s_ == 0) {
       epoch_s_ = expiry_unix_s;
     }
-    entries_.push_back({Offset(expiry_unix_s), arm, PullState::kPending});
-    return next_seq() - 1;
+    const uint64_t seq = next_;
+    *Slot(seq) = {Offset(expiry_unix_s), arm, PullState::kPending};
+    ++next_;
+    return seq;
   }
-  // Puts back a pull with a known sequence (replaying a journal or snapshot). Sequences
-  // below next_seq() are ignored; a gap is filled with purged-like expired entries.
+
+  // Puts back a pull with a known sequence (replaying a journal). Sequences below
+  // next_seq() are ignored; a gap is filled with expired entries.
   void Restore(uint64_t seq, uint16_t arm, int64_t expiry_unix_s, PullState state) {
-    if (entries_.empty()) {
-      base_ = seq;
-      cursor_ = std::max(cursor_, seq);
+    if (size() == 0) {
+      base_ = next_ = std::max(next_, seq);
+      cursor_ = std::max(cursor_, base_);
+      chunks_.clear();
       if (epoch_s_ == 0) {
         epoch_s_ = expiry_unix_s;
       }
     }
-    while (next_seq() < seq) {
-      entries_.push_back({Offset(expiry_unix_s), 0, PullState::kExpired});
+    while (next_ < seq) {
+      *Slot(next_) = {Offset(expiry_unix_s), 0, PullState::kExpired};
+      ++next_;
     }
-    if (seq == next_seq()) {
-      entries_.push_back({Offset(expiry_unix_s), arm, state});
+    if (seq == next_) {
+      *Slot(seq) = {Offset(expiry_unix_s), arm, state};
+      ++next_;
     }
   }
 
-  // The entry of `seq`, or nullptr when it was purged or never issued.
+  // The entry of `seq` for reading and writing, or nullptr when it was purged or never
+  // issued.
   Entry* Find(uint64_t seq) {
-    if (seq < base_ || seq >= next_seq()) {
+    if (seq < base_ || seq >= next_) {
       return nullptr;
     }
-    return &entries_[static_cast<size_t>(seq - base_)];
+    return Slot(seq);
   }
 
   // Calls on_expire(seq, arm) for each pending pull whose window ended at or before `now_s`,
@@ -73,16 +104,16 @@ class PendingIndex {
   // remembers how far expiry has gone.
   template <typename F>
   void Expire(int64_t now_s, F&& on_expire) {
-    while (cursor_ < next_seq()) {
-      Entry& e = entries_[static_cast<size_t>(cursor_ - base_)];
-      if (Unix(e.expiry_s) > now_s) {
+    while (cursor_ < next_) {
+      const Entry& peek = Read(cursor_);
+      if (Unix(peek.expiry_s) > now_s) {
         break;
       }
-      if (e.state == PullState::kPending) {
-        if (!on_expire(cursor_, e.arm)) {
+      if (peek.state == PullState::kPending) {
+        if (!on_expire(cursor_, peek.arm)) {
           break;
         }
-        e.state = PullState::kExpired;
+        Slot(cursor_)->state = PullState::kExpired;
       }
       ++cursor_;
     }
@@ -90,30 +121,38 @@ class PendingIndex {
 
   // Drops entries whose window ended more than `keep_s` seconds before `now_s`.
   void Purge(int64_t now_s, int64_t keep_s) {
-    while (!entries_.empty() && base_ < cursor_ &&
-           Unix(entries_.front().expiry_s) + keep_s <= now_s) {
-      entries_.pop_front();
+    while (base_ < cursor_ && Unix(Read(base_).expiry_s) + keep_s <= now_s) {
       ++base_;
+    }
+    while (!chunks_.empty() && (first_chunk_ + 1) << kChunkBits <= base_) {
+      chunks_.pop_front();
+      ++first_chunk_;
     }
   }
 
   // Marks expiry as done up to `seq` (replay: an expiry record was seen).
-  void SetCursorAtLeast(uint64_t seq) {
-    if (cursor_ < seq) {
-      cursor_ = seq;
-    }
-  }
+  void SetCursorAtLeast(uint64_t seq) { cursor_ = std::max(cursor_, seq); }
   uint64_t cursor() const { return cursor_; }
 
   int64_t Unix(uint32_t offset) const { return epoch_s_ + offset; }
 
-  // Appends the whole index (8 bytes per entry) to `out`; Deserialize reads it back.
-  void Serialize(std::string& out) const {
-    const uint64_t header[4] = {base_, cursor_, static_cast<uint64_t>(epoch_s_), entries_.size()};
+  // A view for a snapshot: cheap (shares the chunks); later writes copy a shared chunk.
+  Captured Capture() const {
+    Captured c{base_, cursor_, epoch_s_, next_, first_chunk_, {}};
+    c.chunks.assign(chunks_.begin(), chunks_.end());
+    return c;
+  }
+
+  // Appends the index (8 bytes per entry) to `out`; Deserialize reads it back.
+  static void Serialize(const Captured& c, std::string& out) {
+    const uint64_t header[4] = {c.base, c.cursor, static_cast<uint64_t>(c.epoch_s),
+                                c.next - c.base};
     out.append(reinterpret_cast<const char*>(header), sizeof header);
     size_t at = out.size();
-    out.resize(at + entries_.size() * 8);
-    for (const Entry& e : entries_) {
+    out.resize(at + (c.next - c.base) * 8);
+    for (uint64_t seq = c.base; seq < c.next; ++seq) {
+      const Entry& e =
+          c.chunks[(seq >> kChunkBits) - c.first_chunk]->entries[seq & (kChunkSize - 1)];
       char* b = out.data() + at;
       std::memcpy(b, &e.expiry_s, 4);
       std::memcpy(b + 4, &e.arm, 2);
@@ -122,6 +161,8 @@ class PendingIndex {
       at += 8;
     }
   }
+  void Serialize(std::string& out) const { Serialize(Capture(), out); }
+
   bool Deserialize(std::string_view& in) {
     uint64_t header[4];
     if (in.size() < sizeof header) {
@@ -129,13 +170,15 @@ class PendingIndex {
     }
     std::memcpy(header, in.data(), sizeof header);
     in.remove_prefix(sizeof header);
-    if (header[3] > in.size() / 8 || header[1] < header[0] || header[1] > header[0] + header[3]) {
+    if (header[0] == 0 || header[3] > in.size() / 8 || header[1] < header[0] ||
+        header[1] > header[0] + header[3]) {
       return false;
     }
-    base_ = header[0];
+    chunks_.clear();
+    base_ = next_ = header[0];
+    first_chunk_ = base_ >> kChunkBits;
     cursor_ = header[1];
     epoch_s_ = static_cast<int64_t>(header[2]);
-    entries_.clear();
     for (uint64_t i = 0; i < header[3]; ++i) {
       Entry e;
       std::memcpy(&e.expiry_s, in.data(), 4);
@@ -145,7 +188,8 @@ class PendingIndex {
         return false;
       }
       e.state = static_cast<PullState>(state);
-      entries_.push_back(e);
+      *Slot(next_) = e;
+      ++next_;
       in.remove_prefix(8);
     }
     return true;
@@ -157,9 +201,32 @@ class PendingIndex {
     return d < 0 ? 0 : static_cast<uint32_t>(d);
   }
 
-  std::deque<Entry> entries_;
-  uint64_t base_ = 1;    // sequence of entries_.front()
-  uint64_t cursor_ = 1;  // every pull below it has been considered for expiry
+  const Entry& Read(uint64_t seq) const {
+    return chunks_[(seq >> kChunkBits) - first_chunk_]->entries[seq & (kChunkSize - 1)];
+  }
+
+  // The slot of `seq` (base_ <= seq <= next_), writable: allocates the chunk at the end, and
+  // copies a chunk that a Capture still shares.
+  Entry* Slot(uint64_t seq) {
+    const uint64_t c = seq >> kChunkBits;
+    if (chunks_.empty()) {
+      first_chunk_ = c;
+    }
+    while (first_chunk_ + chunks_.size() <= c) {
+      chunks_.push_back(std::make_shared<Chunk>());
+    }
+    std::shared_ptr<Chunk>& chunk = chunks_[c - first_chunk_];
+    if (chunk.use_count() > 1) {
+      chunk = std::make_shared<Chunk>(*chunk);
+    }
+    return &chunk->entries[seq & (kChunkSize - 1)];
+  }
+
+  std::deque<std::shared_ptr<Chunk>> chunks_;
+  uint64_t first_chunk_ = 0;  // chunk number of chunks_.front() (sequence >> kChunkBits)
+  uint64_t base_ = 1;         // oldest sequence kept
+  uint64_t next_ = 1;         // sequence of the next pull
+  uint64_t cursor_ = 1;       // every pull below it has been considered for expiry
   int64_t epoch_s_ = 0;
 };
 

@@ -112,6 +112,36 @@ TEST(PendingIndex, SerializeRoundTripsExactly) {
   }
 }
 
+TEST(PendingIndex, ACaptureIsNotChangedByLaterWrites) {
+  PendingIndex p;
+  for (uint64_t i = 0; i < PendingIndex::kChunkSize + 10; ++i) {
+    p.Add(1, 1000);
+  }
+  const PendingIndex::Captured view = p.Capture();
+  std::string before;
+  PendingIndex::Serialize(view, before);
+  p.Find(5)->state = PullState::kRewarded;  // in a captured chunk: copied first
+  p.Add(2, 1000);                           // a new entry in the captured last chunk
+  p.Expire(2000, [](uint64_t, uint16_t) { return true; });
+  std::string after;
+  PendingIndex::Serialize(view, after);
+  EXPECT_EQ(before, after);
+  EXPECT_EQ(p.Find(5)->state, PullState::kRewarded);
+  EXPECT_EQ(p.Find(6)->state, PullState::kExpired);
+}
+
+TEST(PendingIndex, PurgedChunksAreFreed) {
+  PendingIndex p;
+  for (uint64_t i = 0; i < 3 * PendingIndex::kChunkSize; ++i) {
+    p.Add(0, 100);
+  }
+  p.Expire(100, [](uint64_t, uint16_t) { return true; });
+  p.Purge(200, 10);
+  EXPECT_EQ(p.size(), 0u);
+  EXPECT_TRUE(p.Capture().chunks.size() <= 1u);
+  EXPECT_EQ(p.Add(0, 300), 3 * PendingIndex::kChunkSize + 1);
+}
+
 TEST(PendingIndex, RestoreRebuildsFromAJournal) {
   PendingIndex p;
   p.Restore(10, 1, 500, PullState::kPending);

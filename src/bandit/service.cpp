@@ -454,7 +454,16 @@ struct Service::Impl {
     }
   }
 
-  void SerializeExperiment(const Experiment& e, std::string& out) const {
+  // An experiment's snapshot in three parts: `head` and `tail` are written under its lock,
+  // the pending ring (the large part) is captured there and serialised after the lock.
+  struct Captured {
+    std::string head;
+    PendingIndex::Captured ring;
+    std::string tail;
+  };
+  static Captured CaptureExperiment(const Experiment& e) {
+    Captured c;
+    std::string& out = c.head;
     PutRaw(out, e.uid);
     std::string policy;
     e.policy->Serialize(policy);
@@ -468,13 +477,19 @@ struct Service::Impl {
       PutRaw(out, e.expired[i]);
       PutRaw(out, e.reward_sum[i]);
     }
-    e.pending.Serialize(out);
-    PutRaw(out, static_cast<uint64_t>(e.sticky.size()));
+    c.ring = e.pending.Capture();
+    PutRaw(c.tail, static_cast<uint64_t>(e.sticky.size()));
     for (const auto& [unit, arm] : e.sticky) {
-      PutRaw(out, unit);
-      PutRaw(out, arm);
+      PutRaw(c.tail, unit);
+      PutRaw(c.tail, arm);
     }
-    PutRaw(out, e.winner);
+    PutRaw(c.tail, e.winner);
+    return c;
+  }
+  static void AppendCaptured(const Captured& c, std::string& out) {
+    out += c.head;
+    PendingIndex::Serialize(c.ring, out);
+    out += c.tail;
   }
 
   Status DeserializeExperiment(std::string_view& in) {
@@ -580,9 +595,11 @@ struct Service::Impl {
     PutRaw(out, kSnapshotMagic);
     PutRaw(out, next_gen);
     PutRaw(out, static_cast<uint64_t>(all.size()));
+    std::vector<Captured> captured;
+    captured.reserve(all.size());
     for (const auto& e : all) {
       std::lock_guard lock(e->mu);
-      SerializeExperiment(*e, out);
+      captured.push_back(CaptureExperiment(*e));
       e->journal = next.get();
     }
     std::shared_ptr<Journal> old = std::move(journal);
@@ -590,7 +607,12 @@ struct Service::Impl {
     const uint64_t old_gen = generation;
     generation = next_gen;
     registry_lock.unlock();
-    old.reset();  // no experiment points at it any more; its records are in `out`
+    old.reset();  // no experiment points at it any more; its records are in the snapshot
+    // The large part, outside every lock: pulls go on meanwhile (copying a chunk they write).
+    for (Captured& c : captured) {
+      AppendCaptured(c, out);
+      c = Captured();
+    }
 
     const std::filesystem::path tmp = dir / "snapshot.tmp";
     {
