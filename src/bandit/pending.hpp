@@ -143,23 +143,33 @@ class PendingIndex {
     return c;
   }
 
-  // Appends the index (8 bytes per entry) to `out`; Deserialize reads it back.
-  static void Serialize(const Captured& c, std::string& out) {
+  // Writes the index (a header, then 8 bytes per entry) through `write(std::string_view)`
+  // in pieces of at most one chunk; Deserialize reads it back.
+  template <typename Write>
+  static void Serialize(const Captured& c, Write&& write) {
     const uint64_t header[4] = {c.base, c.cursor, static_cast<uint64_t>(c.epoch_s),
                                 c.next - c.base};
-    out.append(reinterpret_cast<const char*>(header), sizeof header);
-    size_t at = out.size();
-    out.resize(at + (c.next - c.base) * 8);
+    write(std::string_view(reinterpret_cast<const char*>(header), sizeof header));
+    std::string piece;
+    piece.reserve(kChunkSize * 8);
     for (uint64_t seq = c.base; seq < c.next; ++seq) {
       const Entry& e =
           c.chunks[(seq >> kChunkBits) - c.first_chunk]->entries[seq & (kChunkSize - 1)];
-      char* b = out.data() + at;
+      char b[8];
       std::memcpy(b, &e.expiry_s, 4);
       std::memcpy(b + 4, &e.arm, 2);
       b[6] = static_cast<char>(e.state);
       b[7] = 0;
-      at += 8;
+      piece.append(b, 8);
+      if (piece.size() == kChunkSize * 8) {
+        write(std::string_view(piece));
+        piece.clear();
+      }
     }
+    write(std::string_view(piece));
+  }
+  static void Serialize(const Captured& c, std::string& out) {
+    Serialize(c, [&out](std::string_view piece) { out.append(piece); });
   }
   void Serialize(std::string& out) const { Serialize(Capture(), out); }
 

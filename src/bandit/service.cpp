@@ -486,11 +486,6 @@ struct Service::Impl {
     PutRaw(c.tail, e.winner);
     return c;
   }
-  static void AppendCaptured(const Captured& c, std::string& out) {
-    out += c.head;
-    PendingIndex::Serialize(c.ring, out);
-    out += c.tail;
-  }
 
   Status DeserializeExperiment(std::string_view& in) {
     uint32_t uid = 0;
@@ -608,16 +603,20 @@ struct Service::Impl {
     generation = next_gen;
     registry_lock.unlock();
     old.reset();  // no experiment points at it any more; its records are in the snapshot
-    // The large part, outside every lock: pulls go on meanwhile (copying a chunk they write).
-    for (Captured& c : captured) {
-      AppendCaptured(c, out);
-      c = Captured();
-    }
-
+    // The large part, outside every lock: pulls go on meanwhile (copying a chunk they
+    // write). Streamed to the file a piece at a time, so memory stays flat.
     const std::filesystem::path tmp = dir / "snapshot.tmp";
     {
       std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
       f.write(out.data(), static_cast<std::streamsize>(out.size()));
+      for (Captured& c : captured) {
+        f.write(c.head.data(), static_cast<std::streamsize>(c.head.size()));
+        PendingIndex::Serialize(c.ring, [&f](std::string_view piece) {
+          f.write(piece.data(), static_cast<std::streamsize>(piece.size()));
+        });
+        f.write(c.tail.data(), static_cast<std::streamsize>(c.tail.size()));
+        c = Captured();
+      }
       if (!f.flush()) {
         return UnavailableError("bandit snapshot: cannot write " + tmp.string());
       }
