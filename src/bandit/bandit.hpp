@@ -10,10 +10,12 @@
 // indexed by sequence (pending.hpp): memory is bounded by rate x 2 windows x 8 bytes.
 //
 // Durability: experiment definitions are rows of the `store` database (table
-// bandit_experiments). Pulls, rewards and expiries go to an append-only journal before they
-// are acknowledged (group commit, journal.hpp); a snapshot of every experiment's state is
-// written every `snapshot_interval` and the journal emptied. On Open the snapshot is loaded
-// and the journal replayed, so after kill -9 the state is exactly what was acknowledged.
+// bandit_experiments). Pulls, rewards, expiries and sticky assignments go to a memory-mapped
+// journal before they are acknowledged (journal.hpp); a snapshot of every experiment's state
+// is written every `snapshot_interval` (each experiment captured under its lock, its pending
+// ring copy-on-write and streamed out after it) and the journal rotated. On Open the
+// snapshot is loaded and the journal replayed, so after kill -9 the state is exactly what was
+// acknowledged.
 //
 // Errors:
 //   InvalidArgument     a bad spec (name, no arms, duplicate arm names, bad policy
