@@ -2,6 +2,9 @@
 // into each module's options, wires modules to the HTTP server, and owns start-up and
 // shutdown order (reverse of start-up).
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -236,6 +239,13 @@ int Serve(const Config& config) {
   spdlog::info("evo {} listening on http://{}:{} (modules: {})", EVO_VERSION,
                server_options->listen.substr(0, server_options->listen.rfind(':')),
                (*server)->port(), config.modules);
+
+  // The main thread runs background work (readiness, spam model refresh, bandit expiry and
+  // snapshots): it yields the CPU to the I/O threads, which already exist and keep their
+  // priority. Per-thread on Linux.
+  if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 10) != 0) {
+    spdlog::debug("could not lower the main thread's priority");
+  }
 
   // The main thread only waits for a shutdown signal, refreshing readiness meanwhile.
   const timespec tick{0, 200'000'000};
