@@ -6,6 +6,8 @@
 #include <limits>
 #include <utility>
 
+#include "core/bytes.hpp"
+
 namespace evo::bandit {
 namespace {
 
@@ -136,38 +138,15 @@ double StudentT975(double nu) {
 
 // ---- Binary framing ----
 
-void PutU64(std::string& out, uint64_t v) {
-  char b[8];
-  for (int i = 0; i < 8; ++i) {
-    b[i] = static_cast<char>((v >> (8 * i)) & 0xff);
-  }
-  out.append(b, 8);
-}
-void PutF64(std::string& out, double v) { PutU64(out, std::bit_cast<uint64_t>(v)); }
+using bytes::PutF64;
+using bytes::PutU64;
 
 class Reader {
  public:
   explicit Reader(std::string_view in) : in_(in) {}
-  bool U64(uint64_t& v) {
-    if (in_.size() < 8) {
-      return false;
-    }
-    v = 0;
-    for (int i = 0; i < 8; ++i) {
-      v |= static_cast<uint64_t>(static_cast<unsigned char>(in_[i])) << (8 * i);
-    }
-    in_.remove_prefix(8);
-    return true;
-  }
+  bool U64(uint64_t& v) { return bytes::GetU64(in_, v); }
   // A finite double.
-  bool F64(double& v) {
-    uint64_t u;
-    if (!U64(u)) {
-      return false;
-    }
-    v = std::bit_cast<double>(u);
-    return std::isfinite(v);
-  }
+  bool F64(double& v) { return bytes::GetF64(in_, v) && std::isfinite(v); }
   size_t remaining() const { return in_.size(); }
 
  private:

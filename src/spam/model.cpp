@@ -43,38 +43,6 @@ Status Validate(const ModelOptions& options) {
   return OkStatus();
 }
 
-void PutU64(std::string& out, uint64_t v) {
-  char b[8];
-  for (int i = 0; i < 8; ++i) {
-    b[i] = static_cast<char>((v >> (8 * i)) & 0xff);
-  }
-  out.append(b, 8);
-}
-void PutF64(std::string& out, double v) {
-  uint64_t u;
-  std::memcpy(&u, &v, 8);
-  PutU64(out, u);
-}
-bool GetU64(std::string_view& in, uint64_t& v) {
-  if (in.size() < 8) {
-    return false;
-  }
-  v = 0;
-  for (int i = 0; i < 8; ++i) {
-    v |= static_cast<uint64_t>(static_cast<unsigned char>(in[i])) << (8 * i);
-  }
-  in.remove_prefix(8);
-  return true;
-}
-bool GetF64(std::string_view& in, double& v) {
-  uint64_t u;
-  if (!GetU64(in, u)) {
-    return false;
-  }
-  std::memcpy(&v, &u, 8);
-  return true;
-}
-
 class CorpusAccess {
  public:
   static const std::vector<uint64_t>& hashes(const Corpus& c) { return c.hashes_; }

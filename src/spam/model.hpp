@@ -23,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/bytes.hpp"
 #include "core/status.hpp"
 
 namespace evo::spam {
@@ -106,10 +107,10 @@ StatusOr<std::unique_ptr<Model>> TrainModel(std::span<const Example> examples,
 // Reads what Serialize wrote, advancing `in`. DataLoss when it is truncated or corrupt.
 StatusOr<std::unique_ptr<Model>> DeserializeModel(std::string_view& in);
 
-// Little-endian framing helpers shared by the module's serialisers.
-void PutU64(std::string& out, uint64_t v);
-void PutF64(std::string& out, double v);
-bool GetU64(std::string_view& in, uint64_t& v);
-bool GetF64(std::string_view& in, double& v);
+// Little-endian framing of the module's serialisers (core/bytes.hpp).
+using bytes::GetF64;
+using bytes::GetU64;
+using bytes::PutF64;
+using bytes::PutU64;
 
 }  // namespace evo::spam
