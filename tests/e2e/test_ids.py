@@ -128,9 +128,12 @@ class Shutdown(unittest.TestCase):
                     try:
                         r = s.get(evo.url("/v1/ids"), params={"count": 10000}, timeout=10)
                     except requests.ConnectionError as e:
-                        # Refused or closed before a response started: not an in-flight loss.
+                        # Refused, reset while connecting (the listener closed with the
+                        # connection still in its backlog) or closed before a response
+                        # started: not an in-flight loss.
                         if "Connection refused" in str(e) or "RemoteDisconnected" in str(e) \
-                                or "Connection aborted" in str(e):
+                                or "Connection aborted" in str(e) \
+                                or "NewConnectionError" in str(e):
                             return
                         broken.append(repr(e))
                         return
