@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "core/temp_dir.hpp"
 #include "ids/ids.hpp"
 
 namespace evo::ids::testing {
@@ -66,23 +67,6 @@ class FrozenClock final : public Clock {
   WallTime t_;
 };
 
-// A fresh directory under the system temp dir, removed with the object.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "evo_ids_XXXXXX").string();
-    path_ = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using evo::testing::TempDir;
 
 }  // namespace evo::ids::testing

@@ -15,6 +15,7 @@
 #include <system_error>
 #include <vector>
 
+#include "core/temp_dir.hpp"
 #include "spam/classifier.hpp"
 #include "spam/eval.hpp"
 #include "spam/message.hpp"
@@ -115,26 +116,6 @@ inline std::vector<uint64_t> Features(std::string_view raw, const TokenizerOptio
   return out;
 }
 
-// A fresh directory under the system temp dir, removed with the object.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "evo_spam_XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      throw std::runtime_error("mkdtemp failed");
-    }
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using evo::testing::TempDir;
 
 }  // namespace evo::spam::testing
