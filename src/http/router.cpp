@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <exception>
+#include <future>
 #include <map>
 
 #include <spdlog/spdlog.h>
@@ -23,6 +25,7 @@ struct Route {
   std::vector<std::string> param_names;
   Handler handler;
   RouteOptions options;
+  AsyncHandler async_handler;  // set instead of `handler` for a deferred route
 };
 
 // Every route whose pattern ends at the same tree node (same shape, any method).
@@ -339,21 +342,64 @@ struct Router::Impl {
     return MatchNode(root, segments, 0, state);
   }
 
-  Response DispatchOrThrow(Request& request, std::string_view& route_label) const;
+  // Routes `request`. A synchronous route's (or an error's) answer is returned; for an async
+  // route `*deferred` is set to it and nullopt returned, the caller then runs it.
+  void Add(std::string method, std::string pattern, Handler handler, AsyncHandler async_handler,
+           RouteOptions options);
+  std::optional<Response> RouteOrThrow(Request& request, std::string_view& route_label,
+                                       const Route** deferred, bool& implicit_head) const;
 };
+
+namespace {
+
+// What Dispatch does to every handler answer.
+Response Finish(StatusOr<Response> result, bool implicit_head) {
+  Response response = result.ok() ? std::move(result).value() : ProblemResponse(result.status());
+  if (!response.body.empty() && !response.headers.Get("Content-Type")) {
+    response.headers.Set("Content-Type", "application/octet-stream");
+  }
+  if (implicit_head) {
+    response.headers.Set("Content-Length", std::to_string(response.body.size()));
+    response.body.clear();
+  }
+  return response;
+}
+
+Response InternalErrorResponse() {
+  try {
+    return ProblemResponse(InternalError("internal error"));
+  } catch (...) {
+    // Only allocation can fail here; answer with what needs no allocation beyond a string.
+    Response response;
+    response.status = 500;
+    return response;
+  }
+}
+
+}  // namespace
 
 Router::Router() : impl_(std::make_unique<Impl>()) {}
 Router::~Router() = default;
 
 void Router::Handle(std::string method, std::string pattern, Handler handler,
                     RouteOptions options) {
+  impl_->Add(std::move(method), std::move(pattern), std::move(handler), {}, std::move(options));
+}
+
+void Router::HandleAsync(std::string method, std::string pattern, AsyncHandler handler,
+                         RouteOptions options) {
+  impl_->Add(std::move(method), std::move(pattern), {}, std::move(handler), std::move(options));
+}
+
+void Router::Impl::Add(std::string method, std::string pattern, Handler handler,
+                       AsyncHandler async_handler, RouteOptions options) {
   const auto segments = ParsePattern(pattern);
   if (!segments || method.empty() || !internal::IsToken(method)) {
     // Registration happens at start-up from our own code: log loudly, keep serving.
     spdlog::error("http: invalid route {} '{}' ignored", method, pattern);
     return;
   }
-  Node* node = &impl_->root;
+  Node* node = &root;
   std::vector<std::string> names;
   for (const PatternSegment& segment : *segments) {
     std::unique_ptr<Node>* child = nullptr;
@@ -379,11 +425,11 @@ void Router::Handle(std::string method, std::string pattern, Handler handler,
     auto endpoint = std::make_unique<Endpoint>();
     endpoint->pattern = pattern;
     node->endpoint = endpoint.get();
-    impl_->endpoints.push_back(std::move(endpoint));
+    endpoints.push_back(std::move(endpoint));
   }
   Endpoint& endpoint = *node->endpoint;
-  Route route{std::move(method), std::move(pattern), std::move(names), std::move(handler),
-              std::move(options)};
+  Route route{std::move(method),  std::move(pattern), std::move(names),
+              std::move(handler), std::move(options), std::move(async_handler)};
   const auto existing = std::find_if(endpoint.routes.begin(), endpoint.routes.end(),
                                      [&](const Route& r) { return r.method == route.method; });
   if (existing != endpoint.routes.end()) {
@@ -427,7 +473,9 @@ Router::Match Router::Find(std::string_view method, std::string_view path) const
   return match;
 }
 
-Response Router::Impl::DispatchOrThrow(Request& request, std::string_view& route_label) const {
+std::optional<Response> Router::Impl::RouteOrThrow(Request& request, std::string_view& route_label,
+                                                   const Route** deferred,
+                                                   bool& implicit_head) const {
   MatchState state;
   if (!Resolve(request.path, state)) {
     return ProblemResponse(
@@ -436,7 +484,7 @@ Response Router::Impl::DispatchOrThrow(Request& request, std::string_view& route
   const Endpoint& endpoint = *state.endpoint;
   route_label = endpoint.pattern;
   const Route* route = endpoint.Exact(request.method);
-  bool implicit_head = false;
+  implicit_head = false;
   if (route == nullptr && request.method == "HEAD") {
     route = endpoint.Exact("GET");
     implicit_head = route != nullptr;
@@ -470,22 +518,49 @@ Response Router::Impl::DispatchOrThrow(Request& request, std::string_view& route
     request.params.emplace_back(route->param_names[i], std::move(*decoded));
   }
 
-  StatusOr<Response> result = route->handler(request);
-  Response response = result.ok() ? std::move(result).value() : ProblemResponse(result.status());
-  if (!response.body.empty() && !response.headers.Get("Content-Type")) {
-    response.headers.Set("Content-Type", "application/octet-stream");
+  if (route->async_handler) {
+    *deferred = route;
+    return std::nullopt;
   }
-  if (implicit_head) {
-    response.headers.Set("Content-Length", std::to_string(response.body.size()));
-    response.body.clear();
-  }
-  return response;
+  return Finish(route->handler(request), implicit_head);
 }
 
 Response Router::Dispatch(Request& request) const {
+  std::promise<Response> answer;
+  std::future<Response> future = answer.get_future();
+  std::optional<Response> now = DispatchDeferred(
+      request, [&answer](Response response) { answer.set_value(std::move(response)); });
+  return now ? std::move(*now) : future.get();
+}
+
+std::optional<Response> Router::DispatchDeferred(Request& request,
+                                                 std::function<void(Response)> finish) const {
   std::string_view route_label = "unmatched";
+  const Route* deferred = nullptr;
+  bool implicit_head = false;
   try {
-    return impl_->DispatchOrThrow(request, route_label);
+    std::optional<Response> response =
+        impl_->RouteOrThrow(request, route_label, &deferred, implicit_head);
+    if (response) {
+      return response;
+    }
+    // Shared so that an exception thrown after the handler already replied cannot answer twice.
+    auto once = std::make_shared<std::atomic<bool>>(false);
+    auto done = std::make_shared<std::function<void(Response)>>(std::move(finish));
+    try {
+      deferred->async_handler(request, [once, done, implicit_head](StatusOr<Response> result) {
+        if (!once->exchange(true)) {
+          (*done)(Finish(std::move(result), implicit_head));
+        }
+      });
+    } catch (...) {
+      spdlog::error("http: async handler for {} {} threw (request {})", request.method, route_label,
+                    request.request_id);
+      if (!once->exchange(true)) {
+        (*done)(InternalErrorResponse());
+      }
+    }
+    return std::nullopt;
   } catch (const std::exception& e) {
     spdlog::error("http: handler for {} {} threw: {} (request {})", request.method, route_label,
                   e.what(), request.request_id);
@@ -493,14 +568,7 @@ Response Router::Dispatch(Request& request) const {
     spdlog::error("http: handler for {} {} threw a non-standard exception (request {})",
                   request.method, route_label, request.request_id);
   }
-  try {
-    return ProblemResponse(InternalError("internal error"));
-  } catch (...) {
-    // Only allocation can fail here; answer with what needs no allocation beyond a string.
-    Response response;
-    response.status = 500;
-    return response;
-  }
+  return InternalErrorResponse();
 }
 
 nlohmann::json Router::OpenApi(std::string_view title, std::string_view version) const {

@@ -108,6 +108,15 @@ struct RouteOptions {
 
 using Handler = std::function<StatusOr<Response>(const Request&)>;
 
+// Deferred answers, for handlers that wait on something other than the CPU (a group commit,
+// an outbound call) and must not hold an I/O thread meanwhile. An AsyncHandler returns at
+// once and later calls its Reply exactly once, from any thread; the server then writes the
+// answer on the connection's own thread. The Request stays valid and unchanged until the
+// Reply is called (the connection reads nothing more meanwhile). A Reply that is never
+// called leaves the connection waiting until the server stops.
+using Reply = std::function<void(StatusOr<Response>)>;
+using AsyncHandler = std::function<void(const Request&, Reply)>;
+
 class Router {
  public:
   Router();
@@ -123,6 +132,9 @@ class Router {
   void Put(std::string pattern, Handler h, RouteOptions o = {});
   void Patch(std::string pattern, Handler h, RouteOptions o = {});
   void Delete(std::string pattern, Handler h, RouteOptions o = {});
+  // Registers a deferred handler (see AsyncHandler); otherwise as Handle.
+  void HandleAsync(std::string method, std::string pattern, AsyncHandler handler,
+                   RouteOptions options = {});
 
   // What the server needs to know before reading a request's body.
   struct Match {
@@ -141,7 +153,15 @@ class Router {
   // percent-encoding, '/', control characters or invalid UTF-8 -> 400. A handler's
   // exception -> 500 "internal error", logged. Adds `Content-Type:
   // application/octet-stream` when the handler returned a body without one.
+  // An async route is run here and waited for on the calling thread.
   Response Dispatch(Request& request) const;
+
+  // As Dispatch, without waiting: a synchronous route's answer is returned; an async route
+  // returns nullopt and hands its finished answer (the same post-processing as Dispatch) to
+  // `finish`, exactly once, from whichever thread its Reply is called on. `request` must
+  // stay alive and unchanged until then.
+  std::optional<Response> DispatchDeferred(Request& request,
+                                           std::function<void(Response)> finish) const;
 
   // The OpenAPI 3.1 document describing every registered route.
   nlohmann::json OpenApi(std::string_view title, std::string_view version) const;

@@ -1,6 +1,7 @@
 #include "http/router.hpp"
 
 #include <stdexcept>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -251,6 +252,49 @@ TEST_F(RouterTest, OpenApiDescribesEveryRoute) {
   EXPECT_TRUE(doc["paths"]["/v1/spam/models/{version}:activate"].contains("post"));
   EXPECT_FALSE(doc["paths"]["/v1/ids"].contains("parameters"));
   EXPECT_FALSE(doc["paths"]["/v1/ids"]["get"].contains("parameters"));
+}
+
+TEST(RouterAsync, DeferredRouteFinishesThroughTheCallbackWithDispatchPostProcessing) {
+  Router router;
+  Reply saved;
+  router.HandleAsync("GET", "/v1/later/{id}", [&saved](const Request& request, Reply reply) {
+    EXPECT_EQ(request.Param("id"), "7");
+    saved = std::move(reply);
+  });
+  Request request = MakeRequest("HEAD", "/v1/later/7");
+  std::optional<Response> finished;
+  const std::optional<Response> now =
+      router.DispatchDeferred(request, [&](Response response) { finished = std::move(response); });
+  EXPECT_FALSE(now);
+  EXPECT_FALSE(finished);
+  ASSERT_TRUE(saved);
+  saved(Response::Text(200, "abc"));
+  ASSERT_TRUE(finished);
+  EXPECT_EQ(finished->status, 200);
+  EXPECT_EQ(finished->body, "");  // HEAD keeps the length, drops the body
+  EXPECT_EQ(finished->headers.Get("Content-Length").value_or(""), "3");
+  saved(Response::Text(500, "again"));  // a second reply is ignored
+  EXPECT_EQ(finished->status, 200);
+}
+
+TEST(RouterAsync, ErrorsBecomeProblemsAndSyncRoutesAnswerAtOnce) {
+  Router router;
+  router.HandleAsync("POST", "/v1/fail", [](const Request&, Reply reply) {
+    std::thread([reply = std::move(reply)] { reply(NotFoundError("no such queue")); }).join();
+  });
+  router.HandleAsync("POST", "/v1/throw",
+                     [](const Request&, Reply) { throw std::runtime_error("boom"); });
+  router.Get("/v1/now", Echo("now"));
+  Request fail = MakeRequest("POST", "/v1/fail");
+  EXPECT_EQ(router.Dispatch(fail).status, 404);  // Dispatch waits for the deferred answer
+  Request boom = MakeRequest("POST", "/v1/throw");
+  EXPECT_EQ(router.Dispatch(boom).status, 500);
+  Request now = MakeRequest("GET", "/v1/now");
+  bool called = false;
+  const auto answer = router.DispatchDeferred(now, [&](Response) { called = true; });
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->status, 200);
+  EXPECT_FALSE(called);
 }
 
 }  // namespace

@@ -750,7 +750,20 @@ class Session : public std::enable_shared_from_this<Session> {
   void Handle() {
     state_ = State::kHandling;
     AssignIds();
-    Send(server_.router().Dispatch(request_), !parser_->keep_alive());
+    const bool close = !parser_->keep_alive();
+    std::optional<Response> now = server_.router().DispatchDeferred(
+        request_, [self = shared_from_this(), close](Response response) mutable {
+          // Called on any thread: write on the connection's own. `self` moves into the posted
+          // handler so that the session is only ever released on its I/O thread.
+          auto executor = self->stream_.get_executor();
+          asio::post(executor,
+                     [self = std::move(self), close, response = std::move(response)]() mutable {
+                       self->Send(std::move(response), close);
+                     });
+        });
+    if (now) {
+      Send(std::move(*now), close);
+    }
   }
 
   void RespondAndClose(const Status& status) {

@@ -173,6 +173,13 @@ class ServerTest : public ::testing::Test {
       std::this_thread::sleep_for(300ms);
       return Response::Text(200, "slow done");
     });
+    // Answers from another thread after a delay, as a group commit would.
+    router_.HandleAsync("POST", "/later", [](const Request& r, Reply reply) {
+      std::thread([body = r.body, reply = std::move(reply)]() mutable {
+        std::this_thread::sleep_for(20ms);
+        reply(Response::Text(201, "later " + body));
+      }).detach();
+    });
     router_.Get("/evil", [](const Request&) -> StatusOr<Response> {
       Response r = Response::Text(200, "x");
       r.headers.Add("X-Split", "a\r\nSet-Cookie: owned=1");
@@ -234,6 +241,21 @@ TEST_F(ServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
   ASSERT_TRUE(client.Send(Get("/hello") + Get("/nothing")));
   EXPECT_EQ(client.Read()->status, 200);
   EXPECT_EQ(client.Read()->status, 404);
+}
+
+TEST_F(ServerTest, AsyncRouteAnswersFromAnotherThreadInPipelineOrder) {
+  StartServer();
+  Client client(server_->port());
+  ASSERT_TRUE(client.connected());
+  const std::string post = "POST /later HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n";
+  ASSERT_TRUE(client.Send(post + "a" + Get("/hello") + post + "b"));
+  auto first = client.Read();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->status, 201);
+  EXPECT_EQ(first->body, "later a");
+  EXPECT_FALSE(first->Header("x-request-id").empty());
+  EXPECT_EQ(client.Read()->body, "hello");
+  EXPECT_EQ(client.Read()->body, "later b");
 }
 
 TEST_F(ServerTest, Http10ClosesUnlessKeepAliveAsked) {
