@@ -1,0 +1,436 @@
+#include "queue/queue.hpp"
+
+#include <future>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "core/temp_dir.hpp"
+
+namespace evo::queue {
+namespace {
+
+using std::chrono::milliseconds;
+
+class QueueTest : public ::testing::Test {
+ protected:
+  QueueTest() { Open(); }
+
+  void Open() {
+    broker_.reset();
+    BrokerOptions options;
+    options.path = dir_.File("queue.db");
+    options.sync = false;
+    auto broker = OpenSqliteBroker(options, clock_, [this](size_t n) {
+      std::vector<MessageId> ids;
+      for (size_t i = 0; i < n; ++i) {
+        ids.push_back(++next_id_);
+      }
+      return StatusOr<std::vector<MessageId>>(ids);
+    });
+    ASSERT_TRUE(broker.ok()) << broker.status();
+    broker_ = std::move(broker).value();
+  }
+
+  MessageId Put(std::string payload, NewMessage m = {}) {
+    m.payload = std::move(payload);
+    auto ids = broker_->Enqueue("q", {m});
+    EXPECT_TRUE(ids.ok()) << ids.status();
+    return ids.ok() ? (*ids)[0] : 0;
+  }
+
+  std::vector<Leased> Take(size_t max = 10, milliseconds visibility = milliseconds(1000)) {
+    auto leases = broker_->Lease("q", {.max = max, .visibility = visibility});
+    EXPECT_TRUE(leases.ok()) << leases.status();
+    return leases.ok() ? *leases : std::vector<Leased>{};
+  }
+
+  evo::testing::TempDir dir_;
+  ManualClock clock_;
+  MessageId next_id_ = 1000;
+  std::unique_ptr<Broker> broker_;
+};
+
+TEST_F(QueueTest, EnqueueLeaseAckDeletesTheMessage) {
+  ASSERT_TRUE(broker_->DeclareQueue("q", {}).ok());
+  const MessageId id = Put("hello");
+  auto leases = Take();
+  ASSERT_EQ(leases.size(), 1u);
+  EXPECT_EQ(leases[0].id, id);
+  EXPECT_EQ(leases[0].payload, "hello");
+  EXPECT_EQ(leases[0].attempt, 1);
+  EXPECT_TRUE(Take().empty());  // leased: invisible
+  ASSERT_TRUE(broker_->Ack("q", leases[0].lease_id).ok());
+  clock_.Advance(std::chrono::seconds(5));
+  EXPECT_TRUE(Take().empty());
+  auto stats = broker_->Stats("q");
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->depth, 0);
+  EXPECT_EQ(stats->acked_total, 1);
+}
+
+TEST_F(QueueTest, UnknownQueueAndBadNamesAreRefused) {
+  EXPECT_EQ(broker_->Enqueue("nope", {{.payload = "x"}}).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(broker_->Lease("nope", {}).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(broker_->Stats("nope").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(broker_->Stats("bad name!").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(broker_->DeclareQueue("", {}).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(broker_->DeclareQueue("q", {.max_attempts = 0}).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(broker_->DeleteQueue("nope").code(), StatusCode::kNotFound);
+}
+
+TEST_F(QueueTest, ExpiredLeaseIsRedeliveredAndTheOldLeaseRefused) {
+  ASSERT_TRUE(broker_->DeclareQueue("q", {}).ok());
+  Put("a");
+  auto first = Take(1, milliseconds(1000));
+  ASSERT_EQ(first.size(), 1u);
+  clock_.Advance(milliseconds(999));
+  EXPECT_TRUE(Take().empty());
+  clock_.Advance(milliseconds(2));
+  // Run out but not yet re-leased: ack is refused, the message is still there.
+  Status late = broker_->Ack("q", first[0].lease_id);
+  EXPECT_EQ(late.code(), StatusCode::kFailedPrecondition) << late;
+  auto second = Take(1, milliseconds(1000));
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].attempt, 2);
+  EXPECT_NE(second[0].lease_id, first[0].lease_id);
+  EXPECT_EQ(broker_->Ack("q", first[0].lease_id).code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(broker_->Ack("q", second[0].lease_id).ok());
+  EXPECT_EQ(broker_->Ack("q", second[0].lease_id).code(), StatusCode::kNotFound);
+  EXPECT_EQ(broker_->Stats("q")->expired_leases_total, 1);
+}
+
+TEST_F(QueueTest, MalformedAndUnknownLeasesAreClearErrors) {
+  ASSERT_TRUE(broker_->DeclareQueue("q", {}).ok());
+  for (const char* bad : {"", "xyz", "00000000000003e8", "00000000000003e8-", "00000000000003E8-1",
+                          "00000000000003e8-0", "00000000000003e8-1x", "g0000000000003e8-1"}) {
+    EXPECT_EQ(broker_->Ack("q", bad).code(), StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_EQ(broker_->Ack("q", FormatLeaseId(424242, 1)).code(), StatusCode::kNotFound);
+  EXPECT_EQ(broker_->Nack("q", FormatLeaseId(424242, 1), {}).code(), StatusCode::kNotFound);
+  EXPECT_EQ(broker_->Extend("q", FormatLeaseId(424242, 1), milliseconds(10)).status().code(),
+            StatusCode::kNotFound);
+  auto ref = ParseLeaseId(FormatLeaseId(0x1234abcd, 17));
+  ASSERT_TRUE(ref.ok());
+  EXPECT_EQ(ref->id, 0x1234abcdu);
+  EXPECT_EQ(ref->attempt, 17);
+}
+
+TEST_F(QueueTest, NackDelaysAndRecordsHistoryThenDeadLettersAfterMaxAttempts) {
+  ASSERT_TRUE(broker_->DeclareQueue("q", {.max_attempts = 3}).ok());
+  const MessageId id = Put("p", {.headers = {{"k", "v"}}});
+  for (int attempt = 1; attempt <= 3; ++attempt) {
+    auto leases = Take();
+    ASSERT_EQ(leases.size(), 1u) << attempt;
+    EXPECT_EQ(leases[0].attempt, attempt);
+    ASSERT_TRUE(broker_
+                    ->Nack("q", leases[0].lease_id,
+                           {.delay = milliseconds(500), .error = "boom " + std::to_string(attempt)})
+                    .ok());
+    EXPECT_TRUE(Take().empty());  // delayed
+    clock_.Advance(milliseconds(500));
+  }
+  EXPECT_TRUE(Take().empty());  // dead now
+  auto stats = broker_->Stats("q");
+  EXPECT_EQ(stats->depth, 0);
+  EXPECT_EQ(stats->dead_letters, 1);
+  EXPECT_EQ(stats->nacked_total, 3);
+  auto dead = broker_->GetDeadLetter("q", id);
+  ASSERT_TRUE(dead.ok()) << dead.status();
+  EXPECT_EQ(dead->payload, "p");
+  EXPECT_EQ(dead->attempts, 3);
+  EXPECT_EQ(dead->last_error, "boom 3");
+  ASSERT_EQ(dead->history.size(), 3u);
+  EXPECT_EQ(dead->history[0].error, "boom 1");
+  EXPECT_EQ(dead->history[0].attempt, 1);
+  EXPECT_EQ(dead->headers, (Headers{{"k", "v"}}));
+}
+
+TEST_F(QueueTest, LeaseRunningOutOnTheLastAttemptDeadLetters) {
+  ASSERT_TRUE(broker_->DeclareQueue("q", {.max_attempts = 1}).ok());
+  const MessageId id = Put("x");
+  ASSERT_EQ(Take(1, milliseconds(100)).size(), 1u);
+  clock_.Advance(milliseconds(200));
+  EXPECT_TRUE(Take().empty());
+  auto dead = broker_->GetDeadLetter("q", id);
+  ASSERT_TRUE(dead.ok());
+  EXPECT_EQ(dead->last_error, "lease expired");
+}
+
+TEST_F(QueueTest, FailDeadLettersAtOnce) {
+  ASSERT_TRUE(broker_->DeclareQueue("q", {.max_attempts = 10}).ok());
+  const MessageId id = Put("x");
+  auto leases = Take();
+  ASSERT_TRUE(broker_->Fail("q", leases[0].lease_id, "400 bad request").ok());
+  EXPECT_EQ(broker_->GetDeadLetter("q", id)->last_error, "400 bad request");
+  EXPECT_EQ(broker_->Fail("q", leases[0].lease_id, "again").code(), StatusCode::kNotFound);
+}
+
+TEST_F(QueueTest, ExtendKeepsTheLeaseAlive) {
+  ASSERT_TRUE(broker_->DeclareQueue("q", {}).ok());
+  Put("x");
+  auto leases = Take(1, milliseconds(1000));
+  clock_.Advance(milliseconds(900));
+  auto until = broker_->Extend("q", leases[0].lease_id, milliseconds(1000));
+  ASSERT_TRUE(until.ok()) << until.status();
+  EXPECT_EQ(*until, UnixMillis(clock_.Now()) + 1000);
+  clock_.Advance(milliseconds(900));
+  EXPECT_TRUE(Take().empty());
+  EXPECT_TRUE(broker_->Ack("q", leases[0].lease_id).ok());
+  EXPECT_EQ(broker_->Extend("q", leases[0].lease_id, milliseconds(0)).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST_F(QueueTest, OrderingKeyLeasesOneAtATimeInOrder) {
+  ASSERT_TRUE(broker_->DeclareQueue("q", {}).ok());
+  const MessageId a1 = Put("a1", {.ordering_key = "A"});
+  const MessageId a2 = Put("a2", {.ordering_key = "A"});
+  const MessageId a3 = Put("a3", {.ordering_key = "A"});
+  const MessageId b1 = Put("b1", {.ordering_key = "B"});
+  const MessageId free = Put("free");
+  auto leases = Take();
+  std::vector<MessageId> got;
+  for (const auto& l : leases) {
+    got.push_back(l.id);
+  }
+  EXPECT_EQ(got, (std::vector<MessageId>{a1, b1, free}));
+  EXPECT_EQ(broker_->Stats("q")->delayed, 2);  // a2, a3 wait behind a1
+  // Nack keeps a1 at the head.
+  ASSERT_TRUE(broker_->Nack("q", leases[0].lease_id, {}).ok());
+  auto again = Take();
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].id, a1);
+  ASSERT_TRUE(broker_->Ack("q", again[0].lease_id).ok());
+  auto next = Take();
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].id, a2);
+  ASSERT_TRUE(broker_->Fail("q", next[0].lease_id, "x").ok());  // dead letter also unparks
+  next = Take();
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].id, a3);
+}
+
+TEST_F(QueueTest, DedupeKeyReturnsTheFirstIdWithinTheWindow) {
+  ASSERT_TRUE(broker_->DeclareQueue("q", {.dedupe_window = milliseconds(60'000)}).ok());
+  const MessageId first = Put("x", {.dedupe_key = "order-1"});
+  EXPECT_EQ(Put("y", {.dedupe_key = "order-1"}), first);
+  auto batch = broker_->Enqueue(
+      "q", {{.payload = "z", .dedupe_key = "order-2"}, {.payload = "z", .dedupe_key = "order-2"}});
+  ASSERT_TRUE(batch.ok());
+  EXPECT_EQ((*batch)[0], (*batch)[1]);
+  EXPECT_EQ(broker_->Stats("q")->depth, 2);
+  EXPECT_EQ(broker_->Stats("q")->deduplicated_total, 2);
+  clock_.Advance(milliseconds(60'001));
+  EXPECT_NE(Put("x", {.dedupe_key = "order-1"}), first);
+}
+
+TEST_F(QueueTest, HighLaneIsLeasedBeforeNormalAndLow) {
+  ASSERT_TRUE(broker_->DeclareQueue("q", {}).ok());
+  const MessageId low = Put("low", {.lane = Lane::kLow});
+  const MessageId normal = Put("normal");
+  const MessageId high = Put("high", {.lane = Lane::kHigh});
+  std::vector<MessageId> order;
+  for (int i = 0; i < 3; ++i) {
+    auto l = Take(1);
+    ASSERT_EQ(l.size(), 1u);
+    order.push_back(l[0].id);
+  }
+  EXPECT_EQ(order, (std::vector<MessageId>{high, normal, low}));
+  EXPECT_EQ(ParseLane("bulk").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(*ParseLane(LaneName(Lane::kLow)), Lane::kLow);
+}
+
+TEST_F(QueueTest, DelayedMessageBecomesVisibleOnTime) {
+  ASSERT_TRUE(broker_->DeclareQueue("q", {}).ok());
+  Put("later", {.delay = milliseconds(5000)});
+  EXPECT_TRUE(Take().empty());
+  EXPECT_EQ(broker_->Stats("q")->delayed, 1);
+  clock_.Advance(milliseconds(5000));
+  EXPECT_EQ(Take().size(), 1u);
+}
+
+TEST_F(QueueTest, BadMessagesAreRefusedAndNothingIsStored) {
+  ASSERT_TRUE(broker_->DeclareQueue("q", {.max_payload_bytes = 10}).ok());
+  auto big = broker_->Enqueue("q", {{.payload = "ok"}, {.payload = std::string(11, 'x')}});
+  EXPECT_EQ(big.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(big.status().GetPayload(kPayloadHttpStatus).value_or(""), "413");
+  EXPECT_EQ(broker_->Enqueue("q", {{.payload = "x", .delay = milliseconds(-1)}}).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(broker_->Enqueue("q", {}).status().code(), StatusCode::kInvalidArgument);
+  std::vector<NewMessage> many(1001, NewMessage{.payload = "x"});
+  EXPECT_EQ(broker_->Enqueue("q", many).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(broker_->Lease("q", {.max = 0}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(broker_->Lease("q", {.max = 1001}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(broker_->Lease("q", {.max = 1, .visibility = milliseconds(-5)}).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(broker_->Stats("q")->depth, 0);
+  EXPECT_EQ(broker_->Stats("q")->enqueued_total, 0);
+}
+
+TEST_F(QueueTest, RedriveAndPurgeDeadLettersWithFilters) {
+  ASSERT_TRUE(broker_->DeclareQueue("q", {.max_attempts = 1}).ok());
+  std::vector<MessageId> ids;
+  for (int i = 0; i < 5; ++i) {
+    ids.push_back(Put("m" + std::to_string(i)));
+  }
+  auto leases = Take();
+  ASSERT_EQ(leases.size(), 5u);
+  for (size_t i = 0; i < leases.size(); ++i) {
+    ASSERT_TRUE(broker_->Fail("q", leases[i].lease_id, i % 2 == 0 ? "timeout" : "http 500").ok());
+  }
+  auto page = broker_->ListDeadLetters("q", std::nullopt, 2);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->items.size(), 2u);
+  ASSERT_TRUE(page->next_after);
+  auto rest = broker_->ListDeadLetters("q", page->next_after, 10);
+  EXPECT_EQ(rest->items.size(), 3u);
+  EXPECT_FALSE(rest->next_after);
+
+  auto redriven = broker_->Redrive("q", {.error_contains = "timeout"});
+  ASSERT_TRUE(redriven.ok());
+  EXPECT_EQ(*redriven, 3);
+  auto back = Take();
+  ASSERT_EQ(back.size(), 3u);
+  EXPECT_EQ(back[0].attempt, 1);  // attempts start over
+  EXPECT_EQ(*broker_->Redrive("q", {.ids = {ids[1]}}), 1);
+  EXPECT_EQ(*broker_->PurgeDeadLetters("q", {}), 1);
+  auto stats = broker_->Stats("q");
+  EXPECT_EQ(stats->dead_letters, 0);
+  EXPECT_EQ(stats->depth, 4);
+  EXPECT_EQ(stats->redriven_total, 4);
+  EXPECT_EQ(broker_->GetDeadLetter("q", ids[3]).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(QueueTest, EverythingSurvivesAReopen) {
+  ASSERT_TRUE(broker_->DeclareQueue("q", {.max_attempts = 1}).ok());
+  Put("keep");
+  Put("ack");
+  Put("dead");
+  Put("leased");
+  auto leases = Take(3, milliseconds(60'000));
+  ASSERT_EQ(leases.size(), 3u);
+  ASSERT_TRUE(broker_->Ack("q", leases[1].lease_id).ok());
+  ASSERT_TRUE(broker_->Fail("q", leases[2].lease_id, "x").ok());
+  Open();
+  auto stats = broker_->Stats("q");
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->options.max_attempts, 1);
+  EXPECT_EQ(stats->depth, 2);
+  EXPECT_EQ(stats->in_flight, 1);
+  EXPECT_EQ(stats->ready, 1);
+  EXPECT_EQ(stats->dead_letters, 1);
+  EXPECT_EQ(stats->acked_total, 1);
+  // The lease taken before the restart is still valid.
+  EXPECT_TRUE(broker_->Ack("q", leases[0].lease_id).ok());
+  auto left = Take();
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].payload, "leased");
+}
+
+TEST_F(QueueTest, LongPollWakesOnEnqueueAndTimesOut) {
+  ASSERT_TRUE(broker_->DeclareQueue("q", {}).ok());
+  std::promise<StatusOr<std::vector<Leased>>> got;
+  broker_->LeaseAsync("q", {.max = 5, .wait = milliseconds(10'000)},
+                      [&](StatusOr<std::vector<Leased>> r) { got.set_value(std::move(r)); });
+  auto future = got.get_future();
+  EXPECT_EQ(future.wait_for(milliseconds(150)), std::future_status::timeout);
+  Put("wake");
+  ASSERT_EQ(future.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  auto leases = future.get();
+  ASSERT_TRUE(leases.ok());
+  ASSERT_EQ(leases->size(), 1u);
+  EXPECT_EQ((*leases)[0].payload, "wake");
+
+  std::promise<StatusOr<std::vector<Leased>>> empty;
+  broker_->LeaseAsync("q", {.max = 5, .wait = milliseconds(1000)},
+                      [&](StatusOr<std::vector<Leased>> r) { empty.set_value(std::move(r)); });
+  clock_.Advance(milliseconds(1001));
+  auto none = empty.get_future();
+  ASSERT_EQ(none.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_TRUE(none.get()->empty());
+}
+
+TEST_F(QueueTest, ConcurrentProducersShareCommitsAndLoseNothing) {
+  ASSERT_TRUE(broker_->DeclareQueue("q", {}).ok());
+  std::vector<std::thread> threads;
+  std::mutex mu;
+  std::set<MessageId> seen;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 200; ++i) {
+        auto ids = broker_->Enqueue("q", {{.payload = "x"}});
+        ASSERT_TRUE(ids.ok());
+        std::lock_guard lock(mu);
+        seen.insert((*ids)[0]);
+      }
+    });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  EXPECT_EQ(seen.size(), 1600u);
+  EXPECT_EQ(broker_->Stats("q")->depth, 1600);
+  size_t leased = 0;
+  while (true) {
+    auto l = Take(1000, milliseconds(60'000));
+    if (l.empty()) {
+      break;
+    }
+    for (const auto& m : l) {
+      ASSERT_TRUE(seen.count(m.id));
+      ASSERT_TRUE(broker_->Ack("q", m.lease_id).ok());
+    }
+    leased += l.size();
+  }
+  EXPECT_EQ(leased, 1600u);
+}
+
+TEST_F(QueueTest, DeleteQueueRemovesItsMessages) {
+  ASSERT_TRUE(broker_->DeclareQueue("q", {}).ok());
+  Put("x");
+  ASSERT_TRUE(broker_->DeleteQueue("q").ok());
+  EXPECT_EQ(broker_->Stats("q").status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(broker_->DeclareQueue("q", {}).ok());
+  EXPECT_EQ(broker_->Stats("q")->depth, 0);
+  EXPECT_TRUE(Take().empty());
+}
+
+TEST_F(QueueTest, StatsCountReadyInFlightDelayedAndOldestAge) {
+  ASSERT_TRUE(broker_->DeclareQueue("q", {}).ok());
+  Put("a");
+  Put("b");
+  Put("c", {.delay = milliseconds(10'000)});
+  clock_.Advance(milliseconds(3000));
+  ASSERT_EQ(Take(1, milliseconds(60'000)).size(), 1u);
+  auto s = broker_->Stats("q");
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->depth, 3);
+  EXPECT_EQ(s->ready, 1);
+  EXPECT_EQ(s->in_flight, 1);
+  EXPECT_EQ(s->delayed, 1);
+  EXPECT_DOUBLE_EQ(s->oldest_ready_age_seconds, 3.0);
+  auto all = broker_->ListQueues();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].name, "q");
+}
+
+TEST_F(QueueTest, ReadOnlyBrokerSeesButDoesNotWrite) {
+  ASSERT_TRUE(broker_->DeclareQueue("q", {}).ok());
+  Put("x");
+  BrokerOptions options;
+  options.path = dir_.File("queue.db");
+  options.read_only = true;
+  auto ro = OpenSqliteBroker(options, clock_, [](size_t) {
+    return StatusOr<std::vector<MessageId>>(std::vector<MessageId>{});
+  });
+  ASSERT_TRUE(ro.ok()) << ro.status();
+  EXPECT_EQ((*ro)->Stats("q")->depth, 1);
+  EXPECT_EQ((*ro)->Enqueue("q", {{.payload = "y"}}).status().code(),
+            StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace evo::queue
