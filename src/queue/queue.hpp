@@ -215,6 +215,11 @@ class Broker {
                           Callback<std::vector<Leased>> done) = 0;
   // Done with the message: it is deleted and never delivered again.
   virtual void AckAsync(std::string_view queue, std::string_view lease_id, Callback<bool> done) = 0;
+  // Acks several leases in one operation (1..max_lease_batch); one Status per lease id, in
+  // order, each as Ack would answer. The call itself fails only for an unknown queue, a bad
+  // batch size or a store failure.
+  virtual void AckBatchAsync(std::string_view queue, const std::vector<std::string>& lease_ids,
+                             Callback<std::vector<Status>> done) = 0;
   // Delivery failed: visible again after `options.delay`, or dead-lettered when it was the
   // last attempt.
   virtual void NackAsync(std::string_view queue, std::string_view lease_id,
@@ -247,6 +252,8 @@ class Broker {
                                            std::vector<NewMessage> messages);
   StatusOr<std::vector<Leased>> Lease(std::string_view queue, const LeaseOptions& options);
   Status Ack(std::string_view queue, std::string_view lease_id);
+  StatusOr<std::vector<Status>> AckBatch(std::string_view queue,
+                                         const std::vector<std::string>& lease_ids);
   Status Nack(std::string_view queue, std::string_view lease_id, const NackOptions& options);
   Status Fail(std::string_view queue, std::string_view lease_id, std::string error);
   StatusOr<int64_t> Extend(std::string_view queue, std::string_view lease_id,

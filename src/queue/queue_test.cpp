@@ -5,6 +5,7 @@
 #include <set>
 #include <thread>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "core/temp_dir.hpp"
@@ -69,6 +70,24 @@ TEST_F(QueueTest, EnqueueLeaseAckDeletesTheMessage) {
   ASSERT_TRUE(stats.ok());
   EXPECT_EQ(stats->depth, 0);
   EXPECT_EQ(stats->acked_total, 1);
+}
+
+TEST_F(QueueTest, AckBatchAnswersPerLease) {
+  ASSERT_TRUE(broker_->DeclareQueue("q", {}).ok());
+  Put("a");
+  Put("b");
+  auto leases = Take();
+  ASSERT_EQ(leases.size(), 2u);
+  auto results = broker_->AckBatch(
+      "q", {leases[0].lease_id, "garbage", leases[1].lease_id, leases[0].lease_id});
+  ASSERT_TRUE(results.ok()) << results.status();
+  ASSERT_EQ(results->size(), 4u);
+  EXPECT_TRUE((*results)[0].ok());
+  EXPECT_EQ((*results)[1].code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE((*results)[2].ok());
+  EXPECT_EQ((*results)[3].code(), StatusCode::kNotFound);  // acked just before
+  EXPECT_EQ(broker_->Stats("q")->depth, 0);
+  EXPECT_EQ(broker_->AckBatch("q", {}).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST_F(QueueTest, UnknownQueueAndBadNamesAreRefused) {
@@ -273,7 +292,7 @@ TEST_F(QueueTest, RedriveAndPurgeDeadLettersWithFilters) {
   ASSERT_TRUE(broker_->DeclareQueue("q", {.max_attempts = 1}).ok());
   std::vector<MessageId> ids;
   for (int i = 0; i < 5; ++i) {
-    ids.push_back(Put("m" + std::to_string(i)));
+    ids.push_back(Put(fmt::format("m{}", i)));
   }
   auto leases = Take();
   ASSERT_EQ(leases.size(), 5u);

@@ -438,6 +438,12 @@ Status Broker::Fail(std::string_view queue, std::string_view lease_id, std::stri
          })
       .status();
 }
+StatusOr<std::vector<Status>> Broker::AckBatch(std::string_view queue,
+                                               const std::vector<std::string>& lease_ids) {
+  return Wait<std::vector<Status>>([&](Callback<std::vector<Status>> done) {
+    AckBatchAsync(queue, lease_ids, std::move(done));
+  });
+}
 StatusOr<int64_t> Broker::Extend(std::string_view queue, std::string_view lease_id,
                                  milliseconds visibility) {
   return Wait<int64_t>(
@@ -553,6 +559,29 @@ class LeaseOp : public Op {
   T result_{};
 };
 
+// Deletes the leased message; `failure` says why not when the lease is not current.
+Status AckOne(Group& g, const QueueInfo& q, const LeaseRef& ref, Status& failure) {
+  EVO_ASSIGN_OR_RETURN(
+      store::Rows rows,
+      g.tx.Query("DELETE FROM queue_messages WHERE id = ? AND queue_id = ? AND attempt = ? AND "
+                 "leased_until > ? RETURNING ordering_key",
+                 {static_cast<int64_t>(ref.id), q.id, int64_t{ref.attempt}, g.now_ms}));
+  if (rows.empty()) {
+    EVO_ASSIGN_OR_RETURN(auto row, FindLease(g, q, ref, failure));
+    if (row) {
+      failure = InternalError("lease could not be acked");
+    }
+    return OkStatus();
+  }
+  Counters& d = g.deltas[q.id];
+  d.depth -= 1;
+  d.acked += 1;
+  if (!Null(rows[0][0])) {
+    return Unpark(g, q.id, Text(rows[0][0]));
+  }
+  return OkStatus();
+}
+
 class AckOp final : public LeaseOp<bool> {
  public:
   using LeaseOp::LeaseOp;
@@ -560,27 +589,44 @@ class AckOp final : public LeaseOp<bool> {
     if (Deleted()) {
       return OkStatus();
     }
-    EVO_ASSIGN_OR_RETURN(
-        store::Rows rows,
-        g.tx.Query("DELETE FROM queue_messages WHERE id = ? AND queue_id = ? AND attempt = ? AND "
-                   "leased_until > ? RETURNING ordering_key",
-                   {static_cast<int64_t>(ref_.id), q_->id, int64_t{ref_.attempt}, g.now_ms}));
-    if (rows.empty()) {
-      EVO_ASSIGN_OR_RETURN(auto row, FindLease(g, *q_, ref_, failure_));
-      if (row) {
-        failure_ = InternalError("lease could not be acked");
+    EVO_RETURN_IF_ERROR(AckOne(g, *q_, ref_, failure_));
+    result_ = failure_.ok();
+    return OkStatus();
+  }
+};
+
+class AckBatchOp final : public Op {
+ public:
+  AckBatchOp(QueuePtr q, std::vector<StatusOr<LeaseRef>> refs, Callback<std::vector<Status>> done)
+      : q_(std::move(q)), refs_(std::move(refs)), done_(std::move(done)) {}
+  size_t Weight() const override { return refs_.size(); }
+  Status Apply(Group& g) override {
+    results_.assign(refs_.size(), OkStatus());
+    for (size_t i = 0; i < refs_.size(); ++i) {
+      if (q_->deleted) {
+        results_[i] = UnknownQueue(q_->name);
+      } else if (!refs_[i].ok()) {
+        results_[i] = refs_[i].status();
+      } else {
+        EVO_RETURN_IF_ERROR(AckOne(g, *q_, *refs_[i], results_[i]));
       }
-      return OkStatus();
-    }
-    Counters& d = g.deltas[q_->id];
-    d.depth -= 1;
-    d.acked += 1;
-    result_ = true;
-    if (!Null(rows[0][0])) {
-      return Unpark(g, q_->id, Text(rows[0][0]));
     }
     return OkStatus();
   }
+  bool Finish(const Status& commit, int64_t) override {
+    if (commit.ok()) {
+      done_(std::move(results_));
+    } else {
+      done_(commit);
+    }
+    return false;
+  }
+
+ private:
+  QueuePtr q_;
+  std::vector<StatusOr<LeaseRef>> refs_;
+  Callback<std::vector<Status>> done_;
+  std::vector<Status> results_;
 };
 
 class NackOp final : public LeaseOp<bool> {
@@ -1073,6 +1119,24 @@ class SqliteBroker final : public Broker {
       return done(target.status());
     }
     Submit(std::make_unique<AckOp>(target->first, target->second, std::move(done)));
+  }
+
+  void AckBatchAsync(std::string_view queue, const std::vector<std::string>& lease_ids,
+                     Callback<std::vector<Status>> done) override {
+    auto q = Get(queue);
+    if (!q.ok()) {
+      return done(q.status());
+    }
+    if (lease_ids.empty() || lease_ids.size() > options_.max_lease_batch) {
+      return done(InvalidArgumentError(
+          fmt::format("an ack batch holds 1..{} lease ids", options_.max_lease_batch)));
+    }
+    std::vector<StatusOr<LeaseRef>> refs;
+    refs.reserve(lease_ids.size());
+    for (const std::string& id : lease_ids) {
+      refs.push_back(ParseLeaseId(id));
+    }
+    Submit(std::make_unique<AckBatchOp>(*std::move(q), std::move(refs), std::move(done)));
   }
 
   void NackAsync(std::string_view queue, std::string_view lease_id, const NackOptions& options,
@@ -1699,6 +1763,7 @@ StatusOr<std::unique_ptr<Broker>> OpenSqliteBroker(const BrokerOptions& options,
       options.sync ? store::SqliteSynchronous::kFull : store::SqliteSynchronous::kNormal;
   sqlite.reader_connections = 2;
   sqlite.read_only = options.read_only;
+  sqlite.cache_size_kib = 16 * 1024;
   EVO_ASSIGN_OR_RETURN(std::unique_ptr<store::Database> db, store::OpenSqlite(sqlite, clock));
   auto broker =
       std::make_unique<SqliteBroker>(options, clock, std::move(ids), registry, std::move(db));

@@ -289,6 +289,10 @@ class Connection {
     EVO_RETURN_IF_ERROR(conn->ExecDirect(options.synchronous == SqliteSynchronous::kFull
                                              ? "PRAGMA synchronous=FULL"
                                              : "PRAGMA synchronous=NORMAL"));
+    if (options.cache_size_kib > 0) {
+      EVO_RETURN_IF_ERROR(conn->ExecDirect(
+          ("PRAGMA cache_size=-" + std::to_string(options.cache_size_kib)).c_str()));
+    }
     EVO_RETURN_IF_ERROR(conn->ExecDirect(options.foreign_keys ? "PRAGMA foreign_keys=ON"
                                                               : "PRAGMA foreign_keys=OFF"));
     if (role == Role::kReader) {
@@ -1082,10 +1086,17 @@ Status Validate(const SqliteOptions& options) {
       options.statement_cache_capacity > kMaxStatementCacheCapacity) {
     return InvalidArgumentError("store.statement_cache_capacity must be between 0 and 10000");
   }
+  if (options.cache_size_kib < 0 || options.cache_size_kib > (1 << 20)) {
+    return InvalidArgumentError("store.cache_size_kib must be between 0 and 1048576");
+  }
   return OkStatus();
 }
 
 StatusOr<std::unique_ptr<Database>> OpenSqlite(const SqliteOptions& options, const Clock& clock) {
+  // SQLite's memory statistics take a global mutex on every allocation; nothing here reads
+  // them. Only possible before SQLite initialises (later calls fail harmlessly).
+  static std::once_flag memstatus_off;
+  std::call_once(memstatus_off, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
   return Guarded([&]() -> StatusOr<std::unique_ptr<Database>> {
     EVO_RETURN_IF_ERROR(Validate(options));
     auto db = std::make_unique<SqliteDatabase>(options, clock);

@@ -232,6 +232,8 @@ struct SqliteOptions {
   int statement_cache_capacity = 128;
   // PRAGMA foreign_keys (off by default in SQLite; on here, as in PostgreSQL).
   bool foreign_keys = true;
+  // Page cache per connection in KiB; 0 keeps SQLite's default (2 MiB). REQUIRES: 0..1 GiB.
+  int cache_size_kib = 0;
 };
 
 // OK, or InvalidArgument naming the offending field.
