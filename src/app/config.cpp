@@ -10,7 +10,7 @@ namespace evo::app {
 namespace {
 
 const std::vector<std::string>& KnownModules() {
-  static const auto* const known = new std::vector<std::string>{"ids", "spam", "bandit"};
+  static const auto* const known = new std::vector<std::string>{"ids", "spam", "bandit", "queue"};
   return *known;
 }
 

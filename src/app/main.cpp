@@ -34,6 +34,8 @@
 #include "http/server.hpp"
 #include "ids/http.hpp"
 #include "ids/ids.hpp"
+#include "queue/http.hpp"
+#include "queue/queue.hpp"
 #include "spam/http.hpp"
 #include "spam/spam.hpp"
 #include "store/store.hpp"
@@ -76,6 +78,27 @@ StatusOr<IdsModule> OpenIds(const Config& config) {
   m.uuids = std::make_unique<ids::Uuid7Generator>(*m.clock);
   m.ulids = std::make_unique<ids::UlidGenerator>(*m.clock);
   return m;
+}
+
+std::filesystem::path QueuePath(const Config& config) {
+  return std::filesystem::path(config.data_dir) / "queue.db";
+}
+
+// The queue broker on <data-dir>/queue.db; message ids from `ids`.
+StatusOr<std::unique_ptr<queue::Broker>> OpenBroker(const Config& config, ids::Generator& ids,
+                                                    metrics::Registry* registry, bool read_only) {
+  std::error_code ec;
+  std::filesystem::create_directories(config.data_dir, ec);
+  queue::BrokerOptions options;
+  options.path = QueuePath(config);
+  options.read_only = read_only;
+  return queue::OpenSqliteBroker(
+      options, RealClock(),
+      [&ids](size_t n) -> StatusOr<std::vector<queue::MessageId>> {
+        EVO_ASSIGN_OR_RETURN(std::vector<ids::Id> batch, ids.NextBatch(n));
+        return std::vector<queue::MessageId>(batch.begin(), batch.end());
+      },
+      registry);
 }
 
 // The spam module's pieces: the embedded database and the service on it.
@@ -207,6 +230,25 @@ int Serve(const Config& config) {
                    config.data_dir);
     }
   }
+  std::unique_ptr<queue::Broker> broker;
+  if (std::find(modules->begin(), modules->end(), "queue") != modules->end()) {
+    // Message ids come from the ids generator, opened here when the ids routes are off.
+    if (!ids_module) {
+      auto opened = OpenIds(config);
+      if (!opened.ok()) {
+        return Fail(ExitCodeFor(opened.status()), opened.status());
+      }
+      ids_module = std::move(*opened);
+    }
+    auto opened = OpenBroker(config, *ids_module->generator, &registry, /*read_only=*/false);
+    if (!opened.ok()) {
+      spdlog::error("queue: {}", opened.status().ToString());
+      return Fail(ExitCodeFor(opened.status()), opened.status());
+    }
+    broker = std::move(*opened);
+    queue::RegisterRoutes(router, *broker);
+    spdlog::info("queue: messages in {}", QueuePath(config).string());
+  }
   // Readiness of each module is re-evaluated by the main loop below.
   auto update_readiness = [&] {
     if (ids_module) {
@@ -258,6 +300,11 @@ int Serve(const Config& config) {
                shutdown_timeout->count());
   readiness.SetDraining();
   (*server)->Drain(*shutdown_timeout);
+  if (broker) {
+    // Finishes the writes in hand (their answers still reach the I/O threads) and answers
+    // long polls, before the server's threads stop.
+    broker->Stop();
+  }
   (*server)->Stop();
   if (bandit_service) {
     if (const Status s = bandit_service->Snapshot(); !s.ok()) {
@@ -581,6 +628,147 @@ int SpamActivate(const Config& config, const SpamCli& cli) {
   return 0;
 }
 
+// ---- evo queue ... ----------------------------------------------------------------------
+
+struct QueueCli {
+  std::string name;
+  std::string format = "text";
+  bool redrive = false;
+  bool purge = false;
+  std::string error_contains;
+  int limit = 50;
+};
+
+// The broker for the CLI: read-only unless it must write (redrive, purge). It never issues
+// message ids, so it takes no worker lease.
+StatusOr<std::unique_ptr<queue::Broker>> OpenCliBroker(const Config& config, bool write) {
+  if (!std::filesystem::exists(QueuePath(config))) {
+    return NotFoundError("no queues in " + config.data_dir + " (" + QueuePath(config).string() +
+                         " does not exist)");
+  }
+  queue::BrokerOptions options;
+  options.path = QueuePath(config);
+  options.read_only = !write;
+  return queue::OpenSqliteBroker(options, RealClock(), [](size_t) {
+    return StatusOr<std::vector<queue::MessageId>>(
+        FailedPreconditionError("the CLI does not enqueue"));
+  });
+}
+
+void PrintQueueRow(const queue::QueueStats& s) {
+  std::printf("%-24s %10lld %10lld %10lld %10lld %10lld %10.1f\n", s.name.c_str(),
+              static_cast<long long>(s.depth), static_cast<long long>(s.ready),
+              static_cast<long long>(s.in_flight), static_cast<long long>(s.delayed),
+              static_cast<long long>(s.dead_letters), s.oldest_ready_age_seconds);
+}
+void PrintQueueHeader() {
+  std::printf("%-24s %10s %10s %10s %10s %10s %10s\n", "QUEUE", "DEPTH", "READY", "IN-FLIGHT",
+              "DELAYED", "DEAD", "OLDEST S");
+}
+
+int QueueLs(const Config& config, const QueueCli& cli) {
+  (void)logging::Init(logging::Options{"text", "warn"});
+  auto broker = OpenCliBroker(config, false);
+  if (!broker.ok()) {
+    return Fail(ExitCodeFor(broker.status()), broker.status());
+  }
+  auto all = (*broker)->ListQueues();
+  if (!all.ok()) {
+    return Fail(ExitCodeFor(all.status()), all.status());
+  }
+  if (cli.format == "json") {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& s : *all) {
+      out.push_back(queue::ToJson(s));
+    }
+    std::printf("%s\n", out.dump(2).c_str());
+    return 0;
+  }
+  PrintQueueHeader();
+  for (const auto& s : *all) {
+    PrintQueueRow(s);
+  }
+  return 0;
+}
+
+int QueueStatsCommand(const Config& config, const QueueCli& cli) {
+  (void)logging::Init(logging::Options{"text", "warn"});
+  auto broker = OpenCliBroker(config, false);
+  if (!broker.ok()) {
+    return Fail(ExitCodeFor(broker.status()), broker.status());
+  }
+  auto s = (*broker)->Stats(cli.name);
+  if (!s.ok()) {
+    return Fail(ExitCodeFor(s.status()), s.status());
+  }
+  if (cli.format == "json") {
+    std::printf("%s\n", queue::ToJson(*s).dump(2).c_str());
+    return 0;
+  }
+  PrintQueueHeader();
+  PrintQueueRow(*s);
+  std::printf(
+      "\nmax attempts %d, visibility %.1f s; totals: enqueued %lld, acked %lld, nacked "
+      "%lld, dead-lettered %lld, expired leases %lld, redriven %lld\n",
+      s->options.max_attempts, s->options.default_visibility.count() / 1000.0,
+      static_cast<long long>(s->enqueued_total), static_cast<long long>(s->acked_total),
+      static_cast<long long>(s->nacked_total), static_cast<long long>(s->dead_lettered_total),
+      static_cast<long long>(s->expired_leases_total), static_cast<long long>(s->redriven_total));
+  return 0;
+}
+
+int QueueDlq(const Config& config, const QueueCli& cli) {
+  (void)logging::Init(logging::Options{"text", "warn"});
+  if (cli.redrive && cli.purge) {
+    return Fail(kExitUsage, InvalidArgumentError("--redrive and --purge exclude each other"));
+  }
+  if (cli.limit < 1 || cli.limit > 1000) {
+    return Fail(kExitUsage, InvalidArgumentError("--limit: must be 1..1000"));
+  }
+  auto broker = OpenCliBroker(config, cli.redrive || cli.purge);
+  if (!broker.ok()) {
+    return Fail(ExitCodeFor(broker.status()), broker.status());
+  }
+  queue::DeadLetterFilter filter;
+  filter.error_contains = cli.error_contains;
+  if (cli.redrive || cli.purge) {
+    auto n = cli.redrive ? (*broker)->Redrive(cli.name, filter)
+                         : (*broker)->PurgeDeadLetters(cli.name, filter);
+    if (!n.ok()) {
+      return Fail(ExitCodeFor(n.status()), n.status());
+    }
+    std::printf("%s %lld dead letters of %s\n", cli.redrive ? "redrove" : "purged",
+                static_cast<long long>(*n), cli.name.c_str());
+    return 0;
+  }
+  auto page = (*broker)->ListDeadLetters(cli.name, std::nullopt, static_cast<size_t>(cli.limit));
+  if (!page.ok()) {
+    return Fail(ExitCodeFor(page.status()), page.status());
+  }
+  if (cli.format == "json") {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& d : page->items) {
+      out.push_back({{"id", std::to_string(d.id)},
+                     {"attempts", d.attempts},
+                     {"deadAt", FormatUnixMillis(d.dead_unix_ms)},
+                     {"lastError", d.last_error},
+                     {"payload", d.payload}});
+    }
+    std::printf("%s\n", out.dump(2).c_str());
+    return 0;
+  }
+  std::printf("%-20s %8s %-24s %s\n", "ID", "ATTEMPTS", "DEAD AT", "LAST ERROR");
+  for (const auto& d : page->items) {
+    std::printf("%-20llu %8d %-24s %s\n", static_cast<unsigned long long>(d.id), d.attempts,
+                FormatUnixMillis(d.dead_unix_ms).c_str(), d.last_error.c_str());
+  }
+  if (page->next_after) {
+    std::printf("(more: raise --limit, or page through GET /v1/queues/%s/dead-letters)\n",
+                cli.name.c_str());
+  }
+  return 0;
+}
+
 // ---- evo bandit ... ---------------------------------------------------------------------
 
 struct BanditCli {
@@ -728,6 +916,33 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   bandit_simulate->add_flag("--quiet", bandit_cli.quiet, "No progress lines on stderr");
 
+  QueueCli queue_cli;
+  auto* queue_cmd = app.add_subcommand(
+      "queue",
+      "Inspect durable queues and their dead letters (on --data-dir, beside a running "
+      "server too)");
+  queue_cmd->require_subcommand(1);
+  auto* queue_ls = queue_cmd->add_subcommand("ls", "List queues with depth, in flight, dead");
+  queue_ls->add_option("--format", queue_cli.format, "text | json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  auto* queue_stats = queue_cmd->add_subcommand("stats", "Stats and totals of one queue");
+  queue_stats->add_option("name", queue_cli.name, "Queue name")->required();
+  queue_stats->add_option("--format", queue_cli.format, "text | json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  auto* queue_dlq = queue_cmd->add_subcommand(
+      "dlq", "List a queue's dead letters, or move them back (--redrive) or delete them (--purge)");
+  queue_dlq->add_option("name", queue_cli.name, "Queue name")->required();
+  queue_dlq->add_flag("--redrive", queue_cli.redrive, "Move the dead letters back onto the queue");
+  queue_dlq->add_flag("--purge", queue_cli.purge, "Delete the dead letters");
+  queue_dlq->add_option("--error-contains", queue_cli.error_contains,
+                        "Only dead letters whose last error contains this text");
+  queue_dlq->add_option("--limit", queue_cli.limit, "Dead letters listed")->capture_default_str();
+  queue_dlq->add_option("--format", queue_cli.format, "text | json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -762,6 +977,15 @@ int Main(int argc, char** argv) {
   }
   if (spam_activate->parsed()) {
     return SpamActivate(config, spam_cli);
+  }
+  if (queue_ls->parsed()) {
+    return QueueLs(config, queue_cli);
+  }
+  if (queue_stats->parsed()) {
+    return QueueStatsCommand(config, queue_cli);
+  }
+  if (queue_dlq->parsed()) {
+    return QueueDlq(config, queue_cli);
   }
   return kExitUsage;
 }

@@ -636,6 +636,33 @@ Status InvalidField(std::string_view pointer, std::string_view message) {
       .With(kPayloadPointer, std::string(pointer));
 }
 
+StatusOr<size_t> PageSizeParam(const Request& request) {
+  constexpr size_t kDefault = 50;
+  constexpr size_t kMax = 1000;
+  EVO_ASSIGN_OR_RETURN(auto text, request.Query("pageSize"));
+  if (!text || text->empty()) {
+    return kDefault;
+  }
+  size_t value = 0;
+  bool ok = text->size() <= 9;
+  for (char c : *text) {
+    ok = ok && c >= '0' && c <= '9';
+    value = value * 10 + static_cast<size_t>(c - '0');
+  }
+  if (!ok || value < 1) {
+    return InvalidField("#/pageSize", "pageSize must be a positive integer");
+  }
+  return std::min(value, kMax);
+}
+
+nlohmann::json PageParametersSpec() {
+  return nlohmann::json::array(
+      {{{"name", "pageSize"},
+        {"in", "query"},
+        {"schema", {{"type", "integer"}, {"minimum", 1}, {"maximum", 1000}, {"default", 50}}}},
+       {{"name", "pageToken"}, {"in", "query"}, {"schema", {{"type", "string"}}}}});
+}
+
 nlohmann::json JsonRequestSpec(nlohmann::json schema) {
   return {{"required", true}, {"content", {{"application/json", {{"schema", std::move(schema)}}}}}};
 }

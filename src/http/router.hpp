@@ -175,6 +175,12 @@ class Router {
 // field's JSON pointer ("#/arms/0/name"), which the problem answer lists under errors[].
 Status InvalidField(std::string_view pointer, std::string_view message);
 
+// The `pageSize` query parameter of a list route (DESIGN.md): absent or empty -> 50; above
+// 1000 -> 1000; not a positive integer -> 400 (INVALID_FIELD, "#/pageSize").
+StatusOr<size_t> PageSizeParam(const Request& request);
+// OpenAPI Parameter Objects for pageSize and pageToken.
+nlohmann::json PageParametersSpec();
+
 // OpenAPI Request Body / Response Objects with an application/json schema.
 nlohmann::json JsonRequestSpec(nlohmann::json schema);
 nlohmann::json JsonResponseSpec(std::string_view description,

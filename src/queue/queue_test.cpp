@@ -313,6 +313,9 @@ TEST_F(QueueTest, RedriveAndPurgeDeadLettersWithFilters) {
   auto back = Take();
   ASSERT_EQ(back.size(), 3u);
   EXPECT_EQ(back[0].attempt, 1);  // attempts start over
+  // ... but lease ids are never reused: the lease from before the dead letter stays dead.
+  EXPECT_NE(back[0].lease_id, leases[0].lease_id);
+  EXPECT_EQ(broker_->Ack("q", leases[0].lease_id).code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(*broker_->Redrive("q", {.ids = {ids[1]}}), 1);
   EXPECT_EQ(*broker_->PurgeDeadLetters("q", {}), 1);
   auto stats = broker_->Stats("q");

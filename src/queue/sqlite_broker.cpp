@@ -72,6 +72,7 @@ CREATE TABLE queue_messages(
   due_at INTEGER NOT NULL,
   leased_until INTEGER,
   attempt INTEGER NOT NULL DEFAULT 0,
+  attempt_base INTEGER NOT NULL DEFAULT 0,
   ordering_key TEXT,
   enqueued_at INTEGER NOT NULL,
   headers TEXT,
@@ -92,6 +93,7 @@ CREATE TABLE queue_dead_letters(
   queue_id INTEGER NOT NULL,
   lane INTEGER NOT NULL,
   attempts INTEGER NOT NULL,
+  deliveries INTEGER NOT NULL,
   last_error TEXT NOT NULL,
   history TEXT,
   ordering_key TEXT,
@@ -486,10 +488,10 @@ Status Unpark(Group& g, int64_t queue_id, const std::string& key) {
 Status DeadLetterRow(Group& g, const QueueInfo& q, int64_t id, int attempts, std::string_view error,
                      const std::string& history) {
   EVO_RETURN_IF_ERROR(
-      g.tx.Exec("INSERT INTO queue_dead_letters(id, queue_id, lane, attempts, last_error, "
-                "history, ordering_key, enqueued_at, dead_at, headers, payload) SELECT id, "
-                "queue_id, lane, ?, ?, ?, ordering_key, enqueued_at, ?, headers, payload FROM "
-                "queue_messages WHERE id = ?",
+      g.tx.Exec("INSERT INTO queue_dead_letters(id, queue_id, lane, attempts, deliveries, "
+                "last_error, history, ordering_key, enqueued_at, dead_at, headers, payload) "
+                "SELECT id, queue_id, lane, ?, attempt, ?, ?, ordering_key, enqueued_at, ?, "
+                "headers, payload FROM queue_messages WHERE id = ?",
                 {int64_t{attempts}, Cut(error), TextOrNull(history), g.now_ms, id})
           .status());
   EVO_ASSIGN_OR_RETURN(
@@ -506,14 +508,18 @@ Status DeadLetterRow(Group& g, const QueueInfo& q, int64_t id, int attempts, std
 }
 
 // The row of a lease, checked: NotFound when gone, FailedPrecondition when not current.
+// `attempt` counts deliveries over the message's life (it names leases, so a lease id is
+// never reused, even after a redrive); the attempt a consumer sees and max_attempts counts
+// is `attempt - attempt_base`, the deliveries since it was enqueued or redriven.
 struct LeaseRow {
-  int attempt = 0;
+  int attempt = 0;  // deliveries since enqueue or redrive
   std::string history;
 };
 StatusOr<std::optional<LeaseRow>> FindLease(Group& g, const QueueInfo& q, const LeaseRef& ref,
                                             Status& failure) {
   EVO_ASSIGN_OR_RETURN(store::Rows rows,
-                       g.tx.Query("SELECT attempt, leased_until, history FROM queue_messages "
+                       g.tx.Query("SELECT attempt, leased_until, history, attempt_base FROM "
+                                  "queue_messages "
                                   "WHERE id = ? AND queue_id = ?",
                                   {static_cast<int64_t>(ref.id), q.id}));
   if (rows.empty()) {
@@ -525,7 +531,7 @@ StatusOr<std::optional<LeaseRow>> FindLease(Group& g, const QueueInfo& q, const 
     failure = LeaseExpired();
     return std::optional<LeaseRow>();
   }
-  return std::optional<LeaseRow>(LeaseRow{static_cast<int>(Int(r[0])), Text(r[2])});
+  return std::optional<LeaseRow>(LeaseRow{static_cast<int>(Int(r[0]) - Int(r[3])), Text(r[2])});
 }
 
 // An operation on one lease (ack, nack, fail, extend).
@@ -808,19 +814,21 @@ class LeaseBatchOp final : public Op {
           store::Rows rows,
           g.tx.Query(
               "SELECT id, attempt, leased_until, ordering_key, enqueued_at, headers, "
-              "history, payload FROM queue_messages WHERE queue_id = ? AND lane = ? AND "
+              "history, payload, attempt_base FROM queue_messages WHERE queue_id = ? AND lane = ? "
+              "AND "
               "available_at <= ? ORDER BY available_at LIMIT ?",
               {q_->id, int64_t{lane}, g.now_ms, static_cast<int64_t>(max_ - leased_.size())}));
       for (store::Row& r : rows.rows) {
         const int64_t id = Int(r[0]);
-        int attempt = static_cast<int>(Int(r[1]));
+        int attempt = static_cast<int>(Int(r[1]));                // deliveries ever (names leases)
+        const int round = attempt - static_cast<int>(Int(r[8]));  // since enqueue or redrive
         const bool expired = !Null(r[2]);
         std::string history = Text(r[6]);
         if (expired) {
           g.deltas[q_->id].expired += 1;
-          history = AppendHistory(history, attempt, g.now_ms, "lease expired");
-          if (attempt >= q_->options.max_attempts) {
-            EVO_RETURN_IF_ERROR(DeadLetterRow(g, *q_, id, attempt, "lease expired", history));
+          history = AppendHistory(history, round, g.now_ms, "lease expired");
+          if (round >= q_->options.max_attempts) {
+            EVO_RETURN_IF_ERROR(DeadLetterRow(g, *q_, id, round, "lease expired", history));
             continue;
           }
           EVO_RETURN_IF_ERROR(g.tx.Exec("UPDATE queue_messages SET attempt = ?, available_at = "
@@ -837,7 +845,7 @@ class LeaseBatchOp final : public Op {
         Leased l;
         l.id = static_cast<MessageId>(id);
         l.lease_id = FormatLeaseId(l.id, attempt);
-        l.attempt = attempt;
+        l.attempt = round + 1;
         l.ordering_key = Text(r[3]);
         l.lane = static_cast<Lane>(lane);
         l.enqueued_unix_ms = Int(r[4]);
@@ -1480,11 +1488,12 @@ class SqliteBroker final : public Broker {
           }
         }
         EVO_RETURN_IF_ERROR(
-            g.tx.Exec("INSERT INTO queue_messages(id, queue_id, lane, available_at, due_at, "
-                      "attempt, ordering_key, enqueued_at, headers, history, payload) SELECT id, "
-                      "queue_id, lane, ?, ?, 0, ordering_key, enqueued_at, headers, history, "
-                      "payload FROM queue_dead_letters WHERE id = ?",
-                      {available, g.now_ms, static_cast<int64_t>(id)})
+            g.tx.Exec(
+                    "INSERT INTO queue_messages(id, queue_id, lane, available_at, due_at, "
+                    "attempt, attempt_base, ordering_key, enqueued_at, headers, history, payload) "
+                    "SELECT id, queue_id, lane, ?, ?, deliveries, deliveries, ordering_key, "
+                    "enqueued_at, headers, history, payload FROM queue_dead_letters WHERE id = ?",
+                    {available, g.now_ms, static_cast<int64_t>(id)})
                 .status());
         d.depth += 1;
         d.redriven += 1;

@@ -1,0 +1,30 @@
+// HTTP adapter of the queue module: the admin API (queues, stats, dead letters) and a
+// producer/consumer API so that programs in any language can use evo's queues.
+//
+//   PUT    /v1/queues/{name}                          declare or update a queue
+//   GET    /v1/queues, /v1/queues/{name}              stats;  DELETE /v1/queues/{name}
+//   POST   /v1/queues/{name}/messages                 enqueue one or a batch (201 when durable)
+//   POST   /v1/queues/{name}/leases                   lease (optional long poll)
+//   POST   /v1/queues/{name}/leases/{leaseId}:ack | :nack | :extend
+//   POST   /v1/queues/{name}/leases:ack               ack a batch of leases
+//   GET    /v1/queues/{name}/dead-letters[/{id}]      list (paginated) / inspect
+//   POST   /v1/queues/{name}/dead-letters:redrive     back onto the queue (all or filtered)
+//   DELETE /v1/queues/{name}/dead-letters             purge (all or ?ids=)
+//
+// Payloads are any JSON value, stored as its text. Message ids are decimal strings.
+// The routes that write answer from the broker's writer thread once the write is durable,
+// without holding an HTTP I/O thread meanwhile.
+#pragma once
+
+#include "http/router.hpp"
+#include "queue/queue.hpp"
+
+namespace evo::queue {
+
+// A queue's stats as the API answers them (also `evo queue stats --format json`).
+nlohmann::json ToJson(const QueueStats& stats);
+
+// Registers the routes. `broker` must outlive the router.
+void RegisterRoutes(http::Router& router, Broker& broker);
+
+}  // namespace evo::queue
