@@ -33,7 +33,7 @@ TEST(ParseBytes, AcceptsBinaryAndDecimalUnits) {
 
 TEST(EnabledModules, ExpandsAllAndRejectsUnknownNamingTheFlag) {
   Config c;
-  EXPECT_EQ(*EnabledModules(c), (std::vector<std::string>{"ids", "spam", "bandit"}));
+  EXPECT_EQ(*EnabledModules(c), (std::vector<std::string>{"ids", "spam", "bandit", "queue"}));
   c.modules = " ids , ids ";
   EXPECT_EQ(*EnabledModules(c), std::vector<std::string>{"ids"});
   c.modules = "ids,nope";
