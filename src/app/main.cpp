@@ -710,7 +710,7 @@ int QueueStatsCommand(const Config& config, const QueueCli& cli) {
   std::printf(
       "\nmax attempts %d, visibility %.1f s; totals: enqueued %lld, acked %lld, nacked "
       "%lld, dead-lettered %lld, expired leases %lld, redriven %lld\n",
-      s->options.max_attempts, s->options.default_visibility.count() / 1000.0,
+      s->options.max_attempts, static_cast<double>(s->options.default_visibility.count()) / 1000.0,
       static_cast<long long>(s->enqueued_total), static_cast<long long>(s->acked_total),
       static_cast<long long>(s->nacked_total), static_cast<long long>(s->dead_lettered_total),
       static_cast<long long>(s->expired_leases_total), static_cast<long long>(s->redriven_total));

@@ -78,7 +78,8 @@ StatusOr<NewMessage> ParseMessage(const json& m, const std::string& at) {
     }
     for (const auto& [name, value] : headers->items()) {
       if (!value.is_string()) {
-        return http::InvalidField(at + "/headers/" + name, "a header value is a string");
+        return http::InvalidField(fmt::format("{}/headers/{}", at, name),
+                                  "a header value is a string");
       }
       out.headers.emplace_back(name, value.get<std::string>());
     }
@@ -160,8 +161,8 @@ json ToJson(const QueueStats& s) {
           {"deadLetters", s.dead_letters},
           {"oldestReadyAgeSeconds", s.oldest_ready_age_seconds},
           {"maxAttempts", s.options.max_attempts},
-          {"visibilitySeconds", s.options.default_visibility.count() / 1000.0},
-          {"dedupeWindowSeconds", s.options.dedupe_window.count() / 1000.0},
+          {"visibilitySeconds", static_cast<double>(s.options.default_visibility.count()) / 1000.0},
+          {"dedupeWindowSeconds", static_cast<double>(s.options.dedupe_window.count()) / 1000.0},
           {"maxPayloadBytes", s.options.max_payload_bytes},
           {"totals",
            {{"enqueued", s.enqueued_total},
@@ -486,7 +487,7 @@ void RegisterRoutes(http::Router& router, Broker& broker) {
       {"400", Problem("Malformed lease id or field.")},
       {"404", Problem("No such queue, or the message is gone (acked, dead-lettered).")},
       {"409", Problem("The lease ran out or a newer delivery superseded it.")}};
-  auto with = [&lease_errors](json ok) {
+  auto with = [&lease_errors](const json& ok) {
     json r = lease_errors;
     r.update(ok);
     return r;

@@ -87,7 +87,7 @@ struct QueueOptions {
   // A repeated dedupe key within this window of its first enqueue returns the first id.
   std::chrono::milliseconds dedupe_window{24LL * 3600 * 1000};  // REQUIRES: 0..30 days
   // Largest payload accepted (bytes).
-  size_t max_payload_bytes = 256 * 1024;  // REQUIRES: 1..16 MiB
+  size_t max_payload_bytes = size_t{256} * 1024;  // REQUIRES: 1..16 MiB
 };
 // OK, or InvalidArgument naming the field.
 Status Validate(const QueueOptions& options);

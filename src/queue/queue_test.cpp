@@ -211,6 +211,7 @@ TEST_F(QueueTest, OrderingKeyLeasesOneAtATimeInOrder) {
   const MessageId free = Put("free");
   auto leases = Take();
   std::vector<MessageId> got;
+  got.reserve(leases.size());
   for (const auto& l : leases) {
     got.push_back(l.id);
   }
@@ -291,6 +292,7 @@ TEST_F(QueueTest, BadMessagesAreRefusedAndNothingIsStored) {
 TEST_F(QueueTest, RedriveAndPurgeDeadLettersWithFilters) {
   ASSERT_TRUE(broker_->DeclareQueue("q", {.max_attempts = 1}).ok());
   std::vector<MessageId> ids;
+  ids.reserve(5);
   for (int i = 0; i < 5; ++i) {
     ids.push_back(Put(fmt::format("m{}", i)));
   }
@@ -379,6 +381,7 @@ TEST_F(QueueTest, ConcurrentProducersShareCommitsAndLoseNothing) {
   std::vector<std::thread> threads;
   std::mutex mu;
   std::set<MessageId> seen;
+  threads.reserve(8);
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < 200; ++i) {

@@ -46,7 +46,7 @@ constexpr milliseconds kGaugeRefresh{2000};
 constexpr milliseconds kDedupeSweep{60'000};
 
 const std::vector<store::Migration>& Migrations() {
-  static const std::vector<store::Migration> kMigrations = {{1, R"sql(
+  static const std::vector<store::Migration> migrations = {{1, R"sql(
 CREATE TABLE queue_queues(
   id INTEGER PRIMARY KEY,
   name TEXT NOT NULL UNIQUE,
@@ -103,7 +103,7 @@ CREATE TABLE queue_dead_letters(
   payload BLOB NOT NULL);
 CREATE INDEX queue_dead_letters_queue ON queue_dead_letters(queue_id, id);
 )sql"}};
-  return kMigrations;
+  return migrations;
 }
 
 // ---- value helpers --------------------------------------------------------------------------
@@ -1424,7 +1424,8 @@ class SqliteBroker final : public Broker {
         oldest = std::min(oldest, Int(row[0]));
       }
     }
-    s.oldest_ready_age_seconds = oldest == INT64_MAX ? 0.0 : (now - oldest) / 1000.0;
+    s.oldest_ready_age_seconds =
+        oldest == INT64_MAX ? 0.0 : static_cast<double>(now - oldest) / 1000.0;
     return s;
   }
 
