@@ -19,6 +19,7 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 
 #include <fmt/format.h>
@@ -608,13 +609,53 @@ class AckBatchOp final : public Op {
   size_t Weight() const override { return refs_.size(); }
   Status Apply(Group& g) override {
     results_.assign(refs_.size(), OkStatus());
+    if (q_->deleted) {
+      results_.assign(refs_.size(), UnknownQueue(q_->name));
+      return OkStatus();
+    }
+    // One statement deletes every current lease of the batch: [[id, attempt], ...] joined to
+    // the primary key. Those it did not delete are diagnosed one by one (the rare path).
+    std::string pairs = "[";
+    std::unordered_map<int64_t, size_t> index;  // message id -> position in the batch
     for (size_t i = 0; i < refs_.size(); ++i) {
-      if (q_->deleted) {
-        results_[i] = UnknownQueue(q_->name);
-      } else if (!refs_[i].ok()) {
+      if (!refs_[i].ok()) {
         results_[i] = refs_[i].status();
-      } else {
-        EVO_RETURN_IF_ERROR(AckOne(g, *q_, *refs_[i], results_[i]));
+        continue;
+      }
+      const auto id = static_cast<int64_t>(refs_[i]->id);
+      if (!index.emplace(id, i).second) {
+        results_[i] = LeaseGone("the same lease appears twice in the batch");
+        continue;
+      }
+      pairs += index.size() == 1 ? "[" : ",[";
+      pairs += std::to_string(id);
+      pairs += ',';
+      pairs += std::to_string(refs_[i]->attempt);
+      pairs += ']';
+    }
+    pairs += ']';
+    if (index.empty()) {
+      return OkStatus();
+    }
+    EVO_ASSIGN_OR_RETURN(
+        store::Rows gone,
+        g.tx.Query("DELETE FROM queue_messages WHERE id IN (SELECT m.id FROM json_each(?) j "
+                   "CROSS JOIN queue_messages m ON m.id = j.value ->> 0 WHERE m.attempt = j.value "
+                   "->> 1 AND m.queue_id = ? AND m.leased_until > ?) RETURNING id, ordering_key",
+                   {std::move(pairs), q_->id, g.now_ms}));
+    Counters& d = g.deltas[q_->id];
+    d.depth -= static_cast<int64_t>(gone.size());
+    d.acked += static_cast<int64_t>(gone.size());
+    for (const store::Row& r : gone.rows) {
+      index.erase(Int(r[0]));
+      if (!Null(r[1])) {
+        EVO_RETURN_IF_ERROR(Unpark(g, q_->id, Text(r[1])));
+      }
+    }
+    for (const auto& [id, i] : index) {
+      EVO_ASSIGN_OR_RETURN(auto row, FindLease(g, *q_, *refs_[i], results_[i]));
+      if (row) {
+        results_[i] = InternalError("lease could not be acked");
       }
     }
     return OkStatus();
@@ -810,49 +851,67 @@ class LeaseBatchOp final : public Op {
     }
     const int64_t until = g.now_ms + visibility_.count();
     for (int lane = 0; lane < kLaneCount && leased_.size() < max_; ++lane) {
+      // The candidates, oldest first (index only but for the attempt columns).
       EVO_ASSIGN_OR_RETURN(
           store::Rows rows,
           g.tx.Query(
-              "SELECT id, attempt, leased_until, ordering_key, enqueued_at, headers, "
-              "history, payload, attempt_base FROM queue_messages WHERE queue_id = ? AND lane = ? "
-              "AND "
-              "available_at <= ? ORDER BY available_at LIMIT ?",
+              "SELECT id, attempt, attempt_base, leased_until, history FROM queue_messages "
+              "WHERE queue_id = ? AND lane = ? AND available_at <= ? ORDER BY "
+              "available_at LIMIT ?",
               {q_->id, int64_t{lane}, g.now_ms, static_cast<int64_t>(max_ - leased_.size())}));
-      for (store::Row& r : rows.rows) {
+      if (rows.empty()) {
+        continue;
+      }
+      std::string ids = "[";
+      std::unordered_map<int64_t, size_t> order;
+      for (const store::Row& r : rows.rows) {
         const int64_t id = Int(r[0]);
-        int attempt = static_cast<int>(Int(r[1]));                // deliveries ever (names leases)
-        const int round = attempt - static_cast<int>(Int(r[8]));  // since enqueue or redrive
-        const bool expired = !Null(r[2]);
-        std::string history = Text(r[6]);
-        if (expired) {
+        if (!Null(r[3])) {
+          // Its last lease ran out: that delivery counts as a failed attempt (rare path).
+          const int round = static_cast<int>(Int(r[1]) - Int(r[2]));
           g.deltas[q_->id].expired += 1;
-          history = AppendHistory(history, round, g.now_ms, "lease expired");
+          const std::string history = AppendHistory(Text(r[4]), round, g.now_ms, "lease expired");
           if (round >= q_->options.max_attempts) {
             EVO_RETURN_IF_ERROR(DeadLetterRow(g, *q_, id, round, "lease expired", history));
             continue;
           }
-          EVO_RETURN_IF_ERROR(g.tx.Exec("UPDATE queue_messages SET attempt = ?, available_at = "
-                                        "?, leased_until = ?, history = ? WHERE id = ?",
-                                        {int64_t{attempt + 1}, until, until, history, id})
-                                  .status());
-        } else {
-          EVO_RETURN_IF_ERROR(g.tx.Exec("UPDATE queue_messages SET attempt = ?, available_at = "
-                                        "?, leased_until = ? WHERE id = ?",
-                                        {int64_t{attempt + 1}, until, until, id})
-                                  .status());
+          EVO_RETURN_IF_ERROR(
+              g.tx.Exec("UPDATE queue_messages SET history = ? WHERE id = ?", {history, id})
+                  .status());
         }
-        ++attempt;
-        Leased l;
-        l.id = static_cast<MessageId>(id);
+        ids += order.empty() ? "" : ",";
+        ids += std::to_string(id);
+        order.emplace(id, order.size());
+      }
+      ids += ']';
+      if (order.empty()) {
+        continue;
+      }
+      // One statement leases them all.
+      EVO_ASSIGN_OR_RETURN(
+          store::Rows leased,
+          g.tx.Query("UPDATE queue_messages SET attempt = attempt + 1, available_at = ?, "
+                     "leased_until = ? WHERE id IN (SELECT value FROM json_each(?)) RETURNING id, "
+                     "attempt, attempt_base, ordering_key, enqueued_at, headers, payload",
+                     {until, until, std::move(ids)}));
+      const size_t first = leased_.size();
+      leased_.resize(first + order.size());
+      for (store::Row& r : leased.rows) {
+        const auto at = order.find(Int(r[0]));
+        if (at == order.end()) {
+          continue;
+        }
+        Leased& l = leased_[first + at->second];
+        l.id = static_cast<MessageId>(Int(r[0]));
+        const int attempt = static_cast<int>(Int(r[1]));  // deliveries ever (names leases)
         l.lease_id = FormatLeaseId(l.id, attempt);
-        l.attempt = round + 1;
+        l.attempt = attempt - static_cast<int>(Int(r[2]));  // since enqueue or redrive
         l.ordering_key = Text(r[3]);
         l.lane = static_cast<Lane>(lane);
         l.enqueued_unix_ms = Int(r[4]);
         l.headers = ParseHeaders(Text(r[5]));
-        l.payload = Bytes(r[7]);
+        l.payload = Bytes(r[6]);
         l.lease_expires_unix_ms = until;
-        leased_.push_back(std::move(l));
       }
     }
     return OkStatus();
@@ -966,7 +1025,13 @@ class SqliteBroker final : public Broker {
       queues_[q->name] = q;
     }
     if (!options_.read_only) {
+      // Checkpoints run on their own thread (below) instead of inside a commit of the
+      // writer; the automatic one stays as a backstop should they fall behind.
+      EVO_RETURN_IF_ERROR(db_->Exec("PRAGMA wal_autocheckpoint=16384").status());
+      // RETURNING and multi-row statements use temporary storage: keep it in memory.
+      EVO_RETURN_IF_ERROR(db_->Exec("PRAGMA temp_store=MEMORY").status());
       writer_ = std::thread([this] { WriterLoop(); });
+      checkpointer_ = std::thread([this] { CheckpointLoop(); });
     }
     return OkStatus();
   }
@@ -1243,8 +1308,12 @@ class SqliteBroker final : public Broker {
       stopping_ = true;
     }
     cv_.notify_all();
+    stop_cv_.notify_all();
     if (writer_.joinable()) {
       writer_.join();
+    }
+    if (checkpointer_.joinable()) {
+      checkpointer_.join();
     }
   }
 
@@ -1723,6 +1792,23 @@ class SqliteBroker final : public Broker {
     }
   }
 
+  // Copies committed WAL pages into the database file from a reader connection, so that the
+  // writer's commits never pay for it (SQLite would otherwise checkpoint inside a commit
+  // every 1000 pages).
+  void CheckpointLoop() {
+    std::unique_lock lock(mu_);
+    while (!stopping_) {
+      // Its own condition variable: Submit's notify_one must always reach the writer.
+      stop_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return stopping_; });
+      lock.unlock();
+      auto r = db_->Query("PRAGMA wal_checkpoint(PASSIVE)");
+      if (!r.ok()) {
+        spdlog::warn("queue: checkpoint failed: {}", r.status().ToString());
+      }
+      lock.lock();
+    }
+  }
+
   void SweepDedupe(int64_t now) {
     auto r = db_->Exec(
         "DELETE FROM queue_dedupe WHERE (queue_id, key) IN (SELECT queue_id, key FROM "
@@ -1746,7 +1832,8 @@ class SqliteBroker final : public Broker {
   std::map<std::string, QueuePtr, std::less<>> queues_;  // guarded by queues_mu_
 
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable cv_;             // wakes the writer
+  std::condition_variable stop_cv_;        // wakes the checkpointer at Stop
   std::deque<std::unique_ptr<Op>> inbox_;  // guarded by mu_
   bool stopping_ = false;                  // guarded by mu_
 
@@ -1757,6 +1844,7 @@ class SqliteBroker final : public Broker {
   std::vector<QueuePtr> pending_queues_;
   std::vector<QueuePtr> deleted_queues_;
   std::thread writer_;
+  std::thread checkpointer_;
 };
 
 }  // namespace
