@@ -13,9 +13,9 @@
 // bandit_experiments). Pulls, rewards, expiries and sticky assignments go to a memory-mapped
 // journal before they are acknowledged (journal.hpp); a snapshot of every experiment's state
 // is written every `snapshot_interval` (each experiment captured under its lock, its pending
-// ring copy-on-write and streamed out after it) and the journal rotated. On Open the
-// snapshot is loaded and the journal replayed, so after kill -9 the state is exactly what was
-// acknowledged.
+// ring copy-on-write and streamed out after it, ~4 bits a pull with a few arms) and the
+// journal rotated. On Open the snapshot is loaded and the journal replayed, so after kill -9
+// the state is exactly what was acknowledged.
 //
 // Errors:
 //   InvalidArgument     a bad spec (name, no arms, duplicate arm names, bad policy

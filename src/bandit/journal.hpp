@@ -5,11 +5,11 @@
 // The file is preallocated and mapped MAP_SHARED: appending is an atomic slot reservation
 // and a 32-byte copy into the page cache, with no system call. The kernel owns the pages, so
 // a record copied before the answer is sent survives the process being killed; it reaches
-// the disk at the next Sync (snapshots call it) or at the kernel's writeback, so a power
-// loss may lose the last seconds. Every record carries a checksum; a slot whose copy was cut
-// short by a kill (its request was never acknowledged) fails the checksum and is skipped on
-// replay, and so are never-written (zero) slots, so one torn record cannot hide the records
-// after it.
+// the disk at the kernel's writeback or a Sync (or in the fsynced snapshot that replaces
+// the journal), so a power loss may lose the last seconds. Every record carries a checksum; a
+// slot whose copy was cut short by a kill (its request was never acknowledged) fails the
+// checksum and is skipped on replay, and so are never-written (zero) slots, so one torn
+// record cannot hide the records after it.
 //
 // Thread safety: every call may be made from any thread.
 #pragma once

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <map>
@@ -17,9 +18,12 @@ using std::chrono::seconds;
 class ServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    const ::testing::TestInfo* test = ::testing::UnitTest::GetInstance()->current_test_info();
+    // "Suite/Name/0" for a parameterised test: one directory level, not three.
+    std::string name = std::string(test->test_suite_name()) + "." + test->name();
+    std::replace(name.begin(), name.end(), '/', '_');
     dir_ = std::filesystem::temp_directory_path() /
-           ("evo-bandit-test-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+           ("evo-bandit-test-" + std::to_string(::getpid()) + "-" + name);
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
     Reopen();
@@ -43,7 +47,8 @@ class ServiceTest : public ::testing::Test {
     ASSERT_TRUE(s.ok()) << s.status();
     service_ = std::move(*s);
   }
-  static ExperimentSpec Spec(const std::string& name, std::vector<std::string> arms = {"a", "b"}) {
+  static ExperimentSpec Spec(const std::string& name,
+                             const std::vector<std::string>& arms = {"a", "b"}) {
     ExperimentSpec s;
     s.name = name;
     for (const auto& a : arms) {
@@ -135,11 +140,51 @@ TEST_F(ServiceTest, SilentPullsExpireAsZeroAndLateRewardsAreRecorded) {
   EXPECT_EQ(service_->Reward("x", p->pull_id, 1).status().code(), StatusCode::kNotFound);  // purged
 }
 
+TEST_F(ServiceTest, ARequestExpiresAFewDuePullsAndTickTheRest) {
+  ASSERT_TRUE(service_->Create(Spec("x", {"only"})).ok());
+  for (int i = 0; i < 10000; ++i) {
+    ASSERT_TRUE(service_->Pull("x").ok());
+  }
+  clock_.Advance(seconds(61));
+  ASSERT_TRUE(service_->Pull("x").ok());  // a bounded share of the expiry, not 10,000
+  EXPECT_GT(service_->Stats("x")->pending, 9000);
+  ASSERT_TRUE(service_->Tick().ok());
+  const ExperimentStats s = *service_->Stats("x");
+  EXPECT_EQ(s.pending, 1);  // the pull made after the window
+  EXPECT_EQ(s.arms[0].expired, 10000);
+}
+
+TEST_F(ServiceTest, ARewardAfterTheWindowIsLateEvenBeforeExpiryCameThatFar) {
+  ASSERT_TRUE(service_->Create(Spec("x", {"only"})).ok());
+  std::vector<PullResult> pulls;
+  pulls.reserve(5000);
+  for (int i = 0; i < 5000; ++i) {
+    pulls.push_back(*service_->Pull("x"));
+  }
+  clock_.Advance(seconds(60));
+  // No Tick: only this request's expiry work has run.
+  ASSERT_TRUE(service_->Reward("x", pulls[4000].pull_id, 1).ok());
+  EXPECT_EQ(service_->Reward("x", pulls[4000].pull_id, 1).status().code(),
+            StatusCode::kAlreadyExists);
+  ASSERT_TRUE(service_->Tick().ok());
+  const ExperimentStats s = *service_->Stats("x");
+  EXPECT_EQ(s.arms[0].expired, 5000);  // it counted 0 for the policy like every other
+  EXPECT_EQ(s.arms[0].rewards, 1);     // and its reward was recorded late
+  EXPECT_EQ(s.arms[0].reward_sum, 1);
+  Reopen();  // the journal holds the expiries in order
+  const ExperimentStats r = *service_->Stats("x");
+  EXPECT_EQ(r.arms[0].expired, 5000);
+  EXPECT_EQ(r.arms[0].mean, s.arms[0].mean);
+  EXPECT_EQ(r.pending, 0);
+}
+
 TEST_F(ServiceTest, StickyUnitsKeepTheirArmAcrossRestarts) {
   ASSERT_TRUE(service_->Create(Spec("x", {"a", "b", "c", "d"})).ok());
   std::map<std::string, std::string> first;
   for (int u = 0; u < 20; ++u) {
-    first["u" + std::to_string(u)] = service_->Pull("x", "u" + std::to_string(u))->arm;
+    const std::string unit = std::string("u").append(
+        std::to_string(u));  // not "u" + ...: GCC 12 -Wrestrict false positive
+    first[unit] = service_->Pull("x", unit)->arm;
   }
   Reopen();
   for (const auto& [u, arm] : first) {
@@ -150,6 +195,7 @@ TEST_F(ServiceTest, StickyUnitsKeepTheirArmAcrossRestarts) {
 TEST_F(ServiceTest, StateSurvivesARestartFromTheJournalAlone) {
   ASSERT_TRUE(service_->Create(Spec("x")).ok());
   std::vector<PullResult> pulls;
+  pulls.reserve(50);
   for (int i = 0; i < 50; ++i) {
     pulls.push_back(*service_->Pull("x"));
   }
@@ -190,6 +236,144 @@ TEST_F(ServiceTest, SnapshotThenJournalRecoverBoth) {
   }
   EXPECT_EQ(sum, 15);
 }
+
+// Every pull state a snapshot must keep, then a restart (without a final snapshot, as after
+// kill -9) from the snapshot alone or with journal records on top: statistics, posteriors,
+// sticky units and each pull's fate are exactly as acknowledged.
+class RestartTest : public ServiceTest, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(RestartTest, EveryPullKeepsItsStateExactly) {
+  const bool journal_on_top = GetParam();
+  ASSERT_TRUE(service_->Create(Spec("x", {"a", "b", "c"})).ok());
+  // Old pulls, whose window ends: a quarter rewarded in time, the rest expire; of those a
+  // third get a late reward.
+  std::vector<PullResult> old;
+  for (int i = 0; i < 1000; ++i) {
+    auto p = i < 20 ? service_->Pull("x", "u" + std::to_string(i)) : service_->Pull("x");
+    ASSERT_TRUE(p.ok());
+    old.push_back(*p);
+    if (i % 4 == 0) {
+      ASSERT_TRUE(service_->Reward("x", p->pull_id, i % 8 == 0 ? 1 : 0).ok());
+    }
+  }
+  clock_.Advance(seconds(61));
+  ASSERT_TRUE(service_->Tick().ok());
+  for (int i = 1; i < 1000; i += 4) {
+    ASSERT_TRUE(service_->Reward("x", old[i].pull_id, 1).ok());
+  }
+  // Recent pulls across a chunk boundary of the pending ring: a third rewarded, the rest
+  // pending.
+  std::vector<PullResult> recent;
+  for (int i = 0; i < 70000; ++i) {
+    auto p = service_->Pull("x");
+    ASSERT_TRUE(p.ok());
+    recent.push_back(*p);
+    if (i % 3 == 0) {
+      ASSERT_TRUE(service_->Reward("x", p->pull_id, i % 2).ok());
+    }
+  }
+  ASSERT_TRUE(service_->Snapshot().ok());
+  std::vector<int> late_after_snapshot;
+  if (journal_on_top) {
+    clock_.Advance(seconds(1));
+    for (int i = 0; i < 500; ++i) {
+      auto p = service_->Pull("x", "v" + std::to_string(i % 7));
+      ASSERT_TRUE(p.ok());
+      recent.push_back(*p);
+      if (recent.size() % 3 == 1) {  // index % 3 == 0, like the others
+        ASSERT_TRUE(service_->Reward("x", p->pull_id, 1).ok());
+      }
+    }
+    for (int i = 2; i < 200; i += 4) {
+      ASSERT_TRUE(service_->Reward("x", old[i].pull_id, 0).ok());
+      late_after_snapshot.push_back(i);
+    }
+  }
+  const ExperimentStats before = *service_->Stats("x");
+  std::map<std::string, std::string> sticky;
+  for (int u = 0; u < 20; ++u) {
+    sticky["u" + std::to_string(u)] = old[static_cast<size_t>(u)].arm;
+  }
+  if (journal_on_top) {
+    for (size_t i = 70000; i < 70007; ++i) {
+      sticky["v" + std::to_string(i - 70000)] = recent[i].arm;
+    }
+  }
+
+  Reopen();
+  Reopen();  // from the snapshot that the first reopening wrote
+  const ExperimentStats after = *service_->Stats("x");
+  ASSERT_EQ(after.arms.size(), before.arms.size());
+  EXPECT_EQ(after.pulls, before.pulls);
+  EXPECT_EQ(after.pending, before.pending);
+  for (size_t i = 0; i < after.arms.size(); ++i) {
+    EXPECT_EQ(after.arms[i].pulls, before.arms[i].pulls) << i;
+    EXPECT_EQ(after.arms[i].rewards, before.arms[i].rewards) << i;
+    EXPECT_EQ(after.arms[i].expired, before.arms[i].expired) << i;
+    EXPECT_EQ(after.arms[i].reward_sum, before.arms[i].reward_sum) << i;
+    EXPECT_EQ(after.arms[i].mean, before.arms[i].mean) << i;
+    EXPECT_EQ(after.arms[i].ci_low, before.arms[i].ci_low) << i;
+    EXPECT_EQ(after.arms[i].ci_high, before.arms[i].ci_high) << i;
+  }
+  for (const auto& [unit, arm] : sticky) {
+    EXPECT_EQ(service_->Pull("x", unit)->arm, arm) << unit;
+  }
+
+  // Old pulls: rewarded ones refuse another reward; expired ones take one late reward (for
+  // the arm they were served), then refuse.
+  const auto code = [&](const PullResult& p, std::string_view arm = {}) {
+    return service_->Reward("x", p.pull_id, 1, arm).status().code();
+  };
+  for (int i = 0; i < 1000; ++i) {
+    const PullResult& p = old[static_cast<size_t>(i)];
+    const bool late_rewarded =
+        i % 4 == 1 || std::count(late_after_snapshot.begin(), late_after_snapshot.end(), i) > 0;
+    if (i % 4 == 0 || late_rewarded) {
+      ASSERT_EQ(code(p), StatusCode::kAlreadyExists) << i;
+      continue;
+    }
+    if (i % 50 == 2) {
+      ASSERT_EQ(code(p, p.arm == "a" ? "b" : "a"), StatusCode::kInvalidArgument) << i;
+    }
+    auto arm = service_->Reward("x", p.pull_id, 1);
+    ASSERT_TRUE(arm.ok()) << i << " " << arm.status();
+    ASSERT_EQ(*arm, p.arm) << i;
+    ASSERT_EQ(code(p), StatusCode::kAlreadyExists) << i;
+  }
+  // Recent pulls: rewarded ones refuse; pending ones take one reward, then refuse.
+  auto silent = static_cast<int64_t>(sticky.size());  // pulls that will expire
+  for (size_t i = 0; i < recent.size(); ++i) {
+    if (i % 3 == 0) {
+      ASSERT_EQ(code(recent[i]), StatusCode::kAlreadyExists) << i;
+    } else if (i % 5 == 0) {
+      ASSERT_TRUE(service_->Reward("x", recent[i].pull_id, 1).ok()) << i;
+      ASSERT_EQ(code(recent[i]), StatusCode::kAlreadyExists) << i;
+    } else {
+      ++silent;
+    }
+  }
+  // The pulls still waiting for a reward expire once each, and the old ones not again.
+  const ExperimentStats mid = *service_->Stats("x");
+  EXPECT_EQ(mid.pending, before.pending + static_cast<int64_t>(sticky.size()));
+  int64_t expired_mid = 0;
+  for (const auto& a : mid.arms) {
+    expired_mid += a.expired;
+  }
+  clock_.Advance(seconds(62));
+  ASSERT_TRUE(service_->Tick().ok());
+  const ExperimentStats end = *service_->Stats("x");
+  int64_t expired_end = 0;
+  for (const auto& a : end.arms) {
+    expired_end += a.expired;
+  }
+  EXPECT_EQ(end.pending, 0);
+  EXPECT_EQ(expired_end, expired_mid + silent);
+  // One more window on, the old pulls are purged.
+  EXPECT_EQ(code(old[3]), StatusCode::kNotFound);
+}
+
+INSTANTIATE_TEST_SUITE_P(SnapshotAlone, RestartTest, ::testing::Values(false));
+INSTANTIATE_TEST_SUITE_P(SnapshotAndJournal, RestartTest, ::testing::Values(true));
 
 TEST_F(ServiceTest, UpdateAppendsAndRetiresArms) {
   ASSERT_TRUE(service_->Create(Spec("x")).ok());
@@ -237,7 +421,8 @@ TEST_F(ServiceTest, MinTrafficFloorFeedsEveryArm) {
     auto p = service_->Pull("x");
     ASSERT_TRUE(service_->Reward("x", p->pull_id, p->arm == "a" ? 1 : 0).ok());
   }
-  for (const auto& a : service_->Stats("x")->arms) {
+  const ExperimentStats stats = *service_->Stats("x");
+  for (const auto& a : stats.arms) {
     EXPECT_GE(a.pulls, 55) << a.name;  // ~20 % of 300, minus rounding at the start
   }
 }
@@ -246,6 +431,7 @@ TEST_F(ServiceTest, ConcurrentPullsAndRewardsAreAllCounted) {
   ASSERT_TRUE(service_->Create(Spec("x", {"a", "b", "c"})).ok());
   std::atomic<int> rewarded{0};
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < 500; ++i) {
