@@ -18,8 +18,6 @@ namespace {
 using nlohmann::json;
 
 constexpr size_t kMaxRewardBatch = 1000;
-constexpr size_t kDefaultPageSize = 50;
-constexpr size_t kMaxPageSize = 1000;
 
 // The body as an object; an empty body is {} when `allow_empty` (a pull needs no body).
 StatusOr<json> ObjectBody(const http::Request& request, bool allow_empty) {
@@ -181,11 +179,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       {"summary", "List experiments"},
       {"operationId", "listExperiments"},
       {"tags", {"bandit"}},
-      {"parameters",
-       {{{"name", "pageSize"},
-         {"in", "query"},
-         {"schema", {{"type", "integer"}, {"minimum", 1}, {"default", 50}}}},
-        {{"name", "pageToken"}, {"in", "query"}, {"schema", {{"type", "string"}}}}}},
+      {"parameters", http::PageParametersSpec()},
       {"responses",
        {{"200", http::JsonResponseSpec(
                     "A page of experiments by name; nextPageToken when there is more.")},
@@ -193,22 +187,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
   router.Get(
       "/v1/experiments",
       [&service](const http::Request& request) -> StatusOr<http::Response> {
-        EVO_ASSIGN_OR_RETURN(auto size_text, request.Query("pageSize"));
-        size_t size = kDefaultPageSize;
-        if (size_text && !size_text->empty()) {
-          size_t v = 0;
-          bool ok = size_text->size() <= 9;
-          for (char c : *size_text) {
-            ok = ok && c >= '0' && c <= '9';
-            v = v * 10 + static_cast<size_t>(c - '0');
-          }
-          if (!ok || v < 1) {
-            return http::InvalidField("#/pageSize", "pageSize must be a positive integer");
-          }
-          size = std::min(v, kMaxPageSize);
-        } else if (size_text) {
-          return http::InvalidField("#/pageSize", "pageSize must be a positive integer");
-        }
+        EVO_ASSIGN_OR_RETURN(const size_t size, http::PageSizeParam(request));
         EVO_ASSIGN_OR_RETURN(auto token, request.Query("pageToken"));
         std::string after;
         if (token && !token->empty()) {
