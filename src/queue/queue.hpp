@@ -135,6 +135,10 @@ struct Leased {
 struct NackOptions {
   std::chrono::milliseconds delay{0};  // visible again after this; REQUIRES: 0..30 days
   std::string error;                   // recorded in the attempt history (cut to 1 KiB)
+  // False hands the message back without using up an attempt and without a history entry:
+  // the consumer did not try (it was rate limited, or shutting down). JetStream: the relay
+  // keeps its own attempt count in a header.
+  bool count_attempt = true;
 };
 
 // One failed delivery in a message's history (the last 20 are kept).

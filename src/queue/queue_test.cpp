@@ -167,6 +167,25 @@ TEST_F(QueueTest, NackDelaysAndRecordsHistoryThenDeadLettersAfterMaxAttempts) {
   EXPECT_EQ(dead->headers, (Headers{{"k", "v"}}));
 }
 
+TEST_F(QueueTest, NackWithoutCountingKeepsTheAttemptBudget) {
+  ASSERT_TRUE(broker_->DeclareQueue("q", {.max_attempts = 1}).ok());
+  Put("x");
+  for (int i = 0; i < 3; ++i) {
+    auto leases = Take();
+    ASSERT_EQ(leases.size(), 1u) << i;
+    EXPECT_EQ(leases[0].attempt, 1);
+    ASSERT_TRUE(broker_
+                    ->Nack("q", leases[0].lease_id,
+                           {.delay = milliseconds(0), .error = "", .count_attempt = false})
+                    .ok());
+  }
+  auto leases = Take();
+  ASSERT_EQ(leases.size(), 1u);
+  ASSERT_TRUE(broker_->Nack("q", leases[0].lease_id, {.error = "real failure"}).ok());
+  EXPECT_EQ(broker_->Stats("q")->dead_letters, 1);
+  EXPECT_EQ(broker_->ListDeadLetters("q", std::nullopt, 10)->items[0].history.size(), 1u);
+}
+
 TEST_F(QueueTest, LeaseRunningOutOnTheLastAttemptDeadLetters) {
   ASSERT_TRUE(broker_->DeclareQueue("q", {.max_attempts = 1}).ok());
   const MessageId id = Put("x");

@@ -691,6 +691,18 @@ class NackOp final : public LeaseOp<bool> {
       return OkStatus();
     }
     result_ = true;
+    if (!permanent_ && !options_.count_attempt) {
+      // Not a failed attempt: the delivery is given back and the budget restored.
+      const int64_t at = g.now_ms + options_.delay.count();
+      EVO_RETURN_IF_ERROR(g.tx.Exec("UPDATE queue_messages SET available_at = ?, leased_until = "
+                                    "NULL, attempt_base = attempt_base + 1 WHERE id = ?",
+                                    {at, static_cast<int64_t>(ref_.id)})
+                              .status());
+      if (at <= g.now_ms) {
+        g.woken.push_back(q_->id);
+      }
+      return OkStatus();
+    }
     const std::string error =
         options_.error.empty() ? (permanent_ ? "failed" : "nacked") : options_.error;
     const std::string history = AppendHistory(row->history, row->attempt, g.now_ms, error);
