@@ -17,6 +17,8 @@ PACKAGES=(
   wrk redis-server redis-tools postgresql postgresql-contrib nats-server
   # spam benchmark peers (bench/spam.sh)
   bogofilter python3-sklearn
+  # the official JSON Schema test suite, run by http_test against http::JsonSchema
+  json-schema-test-suite
 )
 
 missing=()

@@ -10,7 +10,8 @@ namespace evo::app {
 namespace {
 
 const std::vector<std::string>& KnownModules() {
-  static const auto* const known = new std::vector<std::string>{"ids", "spam", "bandit", "queue"};
+  static const auto* const known =
+      new std::vector<std::string>{"ids", "spam", "bandit", "queue", "webhooks"};
   return *known;
 }
 
@@ -230,6 +231,34 @@ void AddFlags(CLI::App& app, Config& c) {
           ->group(bandit)
           ->capture_default_str(),
       "EVO_BANDIT_SNAPSHOT_INTERVAL");
+
+  const std::string webhooks = "Webhooks";
+  Env(app.add_option("--webhooks-allow-cidr", c.webhooks_allow_cidr,
+                     "Address range endpoints may reach although the SSRF guard refuses it "
+                     "(loopback, private...); repeatable, e.g. 127.0.0.1/32")
+          ->group(webhooks)
+          ->take_all(),
+      "EVO_WEBHOOKS_ALLOW_CIDR");
+  Env(app.add_option("--webhooks-request-timeout", c.webhooks_request_timeout,
+                     "Timeout of one delivery request")
+          ->group(webhooks)
+          ->capture_default_str(),
+      "EVO_WEBHOOKS_REQUEST_TIMEOUT");
+  Env(app.add_option("--webhooks-retry-schedule", c.webhooks_retry_schedule,
+                     "Delays between delivery attempts (each +-20 %), then the delivery fails")
+          ->group(webhooks)
+          ->capture_default_str(),
+      "EVO_WEBHOOKS_RETRY_SCHEDULE");
+  Env(app.add_option("--webhooks-disable-after", c.webhooks_disable_after,
+                     "An endpoint failing without a success this long is disabled")
+          ->group(webhooks)
+          ->capture_default_str(),
+      "EVO_WEBHOOKS_DISABLE_AFTER");
+  Env(app.add_option("--webhooks-secret-grace", c.webhooks_secret_grace,
+                     "How long a rotated secret keeps signing beside the new one")
+          ->group(webhooks)
+          ->capture_default_str(),
+      "EVO_WEBHOOKS_SECRET_GRACE");
 }
 
 StatusOr<std::vector<std::string>> EnabledModules(const Config& config) {
@@ -342,6 +371,34 @@ StatusOr<bandit::ServiceOptions> ToBanditOptions(const Config& c) {
                        Duration("bandit-snapshot-interval", c.bandit_snapshot_interval));
   if (o.snapshot_interval < std::chrono::milliseconds(100)) {
     return InvalidArgumentError("--bandit-snapshot-interval: at least 100ms");
+  }
+  return o;
+}
+
+StatusOr<webhooks::Options> ToWebhooksOptions(const Config& c) {
+  webhooks::Options o;
+  for (const std::string& cidr : c.webhooks_allow_cidr) {
+    auto parsed = outbound::ParseCidr(cidr);
+    if (!parsed.ok()) {
+      return InvalidArgumentError("--webhooks-allow-cidr: " +
+                                  std::string(parsed.status().message()));
+    }
+    o.ssrf.allow.push_back(*parsed);
+  }
+  EVO_ASSIGN_OR_RETURN(o.request_timeout,
+                       Duration("webhooks-request-timeout", c.webhooks_request_timeout));
+  EVO_ASSIGN_OR_RETURN(o.disable_after,
+                       Duration("webhooks-disable-after", c.webhooks_disable_after));
+  EVO_ASSIGN_OR_RETURN(o.secret_grace, Duration("webhooks-secret-grace", c.webhooks_secret_grace));
+  o.retry_schedule.clear();
+  std::stringstream in(c.webhooks_retry_schedule);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    EVO_ASSIGN_OR_RETURN(auto d, Duration("webhooks-retry-schedule", item));
+    o.retry_schedule.push_back(d);
+  }
+  if (Status s = webhooks::Validate(o); !s.ok()) {
+    return InvalidArgumentError("--webhooks-*: " + std::string(s.message()));
   }
   return o;
 }

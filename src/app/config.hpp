@@ -18,6 +18,7 @@
 #include "http/server.hpp"
 #include "ids/ids.hpp"
 #include "spam/spam.hpp"
+#include "webhooks/webhooks.hpp"
 
 namespace evo::app {
 
@@ -57,6 +58,12 @@ struct Config {
   // Bandit
   std::string bandit_default_experiment = "default";
   std::string bandit_snapshot_interval = "30s";
+  // Webhooks
+  std::vector<std::string> webhooks_allow_cidr;
+  std::string webhooks_request_timeout = "15s";
+  std::string webhooks_retry_schedule = "5s,5m,30m,2h,5h,10h,10h";
+  std::string webhooks_disable_after = "120h";
+  std::string webhooks_secret_grace = "24h";
 };
 
 // Adds every option to `app` (global options, so they may follow any subcommand), with
@@ -72,6 +79,7 @@ StatusOr<http::ServerOptions> ToServerOptions(const Config& config);
 StatusOr<ids::Options> ToIdOptions(const Config& config);
 StatusOr<spam::ServiceOptions> ToSpamOptions(const Config& config);
 StatusOr<bandit::ServiceOptions> ToBanditOptions(const Config& config);
+StatusOr<webhooks::Options> ToWebhooksOptions(const Config& config);
 StatusOr<std::chrono::milliseconds> ShutdownTimeout(const Config& config);
 // The embedded database file: <data-dir>/evo.db.
 std::filesystem::path DatabasePath(const Config& config);

@@ -33,7 +33,8 @@ TEST(ParseBytes, AcceptsBinaryAndDecimalUnits) {
 
 TEST(EnabledModules, ExpandsAllAndRejectsUnknownNamingTheFlag) {
   Config c;
-  EXPECT_EQ(*EnabledModules(c), (std::vector<std::string>{"ids", "spam", "bandit", "queue"}));
+  EXPECT_EQ(*EnabledModules(c),
+            (std::vector<std::string>{"ids", "spam", "bandit", "queue", "webhooks"}));
   c.modules = " ids , ids ";
   EXPECT_EQ(*EnabledModules(c), std::vector<std::string>{"ids"});
   c.modules = "ids,nope";

@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -34,11 +36,15 @@
 #include "http/server.hpp"
 #include "ids/http.hpp"
 #include "ids/ids.hpp"
+#include "outbound/client.hpp"
 #include "queue/http.hpp"
 #include "queue/queue.hpp"
 #include "spam/http.hpp"
 #include "spam/spam.hpp"
 #include "store/store.hpp"
+#include "webhooks/http.hpp"
+#include "webhooks/listen.hpp"
+#include "webhooks/webhooks.hpp"
 
 #ifndef EVO_VERSION
 #define EVO_VERSION "0.0.0"
@@ -231,7 +237,10 @@ int Serve(const Config& config) {
     }
   }
   std::unique_ptr<queue::Broker> broker;
-  if (std::find(modules->begin(), modules->end(), "queue") != modules->end()) {
+  const auto enabled = [&](std::string_view name) {
+    return std::find(modules->begin(), modules->end(), name) != modules->end();
+  };
+  if (enabled("queue") || enabled("webhooks")) {
     // Message ids come from the ids generator, opened here when the ids routes are off.
     if (!ids_module) {
       auto opened = OpenIds(config);
@@ -246,8 +255,39 @@ int Serve(const Config& config) {
       return Fail(ExitCodeFor(opened.status()), opened.status());
     }
     broker = std::move(*opened);
-    queue::RegisterRoutes(router, *broker);
+    if (enabled("queue")) {
+      queue::RegisterRoutes(router, *broker);
+    }
     spdlog::info("queue: messages in {}", QueuePath(config).string());
+  }
+  std::unique_ptr<store::Database> webhooks_db;
+  std::unique_ptr<webhooks::Service> webhooks_service;
+  if (enabled("webhooks")) {
+    auto options = ToWebhooksOptions(config);
+    if (!options.ok()) {
+      return Fail(kExitUsage, options.status());
+    }
+    auto db = OpenDatabase(config);
+    if (!db.ok()) {
+      return Fail(ExitCodeFor(db.status()), db.status());
+    }
+    webhooks_db = std::move(*db);
+    ids::Generator& generator = *ids_module->generator;
+    auto opened = webhooks::Service::Open(
+        *options, *webhooks_db, *broker,
+        [&generator](size_t n) -> StatusOr<std::vector<queue::MessageId>> {
+          EVO_ASSIGN_OR_RETURN(std::vector<ids::Id> batch, generator.NextBatch(n));
+          return std::vector<queue::MessageId>(batch.begin(), batch.end());
+        },
+        RealClock(), &registry);
+    if (!opened.ok()) {
+      spdlog::error("webhooks: {}", opened.status().ToString());
+      return Fail(ExitCodeFor(opened.status()), opened.status());
+    }
+    webhooks_service = std::move(*opened);
+    webhooks::RegisterRoutes(router, *webhooks_service);
+    spdlog::info("webhooks: {} address ranges allowed past the SSRF guard",
+                 options->ssrf.allow.size());
   }
   // Readiness of each module is re-evaluated by the main loop below.
   auto update_readiness = [&] {
@@ -300,6 +340,10 @@ int Serve(const Config& config) {
                shutdown_timeout->count());
   readiness.SetDraining();
   (*server)->Drain(*shutdown_timeout);
+  if (webhooks_service) {
+    // Deliveries in flight get a moment to finish; the rest come back from their queues.
+    webhooks_service->Stop();
+  }
   if (broker) {
     // Finishes the writes in hand (their answers still reach the I/O threads) and answers
     // long polls, before the server's threads stop.
@@ -769,6 +813,153 @@ int QueueDlq(const Config& config, const QueueCli& cli) {
   return 0;
 }
 
+// ---- evo webhooks ... -------------------------------------------------------------------
+
+int WebhooksListen(const webhooks::ListenOptions& options) {
+  (void)logging::Init(logging::Options{"text", "warn"});
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  auto listener = webhooks::Listener::Start(options);
+  if (!listener.ok()) {
+    return Fail(ExitCodeFor(listener.status()), listener.status());
+  }
+  std::fprintf(
+      stderr, "evo webhooks listen: receiving on port %u (%s); GET /stats counts\n",
+      (*listener)->port(),
+      options.secrets.empty() ? "signatures not checked: no --secret" : "verifying signatures");
+  int received = 0;
+  while (received <= 0) {
+    received = sigwaitinfo(&signals, nullptr);
+  }
+  (*listener)->Stop();
+  std::fprintf(stderr, "%s\n", (*listener)->StatsJson().c_str());
+  return 0;
+}
+
+// A request to a running evo server for the CLI; prints the answer (pretty JSON) and returns
+// the exit code: 0 for 2xx, 1 otherwise (the problem detail on stderr).
+int CallServer(const std::string& server, std::string method, const std::string& path,
+               std::string body) {
+  outbound::ClientOptions options;
+  // The CLI talks to the user's own server, usually on loopback: no SSRF guard.
+  options.ssrf.allow = {outbound::ParseCidr("0.0.0.0/0").value(),
+                        outbound::ParseCidr("::/0").value()};
+  options.max_body_bytes = 64 << 20;
+  auto client = outbound::Client::Start(options);
+  if (!client.ok()) {
+    return Fail(kExitFailure, client.status());
+  }
+  outbound::Request request;
+  request.method = std::move(method);
+  request.url = server + path;
+  request.timeout = std::chrono::seconds(30);
+  if (!body.empty()) {
+    request.headers.emplace_back("Content-Type", "application/json");
+    request.body = std::move(body);
+  }
+  std::promise<outbound::Response> answer;
+  (*client)->Send(std::move(request),
+                  [&answer](outbound::Response r) { answer.set_value(std::move(r)); });
+  outbound::Response r = answer.get_future().get();
+  (*client)->Stop();
+  if (!r.error.ok()) {
+    return Fail(kExitFailure, Status(r.error.code(),
+                                     "calling " + server + ": " + std::string(r.error.message())));
+  }
+  const nlohmann::json parsed = nlohmann::json::parse(r.body, nullptr, false);
+  if (r.status < 200 || r.status > 299) {
+    std::fprintf(stderr, "evo: %d %s\n", r.status,
+                 parsed.is_object() ? parsed.value("detail", r.body).c_str() : r.body.c_str());
+    return kExitFailure;
+  }
+  std::printf("%s\n", parsed.is_discarded() ? r.body.c_str() : parsed.dump(2).c_str());
+  return 0;
+}
+
+struct WebhooksCli {
+  std::string server = "http://127.0.0.1:8080";
+  std::string create;
+  std::string description;
+  std::string schema_file;
+  std::vector<std::string> event_types;
+  bool no_verify = false;
+  std::string event_type;
+  std::string endpoint;
+  std::string message;
+  std::string payload;
+  std::string event_id;
+};
+
+std::string Query(const std::string& name, const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.') {
+      out += c;
+    } else {
+      out += fmt::format("%{:02X}", static_cast<unsigned char>(c));
+    }
+  }
+  return "?" + name + "=" + out;
+}
+
+int WebhooksCommand(const std::string& what, const WebhooksCli& cli) {
+  (void)logging::Init(logging::Options{"text", "warn"});
+  using nlohmann::json;
+  if (what == "event-types") {
+    if (cli.create.empty()) {
+      return CallServer(cli.server, "GET", "/v1/event-types?pageSize=1000", "");
+    }
+    json body = {{"name", cli.create}, {"description", cli.description}};
+    if (!cli.schema_file.empty()) {
+      std::ifstream in(cli.schema_file);
+      const json schema = json::parse(in, nullptr, false);
+      if (!in || schema.is_discarded()) {
+        return Fail(kExitUsage, InvalidArgumentError("--schema: not a readable JSON file"));
+      }
+      body["schema"] = schema;
+    }
+    return CallServer(cli.server, "POST", "/v1/event-types", body.dump());
+  }
+  if (what == "endpoints") {
+    if (cli.create.empty()) {
+      return CallServer(cli.server, "GET", "/v1/endpoints?pageSize=1000", "");
+    }
+    json body = {{"url", cli.create}, {"verify", !cli.no_verify}};
+    if (!cli.event_types.empty()) {
+      body["eventTypes"] = cli.event_types;
+    }
+    return CallServer(cli.server, "POST", "/v1/endpoints", body.dump());
+  }
+  if (what == "messages") {
+    return CallServer(cli.server, "GET",
+                      cli.event_type.empty() ? "/v1/messages"
+                                             : "/v1/messages" + Query("eventType", cli.event_type),
+                      "");
+  }
+  if (what == "attempts") {
+    if (cli.endpoint.empty() == cli.message.empty()) {
+      return Fail(kExitUsage, InvalidArgumentError("give exactly one of --endpoint, --message"));
+    }
+    return CallServer(cli.server, "GET",
+                      cli.endpoint.empty() ? "/v1/messages/" + cli.message + "/attempts"
+                                           : "/v1/endpoints/" + cli.endpoint + "/attempts",
+                      "");
+  }
+  // publish
+  const json payload = json::parse(cli.payload, nullptr, false);
+  if (payload.is_discarded()) {
+    return Fail(kExitUsage, InvalidArgumentError("PAYLOAD: not JSON"));
+  }
+  json body = {{"eventType", cli.event_type}, {"payload", payload}};
+  if (!cli.event_id.empty()) {
+    body["eventId"] = cli.event_id;
+  }
+  return CallServer(cli.server, "POST", "/v1/messages", body.dump());
+}
+
 // ---- evo bandit ... ---------------------------------------------------------------------
 
 struct BanditCli {
@@ -943,6 +1134,57 @@ int Main(int argc, char** argv) {
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
 
+  webhooks::ListenOptions listen_options;
+  int listen_port = 9000;
+  bool listen_quiet = false;
+  auto* webhooks_cmd = app.add_subcommand("webhooks", "Webhook tools");
+  webhooks_cmd->require_subcommand(1);
+  auto* webhooks_listen = webhooks_cmd->add_subcommand(
+      "listen",
+      "Receive webhooks locally: verify signatures, answer the verification handshake, "
+      "print and count deliveries (GET /stats)");
+  webhooks_listen->add_option("--port", listen_port, "Port on 127.0.0.1 (0 = any)")
+      ->capture_default_str();
+  webhooks_listen->add_option("--secret", listen_options.secrets,
+                              "Endpoint secret (whsec_...) or public key (whpk_...); "
+                              "repeatable (rotation)");
+  webhooks_listen->add_option("--status", listen_options.status,
+                              "Answer every delivery with this status (default 204)");
+  webhooks_listen->add_option("--fail-first", listen_options.fail_first,
+                              "Answer 500 to the first N deliveries");
+  webhooks_listen->add_option("--delay-ms", listen_options.delay_ms,
+                              "Wait this long before answering");
+  webhooks_listen->add_flag("--quiet", listen_quiet, "Count only, print nothing per delivery");
+  WebhooksCli wh;
+  auto add_server = [&wh](CLI::App* cmd) {
+    cmd->add_option("--server", wh.server, "The running evo server")->capture_default_str();
+  };
+  auto* wh_types = webhooks_cmd->add_subcommand(
+      "event-types", "List event types, or create one with --create NAME");
+  add_server(wh_types);
+  wh_types->add_option("--create", wh.create, "Create this event type");
+  wh_types->add_option("--description", wh.description, "Its description");
+  wh_types->add_option("--schema", wh.schema_file, "A JSON Schema file for its payload");
+  auto* wh_endpoints =
+      webhooks_cmd->add_subcommand("endpoints", "List endpoints, or create one with --create URL");
+  add_server(wh_endpoints);
+  wh_endpoints->add_option("--create", wh.create, "Create an endpoint for this URL");
+  wh_endpoints->add_option("--event-type", wh.event_types, "Subscribe to this type (repeatable)");
+  wh_endpoints->add_flag("--no-verify", wh.no_verify, "Skip the verification handshake");
+  auto* wh_messages = webhooks_cmd->add_subcommand("messages", "List published messages");
+  add_server(wh_messages);
+  wh_messages->add_option("--event-type", wh.event_type, "Only this type");
+  auto* wh_attempts = webhooks_cmd->add_subcommand(
+      "attempts", "Delivery attempts of an endpoint (--endpoint) or a message (--message)");
+  add_server(wh_attempts);
+  wh_attempts->add_option("--endpoint", wh.endpoint, "Endpoint id");
+  wh_attempts->add_option("--message", wh.message, "Message id");
+  auto* wh_publish = webhooks_cmd->add_subcommand("publish", "Publish an event");
+  add_server(wh_publish);
+  wh_publish->add_option("type", wh.event_type, "Event type")->required();
+  wh_publish->add_option("payload", wh.payload, "Payload (JSON)")->required();
+  wh_publish->add_option("--event-id", wh.event_id, "Idempotency key");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -977,6 +1219,21 @@ int Main(int argc, char** argv) {
   }
   if (spam_activate->parsed()) {
     return SpamActivate(config, spam_cli);
+  }
+  if (webhooks_listen->parsed()) {
+    if (listen_port < 0 || listen_port > 65535) {
+      return Fail(kExitUsage, InvalidArgumentError("--port: 0..65535"));
+    }
+    listen_options.listen = fmt::format("127.0.0.1:{}", listen_port);
+    listen_options.print = !listen_quiet;
+    return WebhooksListen(listen_options);
+  }
+  for (auto [cmd, name] : {std::pair{wh_types, "event-types"}, std::pair{wh_endpoints, "endpoints"},
+                           std::pair{wh_messages, "messages"}, std::pair{wh_attempts, "attempts"},
+                           std::pair{wh_publish, "publish"}}) {
+    if (cmd->parsed()) {
+      return WebhooksCommand(name, wh);
+    }
   }
   if (queue_ls->parsed()) {
     return QueueLs(config, queue_cli);

@@ -1,0 +1,71 @@
+// Private pieces of the webhooks module shared by service.cpp, dispatcher.cpp and http.cpp.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "outbound/client.hpp"
+#include "resilience/resilience.hpp"
+#include "webhooks/filter.hpp"
+#include "webhooks/webhooks.hpp"
+
+namespace evo::webhooks {
+
+inline constexpr std::string_view kFanoutQueue = "webhooks.fanout";
+inline constexpr std::string_view kDisabledEventType = "endpoint.disabled";
+
+// "webhooks.ep.<endpoint id>": the delivery queue of one endpoint.
+std::string EndpointQueue(std::string_view endpoint_id);
+
+nlohmann::json ToJson(const EventType& t);
+nlohmann::json ToJson(const Endpoint& e, bool with_secret);
+nlohmann::json ToJson(const Message& m);
+nlohmann::json ToJson(const Attempt& a);
+// The stored form of an endpoint (everything, secrets included) and back.
+nlohmann::json StoredEndpoint(const Endpoint& e);
+StatusOr<Endpoint> EndpointFromStored(const nlohmann::json& j);
+
+// The body evo POSTs: {"type", "timestamp", "data"} (the Standard Webhooks payload shape).
+std::string DeliveryBody(std::string_view event_type, int64_t created_ms,
+                         std::string_view payload_json);
+
+// The signed request of one delivery attempt: Content-Type, webhook-id, webhook-timestamp,
+// webhook-signature (v1 with the current secret, and the previous one during its grace),
+// then the endpoint's own headers.
+outbound::Request SignedRequest(const Endpoint& endpoint, std::string_view message_id,
+                                std::string body, int64_t now_ms,
+                                std::chrono::milliseconds timeout);
+
+// What the service hands the dispatcher.
+struct DispatcherHooks {
+  // Records an attempt and the delivery's new state (batched, written asynchronously).
+  std::function<void(Attempt attempt, std::string delivery_state)> record;
+  // Disables an endpoint (410, or failing too long) and emits endpoint.disabled.
+  std::function<void(const std::string& endpoint_id, std::string reason)> disable;
+  // Clears or starts the failing streak of an endpoint.
+  std::function<void(const std::string& endpoint_id, int64_t failing_since_ms)> set_failing;
+};
+
+// The delivery engine: leases from each active endpoint's queue as its rate limit,
+// concurrency cap and circuit breaker allow, sends, and settles by the answer.
+class Dispatcher {
+ public:
+  static StatusOr<std::unique_ptr<Dispatcher>> Start(const Options& options, queue::Broker& broker,
+                                                     outbound::Client& client, const Clock& clock,
+                                                     DispatcherHooks hooks,
+                                                     metrics::Registry* registry);
+  virtual ~Dispatcher() = default;
+  // The endpoint was created, changed (state, limits, secret) or deleted (nullopt).
+  virtual void Update(const std::string& endpoint_id, std::optional<Endpoint> endpoint) = 0;
+  // Deliveries were enqueued for the endpoint: look now.
+  virtual void Wake(const std::string& endpoint_id) = 0;
+  virtual void Stop() = 0;
+};
+
+}  // namespace evo::webhooks

@@ -1,0 +1,155 @@
+#include "webhooks/listen.hpp"
+
+#include <atomic>
+#include <cstdio>
+#include <mutex>
+#include <thread>
+#include <unordered_set>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "core/clock.hpp"
+#include "http/router.hpp"
+#include "http/server.hpp"
+#include "webhooks/signature.hpp"
+
+namespace evo::webhooks {
+namespace {
+
+using nlohmann::json;
+
+class ListenerImpl final : public Listener {
+ public:
+  explicit ListenerImpl(ListenOptions options) : options_(std::move(options)) {
+    const std::vector<std::string> patterns = {"/", "/{a}", "/{a}/{b}", "/{a}/{b}/{c}"};
+    for (const std::string& p : patterns) {
+      router_.Post(p, [this](const http::Request& r) { return Receive(r); });
+    }
+    router_.Get("/stats", [this](const http::Request&) -> StatusOr<http::Response> {
+      return http::Response::Text(200, StatsJson(), "application/json");
+    });
+  }
+  ~ListenerImpl() override { Stop(); }
+
+  Status Begin() {
+    http::ServerOptions o;
+    o.listen = options_.listen;
+    o.threads = 2;
+    o.access_log = false;
+    o.max_body_bytes = 16 << 20;
+    EVO_ASSIGN_OR_RETURN(server_, http::Server::Start(o, router_, registry_));
+    return OkStatus();
+  }
+
+  uint16_t port() const override { return server_->port(); }
+
+  std::string StatsJson() const override {
+    std::lock_guard lock(mu_);
+    json by_path = json::object();
+    for (const auto& [path, counts] : by_path_) {
+      by_path[path] = {{"received", counts.first}, {"distinct", counts.second}};
+    }
+    return json{{"received", received_},     {"distinct", seen_.size()},
+                {"duplicates", duplicates_}, {"badSignatures", bad_signatures_},
+                {"failed", failed_},         {"verifications", verifications_},
+                {"byPath", by_path}}
+        .dump();
+  }
+
+  void Stop() override {
+    if (server_) {
+      server_->Stop();
+    }
+  }
+
+ private:
+  StatusOr<http::Response> Receive(const http::Request& r) {
+    const std::string id(r.headers.Get(kWebhookIdHeader).value_or(""));
+    const std::string ts(r.headers.Get(kWebhookTimestampHeader).value_or(""));
+    const std::string sig(r.headers.Get(kWebhookSignatureHeader).value_or(""));
+    Status verified = OkStatus();
+    if (!options_.secrets.empty()) {
+      verified =
+          Verify(options_.secrets, id, ts, sig, r.body, UnixMillis(RealClock().Now()) / 1000);
+    }
+    const json body = json::parse(r.body, nullptr, false);
+    const std::string type = body.is_object() ? body.value("type", "") : "";
+    if (options_.delay_ms > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(options_.delay_ms));
+    }
+    int status = options_.status > 0 ? options_.status : 204;
+    bool duplicate = false;
+    {
+      std::lock_guard lock(mu_);
+      ++received_;
+      auto& path_counts = by_path_[r.path];
+      ++path_counts.first;
+      if (!verified.ok()) {
+        ++bad_signatures_;
+        status = 401;
+      } else if (type == "webhook.verification" && options_.status == 0) {
+        ++verifications_;
+        status = 200;
+      } else if (fail_first_used_ < options_.fail_first) {
+        ++fail_first_used_;
+        ++failed_;
+        status = 500;
+      } else if (status >= 200 && status < 300) {
+        // Distinct per receiving path: several endpoints may point at one listener.
+        duplicate = !seen_.insert(r.path + " " + id).second;
+        duplicates_ += duplicate ? 1 : 0;
+        path_counts.second += duplicate ? 0 : 1;
+      } else {
+        ++failed_;
+      }
+    }
+    if (options_.print) {
+      std::printf("%s %s %s %d%s%s\n", FormatTimestamp(RealClock().Now()).c_str(),
+                  id.empty() ? "-" : id.c_str(), type.empty() ? "-" : type.c_str(), status,
+                  verified.ok() ? "" : " bad-signature", duplicate ? " duplicate" : "");
+      std::fflush(stdout);
+    }
+    if (status == 200 && type == "webhook.verification" && options_.status == 0) {
+      return http::Response::Json(200, {{"challenge", body.value("challenge", "")}});
+    }
+    if (status == 401) {
+      return http::Response::Json(401, {{"error", std::string(verified.message())}});
+    }
+    return status == 204 ? http::Response::Empty(204)
+                         : http::Response::Text(status, "", "text/plain");
+  }
+
+  ListenOptions options_;
+  http::Router router_;
+  metrics::Registry registry_;
+  std::unique_ptr<http::Server> server_;
+
+  mutable std::mutex mu_;
+  uint64_t received_ = 0;
+  uint64_t duplicates_ = 0;
+  uint64_t bad_signatures_ = 0;
+  uint64_t failed_ = 0;
+  uint64_t verifications_ = 0;
+  int fail_first_used_ = 0;
+  std::unordered_set<std::string> seen_;
+  std::map<std::string, std::pair<uint64_t, uint64_t>> by_path_;  // received, distinct
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Listener>> Listener::Start(const ListenOptions& options) {
+  for (const std::string& key : options.secrets) {
+    if (!DecodeSecret(key).ok() && !DecodePublicKey(key).ok()) {
+      return InvalidArgumentError("--secret: not a whsec_ secret or whpk_ public key");
+    }
+  }
+  if (options.status != 0 && (options.status < 200 || options.status > 599)) {
+    return InvalidArgumentError("--status: 200..599");
+  }
+  auto listener = std::make_unique<ListenerImpl>(options);
+  EVO_RETURN_IF_ERROR(listener->Begin());
+  return std::unique_ptr<Listener>(std::move(listener));
+}
+
+}  // namespace evo::webhooks

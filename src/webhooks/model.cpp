@@ -1,0 +1,196 @@
+// JSON forms of the model, the stored endpoint, and the signed request of a delivery.
+#include <fmt/format.h>
+
+#include "webhooks/internal.hpp"
+#include "webhooks/signature.hpp"
+
+namespace evo::webhooks {
+
+using nlohmann::json;
+
+std::string_view EndpointStateName(EndpointState state) {
+  switch (state) {
+    case EndpointState::kUnverified:
+      return "unverified";
+    case EndpointState::kActive:
+      return "active";
+    case EndpointState::kDisabled:
+      return "disabled";
+  }
+  return "active";
+}
+
+std::string EndpointQueue(std::string_view endpoint_id) {
+  return fmt::format("webhooks.ep.{}", endpoint_id);
+}
+
+namespace {
+
+json HeadersJson(const Headers& headers) {
+  json out = json::object();
+  for (const auto& [name, value] : headers) {
+    out[name] = value;
+  }
+  return out;
+}
+
+std::string Time(int64_t ms) { return ms > 0 ? FormatUnixMillis(ms) : std::string(); }
+
+}  // namespace
+
+json ToJson(const EventType& t) {
+  return {{"name", t.name},
+          {"description", t.description},
+          {"schema", t.schema},
+          {"createdAt", Time(t.created_ms)},
+          {"updatedAt", Time(t.updated_ms)}};
+}
+
+json ToJson(const Endpoint& e, bool with_secret) {
+  json out = {{"id", e.id},
+              {"url", e.url},
+              {"description", e.description},
+              {"eventTypes", e.event_types},
+              {"filter", e.filter},
+              {"rateLimitPerSecond", e.rate_limit_per_second},
+              {"maxConcurrency", e.max_concurrency},
+              {"ordered", e.ordered},
+              {"headers", HeadersJson(e.headers)},
+              {"state", EndpointStateName(e.state)},
+              {"enabled", e.state == EndpointState::kActive},
+              {"createdAt", Time(e.created_ms)},
+              {"updatedAt", Time(e.updated_ms)}};
+  if (!e.disabled_reason.empty()) {
+    out["disabledReason"] = e.disabled_reason;
+  }
+  if (e.failing_since_ms > 0) {
+    out["failingSince"] = Time(e.failing_since_ms);
+  }
+  if (with_secret) {
+    out["secret"] = e.secret;
+  }
+  return out;
+}
+
+json ToJson(const Message& m) {
+  json out = {{"id", m.id},
+              {"eventType", m.event_type},
+              {"payload", m.payload},
+              {"createdAt", Time(m.created_ms)}};
+  if (!m.event_id.empty()) {
+    out["eventId"] = m.event_id;
+  }
+  return out;
+}
+
+json ToJson(const Attempt& a) {
+  json out = {{"id", a.id},
+              {"messageId", a.message_id},
+              {"endpointId", a.endpoint_id},
+              {"attempt", a.attempt},
+              {"createdAt", Time(a.created_ms)},
+              {"url", a.url},
+              {"requestHeaders", HeadersJson(a.request_headers)},
+              {"responseStatus", a.response_status},
+              {"responseBody", a.response_body},
+              {"latencyMs", static_cast<double>(a.latency_us) / 1000.0},
+              {"outcome", a.outcome}};
+  if (!a.error.empty()) {
+    out["error"] = a.error;
+  }
+  return out;
+}
+
+json StoredEndpoint(const Endpoint& e) {
+  json out = ToJson(e, true);
+  out["previousSecret"] = e.previous_secret;
+  out["previousSecretUntilMs"] = e.previous_secret_until_ms;
+  out["failingSinceMs"] = e.failing_since_ms;
+  out["createdMs"] = e.created_ms;
+  out["updatedMs"] = e.updated_ms;
+  return out;
+}
+
+StatusOr<Endpoint> EndpointFromStored(const json& j) {
+  if (!j.is_object() || !j.contains("id") || !j["id"].is_string()) {
+    return DataLossError("stored endpoint without an id");
+  }
+  try {
+    Endpoint e;
+    e.id = j.at("id").get<std::string>();
+    e.url = j.value("url", "");
+    e.description = j.value("description", "");
+    e.event_types = j.value("eventTypes", std::vector<std::string>{});
+    e.filter = j.value("filter", json());
+    e.secret = j.value("secret", "");
+    e.previous_secret = j.value("previousSecret", "");
+    e.previous_secret_until_ms = j.value("previousSecretUntilMs", int64_t{0});
+    e.rate_limit_per_second = j.value("rateLimitPerSecond", 0.0);
+    e.max_concurrency = j.value("maxConcurrency", 10);
+    e.ordered = j.value("ordered", false);
+    if (j.contains("headers") && j["headers"].is_object()) {
+      for (const auto& [k, v] : j["headers"].items()) {
+        e.headers.emplace_back(k, v.is_string() ? v.get<std::string>() : v.dump());
+      }
+    }
+    const std::string state = j.value("state", "active");
+    e.state = state == "disabled"     ? EndpointState::kDisabled
+              : state == "unverified" ? EndpointState::kUnverified
+                                      : EndpointState::kActive;
+    e.disabled_reason = j.value("disabledReason", "");
+    e.failing_since_ms = j.value("failingSinceMs", int64_t{0});
+    e.created_ms = j.value("createdMs", int64_t{0});
+    e.updated_ms = j.value("updatedMs", int64_t{0});
+    return e;
+  } catch (const json::exception& ex) {
+    return DataLossError(fmt::format("stored endpoint unreadable: {}", ex.what()));
+  }
+}
+
+std::string DeliveryBody(std::string_view event_type, int64_t created_ms,
+                         std::string_view payload_json) {
+  std::string out = R"({"type":)";
+  out += json(std::string(event_type)).dump();
+  out += R"(,"timestamp":")";
+  out += FormatUnixMillis(created_ms);
+  out += R"(","data":)";
+  out += payload_json;
+  out += '}';
+  return out;
+}
+
+outbound::Request SignedRequest(const Endpoint& endpoint, std::string_view message_id,
+                                std::string body, int64_t now_ms,
+                                std::chrono::milliseconds timeout) {
+  const int64_t ts = now_ms / 1000;
+  std::string signatures;
+  for (const std::string* secret : {&endpoint.secret, &endpoint.previous_secret}) {
+    if (secret->empty() ||
+        (secret == &endpoint.previous_secret && endpoint.previous_secret_until_ms < now_ms)) {
+      continue;
+    }
+    auto key = DecodeSecret(*secret);
+    if (!key.ok()) {
+      continue;
+    }
+    if (!signatures.empty()) {
+      signatures += ' ';
+    }
+    signatures += SignV1(*key, message_id, ts, body);
+  }
+  outbound::Request r;
+  r.method = "POST";
+  r.url = endpoint.url;
+  r.timeout = timeout;
+  r.headers = {{"Content-Type", "application/json"},
+               {std::string(kWebhookIdHeader), std::string(message_id)},
+               {std::string(kWebhookTimestampHeader), std::to_string(ts)},
+               {std::string(kWebhookSignatureHeader), signatures}};
+  for (const auto& h : endpoint.headers) {
+    r.headers.push_back(h);
+  }
+  r.body = std::move(body);
+  return r;
+}
+
+}  // namespace evo::webhooks

@@ -1,0 +1,1043 @@
+// The webhook service: the model in the store (event types, endpoints, messages, deliveries,
+// attempts), publish through the fan-out queue, the fan-out worker, endpoint verification,
+// and the batched recorder of attempts. Delivery itself is dispatcher.cpp.
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include <fmt/format.h>
+#include <openssl/rand.h>
+#include <spdlog/spdlog.h>
+
+#include "http/json_schema.hpp"
+#include "webhooks/internal.hpp"
+#include "webhooks/signature.hpp"
+
+namespace evo::webhooks {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+
+constexpr size_t kFanoutBatch = 100;
+constexpr size_t kRecorderBatch = 1000;
+constexpr milliseconds kRecorderFlush{50};
+
+const std::vector<store::Migration>& Migrations() {
+  static const std::vector<store::Migration> migrations = {{1, R"sql(
+CREATE TABLE webhook_event_types(
+  name TEXT PRIMARY KEY,
+  description TEXT NOT NULL,
+  schema TEXT,
+  created_ms INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL);
+CREATE TABLE webhook_endpoints(
+  seq INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  body TEXT NOT NULL);
+CREATE TABLE webhook_messages(
+  seq INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  event_type TEXT NOT NULL,
+  event_id TEXT,
+  payload TEXT NOT NULL,
+  created_ms INTEGER NOT NULL);
+CREATE INDEX webhook_messages_type ON webhook_messages(event_type, seq);
+CREATE TABLE webhook_deliveries(
+  endpoint_id TEXT NOT NULL,
+  message_seq INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  updated_ms INTEGER NOT NULL,
+  PRIMARY KEY(endpoint_id, message_seq)) WITHOUT ROWID;
+CREATE INDEX webhook_deliveries_state ON webhook_deliveries(endpoint_id, state, updated_ms);
+CREATE TABLE webhook_attempts(
+  seq INTEGER PRIMARY KEY,
+  endpoint_id TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  body TEXT NOT NULL);
+CREATE INDEX webhook_attempts_endpoint ON webhook_attempts(endpoint_id, seq);
+CREATE INDEX webhook_attempts_message ON webhook_attempts(message_id, seq);
+)sql"}};
+  return migrations;
+}
+
+int64_t Int(const store::Value& v) {
+  const auto* i = std::get_if<int64_t>(&v);
+  return i != nullptr ? *i : 0;
+}
+std::string Text(const store::Value& v) {
+  const auto* s = std::get_if<std::string>(&v);
+  return s != nullptr ? *s : std::string();
+}
+
+Status ValidateName(std::string_view name) {
+  const bool ok =
+      !name.empty() && name.size() <= 128 && std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '.' || c == '_' || c == '-';
+      });
+  if (!ok) {
+    return InvalidArgumentError("an event type name is 1..128 characters of A-Z a-z 0-9 . _ -")
+        .With(kPayloadPointer, "#/name");
+  }
+  return OkStatus();
+}
+
+// The numeric part of "ep_123" / "msg_123" (0 when it has none).
+int64_t SeqOf(std::string_view id) {
+  const size_t underscore = id.find('_');
+  if (underscore == std::string_view::npos) {
+    return 0;
+  }
+  int64_t v = 0;
+  for (char c : id.substr(underscore + 1)) {
+    if (c < '0' || c > '9' || v > INT64_MAX / 10 - 10) {
+      return 0;
+    }
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+std::string RandomChallenge() {
+  unsigned char bytes[16];
+  RAND_bytes(bytes, sizeof bytes);
+  return fmt::format("{:02x}", fmt::join(bytes, bytes + sizeof bytes, ""));
+}
+
+// A pending write of the recorder.
+struct Record {
+  Attempt attempt;
+  std::string delivery_state;
+};
+
+class ServiceImpl final : public Service {
+ public:
+  ServiceImpl(const Options& options, store::Database& db, queue::Broker& broker,
+              queue::IdSource ids, const Clock& clock, metrics::Registry* registry)
+      : options_(options),
+        db_(db),
+        broker_(broker),
+        ids_(std::move(ids)),
+        clock_(clock),
+        registry_(registry) {}
+
+  ~ServiceImpl() override { Stop(); }
+
+  Status Start() {
+    EVO_RETURN_IF_ERROR(db_.Migrate("webhooks", Migrations()));
+    queue::QueueOptions fanout;
+    fanout.max_attempts = 100;
+    fanout.dedupe_window = options_.idempotency_window;
+    fanout.max_payload_bytes = options_.max_payload_bytes + 4096;
+    EVO_RETURN_IF_ERROR(broker_.DeclareQueue(kFanoutQueue, fanout));
+    EVO_RETURN_IF_ERROR(LoadEventTypes());
+    EVO_RETURN_IF_ERROR(LoadEndpoints());
+    outbound::ClientOptions client;
+    client.ssrf = options_.ssrf;
+    client.max_body_bytes = 4096;
+    EVO_ASSIGN_OR_RETURN(client_, outbound::Client::Start(client, registry_));
+    DispatcherHooks hooks;
+    hooks.record = [this](Attempt a, std::string state) {
+      Enqueue(std::move(a), std::move(state));
+    };
+    hooks.disable = [this](const std::string& id, std::string reason) {
+      Disable(id, std::move(reason));
+    };
+    hooks.set_failing = [this](const std::string& id, int64_t since) { SetFailing(id, since); };
+    EVO_ASSIGN_OR_RETURN(dispatcher_, Dispatcher::Start(options_, broker_, *client_, clock_,
+                                                        std::move(hooks), registry_));
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& [id, ep] : endpoints_) {
+        dispatcher_->Update(id, ep);
+      }
+    }
+    recorder_ = std::thread([this] { RecorderLoop(); });
+    fanout_ = std::thread([this] { FanoutLoop(); });
+    return OkStatus();
+  }
+
+  void Stop() override {
+    if (stopped_.exchange(true)) {
+      return;
+    }
+    if (fanout_.joinable()) {
+      fanout_.join();
+    }
+    if (dispatcher_) {
+      dispatcher_->Stop();
+    }
+    if (client_) {
+      client_->Stop();
+    }
+    // Last: what the dispatcher recorded while finishing is written too.
+    {
+      std::lock_guard lock(record_mu_);
+      stopping_ = true;
+    }
+    record_cv_.notify_all();
+    if (recorder_.joinable()) {
+      recorder_.join();
+    }
+  }
+
+  // ---- event types ----
+
+  StatusOr<EventType> CreateEventType(EventType t) override {
+    EVO_RETURN_IF_ERROR(ValidateName(t.name));
+    EVO_RETURN_IF_ERROR(CheckSchema(t.schema));
+    t.created_ms = t.updated_ms = NowMs();
+    auto r = db_.Exec(
+        "INSERT INTO webhook_event_types(name, description, schema, created_ms, updated_ms) "
+        "VALUES(?, ?, ?, ?, ?)",
+        {t.name, t.description, t.schema.is_null() ? store::Value(nullptr) : t.schema.dump(),
+         t.created_ms, t.updated_ms});
+    if (!r.ok()) {
+      if (r.status().code() == StatusCode::kAlreadyExists) {
+        return AlreadyExistsError(fmt::format("event type '{}' exists", t.name));
+      }
+      return r.status();
+    }
+    std::lock_guard lock(mu_);
+    types_[t.name] = Entry(t);
+    return t;
+  }
+
+  StatusOr<EventType> UpdateEventType(EventType t) override {
+    EVO_RETURN_IF_ERROR(ValidateName(t.name));
+    EVO_RETURN_IF_ERROR(CheckSchema(t.schema));
+    EVO_ASSIGN_OR_RETURN(EventType existing, GetEventType(t.name));
+    t.created_ms = existing.created_ms;
+    t.updated_ms = NowMs();
+    EVO_RETURN_IF_ERROR(
+        db_.Exec("UPDATE webhook_event_types SET description = ?, schema = ?, updated_ms = ? "
+                 "WHERE name = ?",
+                 {t.description, t.schema.is_null() ? store::Value(nullptr) : t.schema.dump(),
+                  t.updated_ms, t.name})
+            .status());
+    std::lock_guard lock(mu_);
+    types_[t.name] = Entry(t);
+    return t;
+  }
+
+  StatusOr<EventType> GetEventType(std::string_view name) override {
+    std::lock_guard lock(mu_);
+    auto it = types_.find(std::string(name));
+    if (it == types_.end()) {
+      return NotFoundError(fmt::format("no event type '{}'", name));
+    }
+    return it->second.type;
+  }
+
+  StatusOr<std::vector<EventType>> ListEventTypes(const Page& page) override {
+    std::vector<EventType> out;
+    std::lock_guard lock(mu_);
+    for (auto it = types_.upper_bound(page.after); it != types_.end() && out.size() < page.size;
+         ++it) {
+      out.push_back(it->second.type);
+    }
+    return out;
+  }
+
+  Status DeleteEventType(std::string_view name) override {
+    EVO_ASSIGN_OR_RETURN(
+        store::ExecResult r,
+        db_.Exec("DELETE FROM webhook_event_types WHERE name = ?", {std::string(name)}));
+    if (r.rows_affected == 0) {
+      return NotFoundError(fmt::format("no event type '{}'", name));
+    }
+    std::lock_guard lock(mu_);
+    types_.erase(std::string(name));
+    return OkStatus();
+  }
+
+  // ---- endpoints ----
+
+  void CreateEndpoint(Endpoint ep, bool verify,
+                      std::function<void(StatusOr<Created>)> done) override {
+    auto checked = CheckEndpoint(ep);
+    if (!checked.ok()) {
+      return done(checked);
+    }
+    auto ids = ids_(1);
+    if (!ids.ok()) {
+      return done(ids.status());
+    }
+    ep.id = fmt::format("ep_{}", (*ids)[0]);
+    if (ep.secret.empty()) {
+      ep.secret = GenerateSecret();
+    }
+    ep.created_ms = ep.updated_ms = NowMs();
+    ep.state = verify ? EndpointState::kUnverified : EndpointState::kActive;
+    queue::QueueOptions q;
+    q.max_attempts = static_cast<int>(options_.retry_schedule.size()) + 2;
+    q.dedupe_window = options_.idempotency_window;
+    q.max_payload_bytes = options_.max_payload_bytes + 4096;
+    if (Status s = broker_.DeclareQueue(EndpointQueue(ep.id), q); !s.ok()) {
+      return done(s);
+    }
+    auto r = db_.Exec("INSERT INTO webhook_endpoints(seq, id, body) VALUES(?, ?, ?)",
+                      {SeqOf(ep.id), ep.id, StoredEndpoint(ep).dump()});
+    if (!r.ok()) {
+      return done(r.status());
+    }
+    Remember(ep);
+    if (!verify) {
+      return done(Created{ep, ""});
+    }
+    RunVerification(ep, std::move(done));
+  }
+
+  void VerifyEndpoint(std::string_view id, std::function<void(StatusOr<Created>)> done) override {
+    auto ep = GetEndpoint(id);
+    if (!ep.ok()) {
+      return done(ep.status());
+    }
+    RunVerification(*ep, std::move(done));
+  }
+
+  StatusOr<Endpoint> UpdateEndpoint(Endpoint ep) override {
+    EVO_ASSIGN_OR_RETURN(Endpoint existing, GetEndpoint(ep.id));
+    EVO_RETURN_IF_ERROR(CheckEndpoint(ep));
+    // Not changeable here: identity, secrets (RotateSecret), verification state.
+    ep.created_ms = existing.created_ms;
+    ep.secret = existing.secret;
+    ep.previous_secret = existing.previous_secret;
+    ep.previous_secret_until_ms = existing.previous_secret_until_ms;
+    ep.failing_since_ms = existing.failing_since_ms;
+    if (existing.state == EndpointState::kUnverified) {
+      ep.state = EndpointState::kUnverified;
+    }
+    if (ep.state == EndpointState::kActive) {
+      ep.disabled_reason.clear();
+      ep.failing_since_ms = 0;
+    }
+    ep.updated_ms = NowMs();
+    EVO_RETURN_IF_ERROR(Save(ep));
+    return ep;
+  }
+
+  StatusOr<Endpoint> GetEndpoint(std::string_view id) override {
+    std::lock_guard lock(mu_);
+    auto it = endpoints_.find(std::string(id));
+    if (it == endpoints_.end()) {
+      return NotFoundError(fmt::format("no endpoint '{}'", id));
+    }
+    return it->second;
+  }
+
+  StatusOr<std::vector<Endpoint>> ListEndpoints(const Page& page) override {
+    std::vector<Endpoint> out;
+    const int64_t after = page.after.empty() ? 0 : SeqOf(page.after);
+    std::lock_guard lock(mu_);
+    for (const auto& [seq, id] : endpoint_order_) {
+      if (seq <= after) {
+        continue;
+      }
+      if (out.size() == page.size) {
+        break;
+      }
+      out.push_back(endpoints_.at(id));
+    }
+    return out;
+  }
+
+  Status DeleteEndpoint(std::string_view id) override {
+    EVO_ASSIGN_OR_RETURN(Endpoint ep, GetEndpoint(id));
+    EVO_RETURN_IF_ERROR(db_.Exec("DELETE FROM webhook_endpoints WHERE id = ?", {ep.id}).status());
+    {
+      std::lock_guard lock(mu_);
+      endpoints_.erase(ep.id);
+      endpoint_order_.erase(SeqOf(ep.id));
+    }
+    dispatcher_->Update(ep.id, std::nullopt);
+    const Status s = broker_.DeleteQueue(EndpointQueue(ep.id));
+    if (!s.ok() && s.code() != StatusCode::kNotFound) {
+      spdlog::warn("webhooks: deleting the queue of {}: {}", ep.id, s.ToString());
+    }
+    return OkStatus();
+  }
+
+  StatusOr<Endpoint> RotateSecret(std::string_view id, std::string secret) override {
+    EVO_ASSIGN_OR_RETURN(Endpoint ep, GetEndpoint(id));
+    if (secret.empty()) {
+      secret = GenerateSecret();
+    } else if (!DecodeSecret(secret).ok()) {
+      return InvalidArgumentError("secret must be whsec_ followed by base64 of 24..64 bytes")
+          .With(kPayloadPointer, "#/secret");
+    }
+    ep.previous_secret = ep.secret;
+    ep.previous_secret_until_ms = NowMs() + options_.secret_grace.count();
+    ep.secret = std::move(secret);
+    ep.updated_ms = NowMs();
+    EVO_RETURN_IF_ERROR(Save(ep));
+    return ep;
+  }
+
+  // ---- messages ----
+
+  void Publish(std::string event_type, json payload, std::string event_id,
+               std::function<void(StatusOr<std::string>)> done) override {
+    std::shared_ptr<const http::JsonSchema> schema;
+    {
+      std::lock_guard lock(mu_);
+      auto it = types_.find(event_type);
+      if (it == types_.end()) {
+        return done(FailedPreconditionError(fmt::format("unknown event type '{}'", event_type))
+                        .With(kPayloadReason, "UNKNOWN_EVENT_TYPE")
+                        .With(kPayloadPointer, "#/eventType")
+                        .With(kPayloadHttpStatus, "422"));
+      }
+      schema = it->second.compiled;
+    }
+    if (schema) {
+      const auto errors = schema->Validate(payload, 10);
+      if (!errors.empty()) {
+        Status s = FailedPreconditionError(
+                       fmt::format("the payload does not match the schema of '{}': {} at {}",
+                                   event_type, errors[0].message, errors[0].pointer))
+                       .With(kPayloadReason, "SCHEMA_MISMATCH")
+                       .With(kPayloadHttpStatus, "422");
+        // The first failing location, in the request's terms.
+        s.SetPayload(kPayloadPointer, "#/payload" + errors[0].pointer.substr(
+                                                        errors[0].pointer.rfind('#') == 0 ? 1 : 0));
+        return done(s);
+      }
+    }
+    std::string payload_text = payload.dump(-1, ' ', false, json::error_handler_t::replace);
+    if (payload_text.size() > options_.max_payload_bytes) {
+      return done(InvalidArgumentError(fmt::format("payload is {} bytes; at most {}",
+                                                   payload_text.size(), options_.max_payload_bytes))
+                      .With(kPayloadPointer, "#/payload")
+                      .With(kPayloadHttpStatus, "413"));
+    }
+    const int64_t now = NowMs();
+    json job = {{"t", event_type}, {"e", event_id}, {"c", now}};
+    // The payload goes in as raw JSON text, not re-parsed: splice it.
+    std::string text = job.dump();
+    text.pop_back();
+    text += ",\"p\":";
+    text += payload_text;
+    text += '}';
+    queue::NewMessage m;
+    m.payload = std::move(text);
+    m.dedupe_key = event_id;
+    broker_.EnqueueAsync(kFanoutQueue, {std::move(m)},
+                         [this, done = std::move(done)](StatusOr<std::vector<queue::MessageId>> r) {
+                           if (!r.ok()) {
+                             return done(r.status());
+                           }
+                           done(fmt::format("msg_{}", (*r)[0]));
+                         });
+  }
+
+  StatusOr<Message> GetMessage(std::string_view id) override {
+    EVO_ASSIGN_OR_RETURN(store::Rows rows,
+                         db_.Query("SELECT id, event_type, event_id, payload, created_ms FROM "
+                                   "webhook_messages WHERE seq = ?",
+                                   {SeqOf(id)}));
+    if (rows.empty() || Text(rows[0][0]) != id) {
+      return NotFoundError(fmt::format("no message '{}' (yet: fan-out takes milliseconds)", id));
+    }
+    return ToMessage(rows.rows[0]);
+  }
+
+  StatusOr<std::vector<Message>> ListMessages(const Page& page,
+                                              std::string_view event_type) override {
+    const int64_t after = page.after.empty() ? 0 : SeqOf(page.after);
+    EVO_ASSIGN_OR_RETURN(
+        store::Rows rows,
+        event_type.empty()
+            ? db_.Query("SELECT id, event_type, event_id, payload, created_ms FROM "
+                        "webhook_messages WHERE seq > ? ORDER BY seq LIMIT ?",
+                        {after, static_cast<int64_t>(page.size)})
+            : db_.Query("SELECT id, event_type, event_id, payload, created_ms FROM "
+                        "webhook_messages WHERE event_type = ? AND seq > ? ORDER BY seq LIMIT ?",
+                        {std::string(event_type), after, static_cast<int64_t>(page.size)}));
+    std::vector<Message> out;
+    for (const store::Row& r : rows.rows) {
+      out.push_back(ToMessage(r));
+    }
+    return out;
+  }
+
+  StatusOr<std::vector<Attempt>> ListAttempts(std::string_view endpoint_id,
+                                              std::string_view message_id,
+                                              const Page& page) override {
+    const int64_t after = page.after.empty() ? 0 : SeqOf(page.after);
+    EVO_ASSIGN_OR_RETURN(
+        store::Rows rows,
+        !endpoint_id.empty()
+            ? db_.Query("SELECT seq, body FROM webhook_attempts WHERE endpoint_id = ? AND seq > "
+                        "? ORDER BY seq LIMIT ?",
+                        {std::string(endpoint_id), after, static_cast<int64_t>(page.size)})
+            : db_.Query("SELECT seq, body FROM webhook_attempts WHERE message_id = ? AND seq > ? "
+                        "ORDER BY seq LIMIT ?",
+                        {std::string(message_id), after, static_cast<int64_t>(page.size)}));
+    std::vector<Attempt> out;
+    for (const store::Row& r : rows.rows) {
+      const json j = json::parse(Text(r[1]), nullptr, false);
+      Attempt a;
+      a.id = fmt::format("att_{}", Int(r[0]));
+      a.message_id = j.value("messageId", "");
+      a.endpoint_id = j.value("endpointId", "");
+      a.attempt = j.value("attempt", 0);
+      a.created_ms = j.value("createdMs", int64_t{0});
+      a.url = j.value("url", "");
+      if (j.contains("requestHeaders") && j["requestHeaders"].is_object()) {
+        for (const auto& [k, v] : j["requestHeaders"].items()) {
+          a.request_headers.emplace_back(k, v.is_string() ? v.get<std::string>() : v.dump());
+        }
+      }
+      a.response_status = j.value("responseStatus", 0);
+      a.response_body = j.value("responseBody", "");
+      a.latency_us = j.value("latencyUs", int64_t{0});
+      a.error = j.value("error", "");
+      a.outcome = j.value("outcome", "");
+      out.push_back(std::move(a));
+    }
+    return out;
+  }
+
+  Status Replay(std::string_view endpoint_id, std::string_view message_id) override {
+    EVO_ASSIGN_OR_RETURN(Endpoint ep, GetEndpoint(endpoint_id));
+    EVO_ASSIGN_OR_RETURN(Message m, GetMessage(message_id));
+    // A new dedupe key: a replay is a new delivery even when the first one is still queued.
+    EVO_RETURN_IF_ERROR(EnqueueDeliveries(ep, {m}, fmt::format("replay-{}", NowMs())));
+    return OkStatus();
+  }
+
+  StatusOr<int64_t> Recover(std::string_view endpoint_id, int64_t since_ms) override {
+    EVO_ASSIGN_OR_RETURN(Endpoint ep, GetEndpoint(endpoint_id));
+    int64_t total = 0;
+    int64_t after = 0;
+    const std::string tag = fmt::format("recover-{}", NowMs());
+    while (true) {
+      EVO_ASSIGN_OR_RETURN(
+          store::Rows rows,
+          db_.Query("SELECT m.seq, m.id, m.event_type, m.event_id, m.payload, m.created_ms FROM "
+                    "webhook_deliveries d JOIN webhook_messages m ON m.seq = d.message_seq "
+                    "WHERE d.endpoint_id = ? AND d.state IN ('failed', 'disabled') AND "
+                    "d.updated_ms >= ? AND d.message_seq > ? ORDER BY d.message_seq LIMIT 500",
+                    {ep.id, since_ms, after}));
+      if (rows.empty()) {
+        break;
+      }
+      std::vector<Message> batch;
+      for (const store::Row& r : rows.rows) {
+        after = Int(r[0]);
+        store::Row tail(r.begin() + 1, r.end());
+        batch.push_back(ToMessage(tail));
+      }
+      EVO_RETURN_IF_ERROR(EnqueueDeliveries(ep, batch, tag));
+      total += static_cast<int64_t>(batch.size());
+    }
+    return total;
+  }
+
+ private:
+  struct TypeEntry {
+    EventType type;
+    std::shared_ptr<const http::JsonSchema> compiled;
+  };
+
+  int64_t NowMs() const { return UnixMillis(clock_.Now()); }
+
+  static Status CheckSchema(const json& schema) {
+    if (schema.is_null()) {
+      return OkStatus();
+    }
+    auto compiled = http::JsonSchema::Compile(schema);
+    if (!compiled.ok()) {
+      return InvalidArgumentError(fmt::format("schema: {}", compiled.status().message()))
+          .With(kPayloadPointer, "#/schema");
+    }
+    return OkStatus();
+  }
+
+  Status CheckEndpoint(const Endpoint& ep) {
+    auto url = outbound::ParseUrl(ep.url);
+    if (!url.ok()) {
+      return InvalidArgumentError(fmt::format("url: {}", url.status().message()))
+          .With(kPayloadPointer, "#/url");
+    }
+    if (Status s = outbound::CheckUrl(*url, options_.ssrf); !s.ok()) {
+      return InvalidArgumentError(fmt::format("url: {}", s.message()))
+          .With(kPayloadPointer, "#/url")
+          .With(kPayloadReason, "SSRF_BLOCKED");
+    }
+    for (size_t i = 0; i < ep.event_types.size(); ++i) {
+      std::lock_guard lock(mu_);
+      if (!types_.count(ep.event_types[i]) && ep.event_types[i] != kDisabledEventType) {
+        return InvalidArgumentError(fmt::format("unknown event type '{}'", ep.event_types[i]))
+            .With(kPayloadPointer, fmt::format("#/eventTypes/{}", i));
+      }
+    }
+    EVO_RETURN_IF_ERROR(Filter::Compile(ep.filter).status());
+    if (!ep.secret.empty() && !DecodeSecret(ep.secret).ok()) {
+      return InvalidArgumentError("secret must be whsec_ followed by base64 of 24..64 bytes")
+          .With(kPayloadPointer, "#/secret");
+    }
+    if (ep.rate_limit_per_second < 0 || ep.rate_limit_per_second > 100'000) {
+      return InvalidArgumentError("rateLimitPerSecond must be 0..100000")
+          .With(kPayloadPointer, "#/rateLimitPerSecond");
+    }
+    if (ep.max_concurrency < 1 || ep.max_concurrency > 1000) {
+      return InvalidArgumentError("maxConcurrency must be 1..1000")
+          .With(kPayloadPointer, "#/maxConcurrency");
+    }
+    if (ep.headers.size() > 32) {
+      return InvalidArgumentError("at most 32 headers").With(kPayloadPointer, "#/headers");
+    }
+    if (ep.description.size() > 1024) {
+      return InvalidArgumentError("description is at most 1024 bytes")
+          .With(kPayloadPointer, "#/description");
+    }
+    return OkStatus();
+  }
+
+  Status LoadEventTypes() {
+    EVO_ASSIGN_OR_RETURN(store::Rows rows,
+                         db_.Query("SELECT name, description, schema, created_ms, updated_ms FROM "
+                                   "webhook_event_types"));
+    std::lock_guard lock(mu_);
+    for (const store::Row& r : rows.rows) {
+      EventType t;
+      t.name = Text(r[0]);
+      t.description = Text(r[1]);
+      const std::string schema = Text(r[2]);
+      t.schema = schema.empty() ? json(nullptr) : json::parse(schema, nullptr, false);
+      t.created_ms = Int(r[3]);
+      t.updated_ms = Int(r[4]);
+      types_[t.name] = Entry(t);
+    }
+    if (!types_.count(std::string(kDisabledEventType))) {
+      EventType t;
+      t.name = std::string(kDisabledEventType);
+      t.description = "evo disabled an endpoint (410 Gone, or failing for too long).";
+      t.created_ms = t.updated_ms = NowMs();
+      EVO_RETURN_IF_ERROR(db_.Exec("INSERT OR IGNORE INTO webhook_event_types(name, description, "
+                                   "schema, created_ms, updated_ms) VALUES(?, ?, NULL, ?, ?)",
+                                   {t.name, t.description, t.created_ms, t.updated_ms})
+                              .status());
+      types_[t.name] = Entry(t);
+    }
+    return OkStatus();
+  }
+
+  static TypeEntry Entry(const EventType& t) {
+    TypeEntry e{t, nullptr};
+    if (!t.schema.is_null()) {
+      auto compiled = http::JsonSchema::Compile(t.schema);
+      if (compiled.ok()) {
+        e.compiled = std::make_shared<const http::JsonSchema>(*std::move(compiled));
+      }
+    }
+    return e;
+  }
+
+  Status LoadEndpoints() {
+    EVO_ASSIGN_OR_RETURN(store::Rows rows, db_.Query("SELECT body FROM webhook_endpoints"));
+    for (const store::Row& r : rows.rows) {
+      auto ep = EndpointFromStored(json::parse(Text(r[0]), nullptr, false));
+      if (!ep.ok()) {
+        spdlog::error("webhooks: a stored endpoint cannot be read: {}", ep.status().ToString());
+        continue;
+      }
+      std::lock_guard lock(mu_);
+      endpoints_[ep->id] = *ep;
+      endpoint_order_[SeqOf(ep->id)] = ep->id;
+    }
+    return OkStatus();
+  }
+
+  void Remember(const Endpoint& ep) {
+    {
+      std::lock_guard lock(mu_);
+      endpoints_[ep.id] = ep;
+      endpoint_order_[SeqOf(ep.id)] = ep.id;
+    }
+    if (dispatcher_) {
+      dispatcher_->Update(ep.id, ep);
+    }
+  }
+
+  Status Save(const Endpoint& ep) {
+    EVO_RETURN_IF_ERROR(db_.Exec("UPDATE webhook_endpoints SET body = ? WHERE id = ?",
+                                 {StoredEndpoint(ep).dump(), ep.id})
+                            .status());
+    Remember(ep);
+    return OkStatus();
+  }
+
+  void Disable(const std::string& id, std::string reason) {
+    auto ep = GetEndpoint(id);
+    if (!ep.ok() || ep->state == EndpointState::kDisabled) {
+      return;
+    }
+    ep->state = EndpointState::kDisabled;
+    ep->disabled_reason = reason;
+    ep->updated_ms = NowMs();
+    if (Status s = Save(*ep); !s.ok()) {
+      spdlog::error("webhooks: disabling {}: {}", id, s.ToString());
+      return;
+    }
+    spdlog::warn("webhooks: endpoint {} ({}) disabled: {}", id, ep->url, reason);
+    // The operational event, to whoever subscribed to it.
+    Publish(std::string(kDisabledEventType),
+            {{"endpointId", id},
+             {"url", ep->url},
+             {"reason", reason},
+             {"failingSince",
+              ep->failing_since_ms ? json(FormatUnixMillis(ep->failing_since_ms)) : json()}},
+            "", [](StatusOr<std::string>) {});
+  }
+
+  void SetFailing(const std::string& id, int64_t since) {
+    auto ep = GetEndpoint(id);
+    if (!ep.ok() || ep->failing_since_ms == since) {
+      return;
+    }
+    ep->failing_since_ms = since;
+    if (Status s = Save(*ep); !s.ok()) {
+      spdlog::warn("webhooks: recording the failing streak of {}: {}", id, s.ToString());
+    }
+  }
+
+  void RunVerification(const Endpoint& ep, std::function<void(StatusOr<Created>)> done) {
+    const std::string challenge = RandomChallenge();
+    const json body = {{"type", "webhook.verification"}, {"challenge", challenge}};
+    outbound::Request request = SignedRequest(ep, fmt::format("msg_verify_{}", challenge),
+                                              body.dump(), NowMs(), options_.verify_timeout);
+    client_->Send(std::move(request), [this, id = ep.id, challenge,
+                                       done = std::move(done)](outbound::Response r) {
+      std::string error;
+      if (!r.error.ok()) {
+        error = r.error.ToString();
+      } else if (r.status < 200 || r.status > 299) {
+        error = fmt::format("the endpoint answered HTTP {}", r.status);
+      } else {
+        const json answer = json::parse(r.body, nullptr, false);
+        if (!answer.is_object() || answer.value("challenge", "") != challenge) {
+          error = "the endpoint did not echo the challenge ({\"challenge\": \"...\"})";
+        }
+      }
+      auto ep = GetEndpoint(id);
+      if (!ep.ok()) {
+        return done(ep.status());
+      }
+      if (error.empty() && ep->state == EndpointState::kUnverified) {
+        ep->state = EndpointState::kActive;
+        ep->updated_ms = NowMs();
+        if (Status s = Save(*ep); !s.ok()) {
+          return done(s);
+        }
+      }
+      done(Created{*ep, error});
+    });
+  }
+
+  static Message ToMessage(const store::Row& r) {
+    Message m;
+    m.id = Text(r[0]);
+    m.event_type = Text(r[1]);
+    m.event_id = Text(r[2]);
+    m.payload = json::parse(Text(r[3]), nullptr, false);
+    m.created_ms = Int(r[4]);
+    return m;
+  }
+
+  // Enqueues one delivery per message on the endpoint's queue; `dedupe_tag` distinguishes a
+  // replay from the original delivery.
+  Status EnqueueDeliveries(const Endpoint& ep, const std::vector<Message>& messages,
+                           const std::string& dedupe_tag) {
+    std::vector<queue::NewMessage> jobs;
+    for (const Message& m : messages) {
+      queue::NewMessage job;
+      json j = {{"m", m.id}, {"t", m.event_type}, {"c", m.created_ms}, {"p", m.payload}};
+      job.payload = j.dump(-1, ' ', false, json::error_handler_t::replace);
+      job.dedupe_key = dedupe_tag.empty() ? m.id : m.id + "/" + dedupe_tag;
+      if (ep.ordered) {
+        job.ordering_key = "o";
+      }
+      jobs.push_back(std::move(job));
+    }
+    EVO_RETURN_IF_ERROR(broker_.Enqueue(EndpointQueue(ep.id), std::move(jobs)).status());
+    dispatcher_->Wake(ep.id);
+    return OkStatus();
+  }
+
+  // ---- fan-out ----
+
+  void FanoutLoop() {
+    while (!stopped_.load()) {
+      auto leases = broker_.Lease(kFanoutQueue, {.max = kFanoutBatch,
+                                                 .visibility = std::chrono::seconds(60),
+                                                 .wait = std::chrono::milliseconds(200)});
+      if (!leases.ok()) {
+        if (!stopped_.load()) {
+          spdlog::warn("webhooks: fan-out lease: {}", leases.status().ToString());
+          clock_.SleepFor(milliseconds(200));
+        }
+        continue;
+      }
+      if (leases->empty()) {
+        continue;
+      }
+      if (Status s = FanOut(*leases); !s.ok()) {
+        spdlog::error("webhooks: fan-out of {} messages failed (retried): {}", leases->size(),
+                      s.ToString());
+        for (const queue::Leased& l : *leases) {
+          broker_.NackAsync(kFanoutQueue, l.lease_id,
+                            {.delay = std::chrono::seconds(1), .error = s.ToString()},
+                            [](StatusOr<bool>) {});
+        }
+        continue;
+      }
+      std::vector<std::string> ids;
+      ids.reserve(leases->size());
+      for (const queue::Leased& l : *leases) {
+        ids.push_back(l.lease_id);
+      }
+      if (auto acked = broker_.AckBatch(kFanoutQueue, ids); !acked.ok()) {
+        spdlog::warn("webhooks: fan-out ack: {}", acked.status().ToString());
+      }
+    }
+  }
+
+  // Stores the messages and their delivery rows, then enqueues one delivery per matching
+  // endpoint. Repeating it (after a crash) stores and enqueues nothing twice.
+  Status FanOut(const std::vector<queue::Leased>& leases) {
+    std::vector<Message> messages;
+    for (const queue::Leased& l : leases) {
+      const json job = json::parse(l.payload, nullptr, false);
+      if (!job.is_object()) {
+        continue;
+      }
+      Message m;
+      m.id = fmt::format("msg_{}", l.id);
+      m.event_type = job.value("t", "");
+      m.event_id = job.value("e", "");
+      m.created_ms = job.value("c", int64_t{0});
+      m.payload = job.contains("p") ? job["p"] : json();
+      messages.push_back(std::move(m));
+    }
+    std::vector<Endpoint> endpoints;
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& [id, ep] : endpoints_) {
+        if (ep.state != EndpointState::kUnverified) {
+          endpoints.push_back(ep);
+        }
+      }
+    }
+    // Which endpoint gets which message.
+    std::map<std::string, std::vector<size_t>> plan;
+    const int64_t now = NowMs();
+    for (const Endpoint& ep : endpoints) {
+      auto filter = Filter::Compile(ep.filter);
+      for (size_t i = 0; i < messages.size(); ++i) {
+        const Message& m = messages[i];
+        const bool type_ok = ep.event_types.empty()
+                                 ? m.event_type != kDisabledEventType
+                                 : std::find(ep.event_types.begin(), ep.event_types.end(),
+                                             m.event_type) != ep.event_types.end();
+        if (type_ok && (!filter.ok() || filter->Matches(m.payload))) {
+          plan[ep.id].push_back(i);
+        }
+      }
+    }
+    EVO_RETURN_IF_ERROR(db_.Transaction([&](store::Executor& tx) -> Status {
+      for (const Message& m : messages) {
+        EVO_RETURN_IF_ERROR(
+            tx.Exec("INSERT OR IGNORE INTO webhook_messages(seq, id, event_type, event_id, "
+                    "payload, created_ms) VALUES(?, ?, ?, ?, ?, ?)",
+                    {SeqOf(m.id), m.id, m.event_type,
+                     m.event_id.empty() ? store::Value(nullptr) : store::Value(m.event_id),
+                     m.payload.dump(-1, ' ', false, json::error_handler_t::replace), m.created_ms})
+                .status());
+      }
+      for (const Endpoint& ep : endpoints) {
+        auto it = plan.find(ep.id);
+        if (it == plan.end()) {
+          continue;
+        }
+        const char* state = ep.state == EndpointState::kActive ? "pending" : "disabled";
+        for (size_t i : it->second) {
+          EVO_RETURN_IF_ERROR(
+              tx.Exec("INSERT OR IGNORE INTO webhook_deliveries(endpoint_id, message_seq, state, "
+                      "attempts, updated_ms) VALUES(?, ?, ?, 0, ?)",
+                      {ep.id, SeqOf(messages[i].id), std::string(state), now})
+                  .status());
+        }
+      }
+      return OkStatus();
+    }));
+    for (const Endpoint& ep : endpoints) {
+      auto it = plan.find(ep.id);
+      if (it == plan.end() || ep.state != EndpointState::kActive) {
+        continue;  // a disabled endpoint's deliveries wait in webhook_deliveries for recover
+      }
+      std::vector<Message> batch;
+      for (size_t i : it->second) {
+        batch.push_back(messages[i]);
+      }
+      Status s = EnqueueDeliveries(ep, batch, "");
+      if (!s.ok() && s.code() != StatusCode::kNotFound) {  // NotFound: deleted meanwhile
+        return s;
+      }
+    }
+    return OkStatus();
+  }
+
+  // ---- the recorder: attempts and delivery states, written in batches ----
+
+  void Enqueue(Attempt a, std::string state) {
+    {
+      std::lock_guard lock(record_mu_);
+      if (pending_.size() >= 100'000) {
+        ++dropped_;  // bounded: the delivery itself is settled in the queue either way
+        return;
+      }
+      pending_.push_back({std::move(a), std::move(state)});
+    }
+    record_cv_.notify_one();
+  }
+
+  void RecorderLoop() {
+    std::vector<Record> batch;
+    while (true) {
+      bool stopping = false;
+      {
+        std::unique_lock lock(record_mu_);
+        record_cv_.wait_for(lock, kRecorderFlush,
+                            [&] { return stopping_ || pending_.size() >= kRecorderBatch; });
+        stopping = stopping_;
+        while (!pending_.empty() && batch.size() < kRecorderBatch) {
+          batch.push_back(std::move(pending_.front()));
+          pending_.pop_front();
+        }
+      }
+      if (!batch.empty()) {
+        Flush(batch);
+        batch.clear();
+      }
+      if (stopping) {
+        std::lock_guard lock(record_mu_);
+        if (pending_.empty()) {
+          return;
+        }
+      }
+    }
+  }
+
+  void Flush(const std::vector<Record>& batch) {
+    auto ids = ids_(batch.size());
+    if (!ids.ok()) {
+      spdlog::warn("webhooks: attempt ids: {}", ids.status().ToString());
+      return;
+    }
+    const Status s = db_.Transaction([&](store::Executor& tx) -> Status {
+      for (size_t i = 0; i < batch.size(); ++i) {
+        const Attempt& a = batch[i].attempt;
+        json headers = json::object();
+        for (const auto& [k, v] : a.request_headers) {
+          headers[k] = v;
+        }
+        const json body = {{"messageId", a.message_id},
+                           {"endpointId", a.endpoint_id},
+                           {"attempt", a.attempt},
+                           {"createdMs", a.created_ms},
+                           {"url", a.url},
+                           {"requestHeaders", headers},
+                           {"responseStatus", a.response_status},
+                           {"responseBody", a.response_body},
+                           {"latencyUs", a.latency_us},
+                           {"error", a.error},
+                           {"outcome", a.outcome}};
+        EVO_RETURN_IF_ERROR(
+            tx.Exec("INSERT INTO webhook_attempts(seq, endpoint_id, message_id, body) VALUES(?, "
+                    "?, ?, ?)",
+                    {static_cast<int64_t>((*ids)[i]), a.endpoint_id, a.message_id,
+                     body.dump(-1, ' ', false, json::error_handler_t::replace)})
+                .status());
+        EVO_RETURN_IF_ERROR(
+            tx.Exec("UPDATE webhook_deliveries SET state = ?, attempts = ?, updated_ms = ? WHERE "
+                    "endpoint_id = ? AND message_seq = ?",
+                    {batch[i].delivery_state, int64_t{a.attempt}, a.created_ms, a.endpoint_id,
+                     SeqOf(a.message_id)})
+                .status());
+      }
+      return OkStatus();
+    });
+    if (!s.ok()) {
+      spdlog::warn("webhooks: recording {} attempts: {}", batch.size(), s.ToString());
+    }
+  }
+
+  const Options options_;
+  store::Database& db_;
+  queue::Broker& broker_;
+  queue::IdSource ids_;
+  const Clock& clock_;
+  metrics::Registry* registry_;
+
+  std::mutex mu_;
+  std::map<std::string, TypeEntry, std::less<>> types_;     // guarded by mu_
+  std::map<std::string, Endpoint, std::less<>> endpoints_;  // guarded by mu_
+  std::map<int64_t, std::string> endpoint_order_;           // guarded by mu_
+
+  std::unique_ptr<outbound::Client> client_;
+  std::unique_ptr<Dispatcher> dispatcher_;
+  std::atomic<bool> stopped_{false};
+  std::thread fanout_;
+
+  std::mutex record_mu_;
+  std::condition_variable record_cv_;
+  std::deque<Record> pending_;  // guarded by record_mu_
+  uint64_t dropped_ = 0;        // guarded by record_mu_
+  bool stopping_ = false;       // guarded by record_mu_
+  std::thread recorder_;
+};
+
+}  // namespace
+
+Status Validate(const Options& o) {
+  if (o.request_timeout < milliseconds(100) || o.request_timeout > std::chrono::minutes(5)) {
+    return InvalidArgumentError("request timeout must be 100 ms..5 min");
+  }
+  if (o.retry_schedule.empty() || o.retry_schedule.size() > 50) {
+    return InvalidArgumentError("the retry schedule holds 1..50 delays");
+  }
+  for (auto d : o.retry_schedule) {
+    if (d < milliseconds(0) || d > std::chrono::hours(24 * 7)) {
+      return InvalidArgumentError("each retry delay is 0..7 days");
+    }
+  }
+  if (o.retry_jitter < 0 || o.retry_jitter > 1) {
+    return InvalidArgumentError("retry jitter must be 0..1");
+  }
+  if (o.disable_after < milliseconds(0)) {
+    return InvalidArgumentError("disable-after must not be negative");
+  }
+  return OkStatus();
+}
+
+StatusOr<std::unique_ptr<Service>> Service::Open(const Options& options, store::Database& db,
+                                                 queue::Broker& broker, queue::IdSource ids,
+                                                 const Clock& clock, metrics::Registry* registry) {
+  EVO_RETURN_IF_ERROR(Validate(options));
+  auto service =
+      std::make_unique<ServiceImpl>(options, db, broker, std::move(ids), clock, registry);
+  EVO_RETURN_IF_ERROR(service->Start());
+  return std::unique_ptr<Service>(std::move(service));
+}
+
+}  // namespace evo::webhooks

@@ -1,0 +1,193 @@
+// The webhooks module: evo as a webhook server. An API publishes events; evo stores each one
+// durably, fans it out to every endpoint subscribed to its type, and delivers it signed
+// (Standard Webhooks), retried on a schedule, rate limited and isolated per endpoint, in
+// publish order for ordered endpoints, and dead-lettered (recoverable) when it cannot be
+// delivered.
+//
+//   publish ──▶ queue "webhooks.fanout" ──▶ fan-out worker ──▶ queue "webhooks.ep.<id>"
+//                (durable before 202)        (message row,      (one per endpoint)
+//                                             one delivery           │
+//                                             per endpoint)          ▼
+//                                                           dispatcher ──▶ outbound HTTP
+//                                                           (rate limit, concurrency cap,
+//                                                            breaker, retry schedule)
+//
+// Durability: a publish is answered once it is in the fan-out queue (fsync). Fan-out and
+// delivery are idempotent per (message, endpoint) through the queues' dedupe keys, so a
+// crash anywhere repeats work but loses none; a receiver sees a duplicate only for
+// deliveries in flight at the crash (dedupe on webhook-id).
+//
+// Thread safety: a Service may be used from any number of threads.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/clock.hpp"
+#include "core/metrics.hpp"
+#include "core/status.hpp"
+#include "outbound/ssrf.hpp"
+#include "queue/queue.hpp"
+#include "store/store.hpp"
+
+namespace evo::webhooks {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+struct EventType {
+  std::string name;  // 1..128 of [A-Za-z0-9._-]
+  std::string description;
+  nlohmann::json schema;  // JSON Schema of the payload; null = any payload
+  int64_t created_ms = 0;
+  int64_t updated_ms = 0;
+};
+
+enum class EndpointState {
+  kUnverified,  // created with verify, handshake not (yet) answered: gets no events
+  kActive,
+  kDisabled,  // by the user, by a 410, or after failing for `disable_after`: events are
+              // stored (as disabled deliveries) for a later recover
+};
+std::string_view EndpointStateName(EndpointState state);
+
+struct Endpoint {
+  std::string id;  // "ep_" + a decimal id
+  std::string url;
+  std::string description;
+  std::vector<std::string> event_types;  // empty = every type
+  nlohmann::json filter;                 // payload filter (see filter.hpp); null = none
+  std::string secret;                    // whsec_…
+  std::string previous_secret;           // still signed with until previous_secret_until_ms
+  int64_t previous_secret_until_ms = 0;
+  double rate_limit_per_second = 0;  // 0 = unlimited
+  int max_concurrency = 10;          // requests in flight to this endpoint
+  bool ordered = false;              // strictly in publish order, one at a time
+  Headers headers;                   // added to every request
+  EndpointState state = EndpointState::kActive;
+  std::string disabled_reason;
+  int64_t failing_since_ms = 0;  // first failure of the current failing streak, 0 = healthy
+  int64_t created_ms = 0;
+  int64_t updated_ms = 0;
+};
+
+struct Message {
+  std::string id;  // "msg_" + a decimal id (also the webhook-id header)
+  std::string event_type;
+  std::string event_id;  // the publisher's idempotency key ("" = none)
+  nlohmann::json payload;
+  int64_t created_ms = 0;
+};
+
+struct Attempt {
+  std::string id;
+  std::string message_id;
+  std::string endpoint_id;
+  int attempt = 0;  // 1 = first delivery of this message to this endpoint
+  int64_t created_ms = 0;
+  std::string url;
+  Headers request_headers;
+  int response_status = 0;    // 0 = no HTTP answer
+  std::string response_body;  // first 4 KiB
+  int64_t latency_us = 0;
+  std::string error;    // transport error, or why the status failed
+  std::string outcome;  // "succeeded" | "retrying" | "failed" | "disabled-endpoint"
+};
+
+struct Options {
+  // Request timeout of a delivery.
+  std::chrono::milliseconds request_timeout{15'000};
+  // The retry schedule after the first attempt (Svix's: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h,
+  // 10 h), each ±`retry_jitter`; then the delivery fails (dead letter, recoverable).
+  std::vector<std::chrono::milliseconds> retry_schedule = {
+      std::chrono::seconds(5), std::chrono::minutes(5), std::chrono::minutes(30),
+      std::chrono::hours(2),   std::chrono::hours(5),   std::chrono::hours(10),
+      std::chrono::hours(10)};
+  double retry_jitter = 0.2;
+  // Longest Retry-After honoured.
+  std::chrono::milliseconds max_retry_after{std::chrono::hours(10)};
+  // An endpoint failing without a success for this long is disabled.
+  std::chrono::milliseconds disable_after{std::chrono::hours(24 * 5)};
+  // A rotated secret keeps signing beside the new one for this long.
+  std::chrono::milliseconds secret_grace{std::chrono::hours(24)};
+  // Idempotent publish window (Idempotency-Key or eventId).
+  std::chrono::milliseconds idempotency_window{std::chrono::hours(24)};
+  size_t max_payload_bytes = 256 * 1024;
+  // Verification handshake timeout.
+  std::chrono::milliseconds verify_timeout{10'000};
+  outbound::SsrfPolicy ssrf;
+};
+Status Validate(const Options& options);
+
+struct Page {
+  size_t size = 50;
+  std::string after;  // exclusive cursor (an id), "" = from the start
+};
+
+class Service {
+ public:
+  // Opens the tables in `db`, declares the queues on `broker`, starts the fan-out worker and
+  // the dispatcher. `db`, `broker`, `clock` and `registry` must outlive the service; `ids`
+  // issues message, endpoint and attempt ids.
+  static StatusOr<std::unique_ptr<Service>> Open(const Options& options, store::Database& db,
+                                                 queue::Broker& broker, queue::IdSource ids,
+                                                 const Clock& clock,
+                                                 metrics::Registry* registry = nullptr);
+  virtual ~Service() = default;
+
+  // ---- event types ----
+  virtual StatusOr<EventType> CreateEventType(EventType type) = 0;  // AlreadyExists
+  virtual StatusOr<EventType> UpdateEventType(EventType type) = 0;  // NotFound
+  virtual StatusOr<EventType> GetEventType(std::string_view name) = 0;
+  virtual StatusOr<std::vector<EventType>> ListEventTypes(const Page& page) = 0;
+  virtual Status DeleteEventType(std::string_view name) = 0;
+
+  // ---- endpoints ----
+  // Creates the endpoint; with `verify`, runs the handshake (evo POSTs a signed
+  // {"type":"webhook.verification","challenge"} and expects it echoed) and answers with the
+  // endpoint active, or unverified with the reason. `done` runs on any thread.
+  struct Created {
+    Endpoint endpoint;
+    std::string verification_error;  // "" when verified or not asked
+  };
+  virtual void CreateEndpoint(Endpoint endpoint, bool verify,
+                              std::function<void(StatusOr<Created>)> done) = 0;
+  virtual void VerifyEndpoint(std::string_view id, std::function<void(StatusOr<Created>)> done) = 0;
+  virtual StatusOr<Endpoint> UpdateEndpoint(Endpoint endpoint) = 0;
+  virtual StatusOr<Endpoint> GetEndpoint(std::string_view id) = 0;
+  virtual StatusOr<std::vector<Endpoint>> ListEndpoints(const Page& page) = 0;
+  virtual Status DeleteEndpoint(std::string_view id) = 0;
+  // New secret (generated when empty); the old one signs beside it for `secret_grace`.
+  virtual StatusOr<Endpoint> RotateSecret(std::string_view id, std::string secret) = 0;
+
+  // ---- messages ----
+  // Validates (unknown type 422, schema 422 with pointers, size 413), then makes the message
+  // durable and answers its id; fan-out follows asynchronously. A repeated non-empty
+  // `event_id` (the Idempotency-Key) within the window answers the first message's id.
+  virtual void Publish(std::string event_type, nlohmann::json payload, std::string event_id,
+                       std::function<void(StatusOr<std::string>)> done) = 0;
+  virtual StatusOr<Message> GetMessage(std::string_view id) = 0;
+  virtual StatusOr<std::vector<Message>> ListMessages(const Page& page,
+                                                      std::string_view event_type) = 0;
+  virtual StatusOr<std::vector<Attempt>> ListAttempts(std::string_view endpoint_id,
+                                                      std::string_view message_id,
+                                                      const Page& page) = 0;
+  // Delivers one message to one endpoint again (a new delivery, attempts from 1).
+  virtual Status Replay(std::string_view endpoint_id, std::string_view message_id) = 0;
+  // Re-delivers every message of the endpoint whose delivery failed (or was held while the
+  // endpoint was disabled) since `since_ms`; returns how many.
+  virtual StatusOr<int64_t> Recover(std::string_view endpoint_id, int64_t since_ms) = 0;
+
+  // Stops the fan-out worker and the dispatcher (deliveries in flight are finished or handed
+  // back). Idempotent; the destructor calls it.
+  virtual void Stop() = 0;
+};
+
+}  // namespace evo::webhooks
