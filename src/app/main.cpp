@@ -1154,6 +1154,8 @@ int Main(int argc, char** argv) {
                               "Answer 500 to the first N deliveries");
   webhooks_listen->add_option("--delay-ms", listen_options.delay_ms,
                               "Wait this long before answering");
+  webhooks_listen->add_option("--retry-after", listen_options.retry_after_s,
+                              "Send Retry-After: S with failure answers");
   webhooks_listen->add_flag("--quiet", listen_quiet, "Count only, print nothing per delivery");
   WebhooksCli wh;
   auto add_server = [&wh](CLI::App* cmd) {

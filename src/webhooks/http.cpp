@@ -94,6 +94,12 @@ Status ApplyEndpointFields(const json& body, Endpoint& ep, bool create) {
     }
     ep.max_concurrency = static_cast<int>(std::clamp<int64_t>(it->get<int64_t>(), -1, 100'000));
   }
+  if (const auto it = body.find("asymmetric"); it != body.end() && !it->is_null() && create) {
+    if (!it->is_boolean()) {
+      return http::InvalidField("#/asymmetric", "asymmetric is a boolean");
+    }
+    ep.asymmetric = it->get<bool>();
+  }
   if (const auto it = body.find("ordered"); it != body.end() && !it->is_null()) {
     if (!it->is_boolean()) {
       return http::InvalidField("#/ordered", "ordered is a boolean");
@@ -287,7 +293,11 @@ void RegisterRoutes(http::Router& router, Service& service) {
       "/v1/endpoints/{id}/secret",
       [&service](const http::Request& request) -> StatusOr<http::Response> {
         EVO_ASSIGN_OR_RETURN(Endpoint e, service.GetEndpoint(request.Param("id")));
-        return http::Response::Json(200, {{"secret", e.secret}});
+        json out = {{"secret", e.secret}};
+        if (e.asymmetric) {
+          out["publicKey"] = ToJson(e, false)["publicKey"];
+        }
+        return http::Response::Json(200, out);
       },
       Doc("Get an endpoint's signing secret", "getEndpointSecret",
           {{"200", http::JsonResponseSpec("{\"secret\"}.")}, {"404", Problem("Unknown.")}}));
@@ -300,7 +310,11 @@ void RegisterRoutes(http::Router& router, Service& service) {
         }
         EVO_ASSIGN_OR_RETURN(std::string secret, StringField(body, "secret", 200, false));
         EVO_ASSIGN_OR_RETURN(Endpoint e, service.RotateSecret(request.Param("id"), secret));
-        return http::Response::Json(200, {{"secret", e.secret}});
+        json out = {{"secret", e.secret}};
+        if (e.asymmetric) {
+          out["publicKey"] = ToJson(e, false)["publicKey"];
+        }
+        return http::Response::Json(200, out);
       },
       Doc("Rotate the signing secret; the old one keeps signing beside it for a grace period",
           "rotateEndpointSecret",

@@ -116,8 +116,12 @@ class ListenerImpl final : public Listener {
     if (status == 401) {
       return http::Response::Json(401, {{"error", std::string(verified.message())}});
     }
-    return status == 204 ? http::Response::Empty(204)
-                         : http::Response::Text(status, "", "text/plain");
+    http::Response answer =
+        status == 204 ? http::Response::Empty(204) : http::Response::Text(status, "", "text/plain");
+    if (status >= 300 && options_.retry_after_s > 0) {
+      answer.headers.Set("Retry-After", std::to_string(options_.retry_after_s));
+    }
+    return answer;
   }
 
   ListenOptions options_;

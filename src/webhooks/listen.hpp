@@ -23,10 +23,11 @@ namespace evo::webhooks {
 struct ListenOptions {
   std::string listen = "127.0.0.1:9000";  // HOST:PORT (port 0 picks one)
   std::vector<std::string> secrets;       // whsec_/whpk_ keys; empty = accept unsigned
-  int status = 0;      // answer this status to every delivery, the handshake too (0 = 204)
-  int fail_first = 0;  // answer 500 to the first N deliveries
-  int delay_ms = 0;    // wait this long before answering
-  bool print = true;   // one line per delivery on stdout
+  int status = 0;         // answer this status to every delivery, the handshake too (0 = 204)
+  int fail_first = 0;     // answer 500 to the first N deliveries
+  int delay_ms = 0;       // wait this long before answering
+  int retry_after_s = 0;  // Retry-After on failure answers (0 = none)
+  bool print = true;      // one line per delivery on stdout
 };
 
 class Listener {

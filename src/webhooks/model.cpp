@@ -66,6 +66,11 @@ json ToJson(const Endpoint& e, bool with_secret) {
   if (e.failing_since_ms > 0) {
     out["failingSince"] = Time(e.failing_since_ms);
   }
+  out["asymmetric"] = e.asymmetric;
+  if (e.asymmetric) {
+    auto public_key = PublicKeyFor(e.signing_key);
+    out["publicKey"] = public_key.ok() ? *public_key : std::string();
+  }
   if (with_secret) {
     out["secret"] = e.secret;
   }
@@ -104,6 +109,8 @@ json ToJson(const Attempt& a) {
 json StoredEndpoint(const Endpoint& e) {
   json out = ToJson(e, true);
   out["previousSecret"] = e.previous_secret;
+  out["signingKey"] = e.signing_key;
+  out["previousSigningKey"] = e.previous_signing_key;
   out["previousSecretUntilMs"] = e.previous_secret_until_ms;
   out["failingSinceMs"] = e.failing_since_ms;
   out["createdMs"] = e.created_ms;
@@ -124,6 +131,9 @@ StatusOr<Endpoint> EndpointFromStored(const json& j) {
     e.filter = j.value("filter", json());
     e.secret = j.value("secret", "");
     e.previous_secret = j.value("previousSecret", "");
+    e.asymmetric = j.value("asymmetric", false);
+    e.signing_key = j.value("signingKey", "");
+    e.previous_signing_key = j.value("previousSigningKey", "");
     e.previous_secret_until_ms = j.value("previousSecretUntilMs", int64_t{0});
     e.rate_limit_per_second = j.value("rateLimitPerSecond", 0.0);
     e.max_concurrency = j.value("maxConcurrency", 10);
@@ -164,19 +174,34 @@ outbound::Request SignedRequest(const Endpoint& endpoint, std::string_view messa
                                 std::chrono::milliseconds timeout) {
   const int64_t ts = now_ms / 1000;
   std::string signatures;
-  for (const std::string* secret : {&endpoint.secret, &endpoint.previous_secret}) {
-    if (secret->empty() ||
-        (secret == &endpoint.previous_secret && endpoint.previous_secret_until_ms < now_ms)) {
-      continue;
-    }
-    auto key = DecodeSecret(*secret);
-    if (!key.ok()) {
-      continue;
-    }
+  const bool in_grace = endpoint.previous_secret_until_ms >= now_ms;
+  auto add = [&](const std::string& signature) {
     if (!signatures.empty()) {
       signatures += ' ';
     }
-    signatures += SignV1(*key, message_id, ts, body);
+    signatures += signature;
+  };
+  if (endpoint.asymmetric) {
+    for (const std::string* key : {&endpoint.signing_key, &endpoint.previous_signing_key}) {
+      if (key->empty() || (key == &endpoint.previous_signing_key && !in_grace)) {
+        continue;
+      }
+      auto seed = DecodeSigningKey(*key);
+      auto signature = seed.ok() ? SignV1a(*seed, message_id, ts, body) : seed.status();
+      if (signature.ok()) {
+        add(*signature);
+      }
+    }
+  } else {
+    for (const std::string* secret : {&endpoint.secret, &endpoint.previous_secret}) {
+      if (secret->empty() || (secret == &endpoint.previous_secret && !in_grace)) {
+        continue;
+      }
+      auto key = DecodeSecret(*secret);
+      if (key.ok()) {
+        add(SignV1(*key, message_id, ts, body));
+      }
+    }
   }
   outbound::Request r;
   r.method = "POST";

@@ -274,6 +274,9 @@ class ServiceImpl final : public Service {
     if (ep.secret.empty()) {
       ep.secret = GenerateSecret();
     }
+    if (ep.asymmetric) {
+      ep.signing_key = GenerateEd25519KeyPair().signing_key;
+    }
     ep.created_ms = ep.updated_ms = NowMs();
     ep.state = verify ? EndpointState::kUnverified : EndpointState::kActive;
     queue::QueueOptions q;
@@ -311,6 +314,9 @@ class ServiceImpl final : public Service {
     ep.secret = existing.secret;
     ep.previous_secret = existing.previous_secret;
     ep.previous_secret_until_ms = existing.previous_secret_until_ms;
+    ep.asymmetric = existing.asymmetric;
+    ep.signing_key = existing.signing_key;
+    ep.previous_signing_key = existing.previous_signing_key;
     ep.failing_since_ms = existing.failing_since_ms;
     if (existing.state == EndpointState::kUnverified) {
       ep.state = EndpointState::kUnverified;
@@ -376,6 +382,10 @@ class ServiceImpl final : public Service {
     ep.previous_secret = ep.secret;
     ep.previous_secret_until_ms = NowMs() + options_.secret_grace.count();
     ep.secret = std::move(secret);
+    if (ep.asymmetric) {
+      ep.previous_signing_key = ep.signing_key;
+      ep.signing_key = GenerateEd25519KeyPair().signing_key;
+    }
     ep.updated_ms = NowMs();
     EVO_RETURN_IF_ERROR(Save(ep));
     return ep;

@@ -326,6 +326,52 @@ TEST_F(WebhooksTest, RotatedSecretSignsBesideTheNewOne) {
   EXPECT_EQ(Stats(old_only)["badSignatures"], 0);
 }
 
+TEST_F(WebhooksTest, AsymmetricEndpointsAreSignedWithEd25519) {
+  Open();
+  ASSERT_TRUE(service_->CreateEventType({.name = "e"}).ok());
+  Listener& probe = Receiver();
+  Endpoint ep;
+  ep.url = Url(probe);
+  ep.asymmetric = true;
+  auto created = Create(ep).value().endpoint;
+  const std::string public_key = PublicKeyFor(created.signing_key).value();
+  ASSERT_TRUE(public_key.starts_with("whpk_"));
+  Listener& rx = Receiver({.secrets = {public_key}});
+  created.url = Url(rx);
+  ASSERT_TRUE(service_->UpdateEndpoint(created).ok());
+  ASSERT_TRUE(Publish("e", {{"n", 1}}).ok());
+  ASSERT_TRUE(Eventually([&] { return Stats(rx)["distinct"] == 1; }));
+  EXPECT_EQ(Stats(rx)["badSignatures"], 0);
+  // A listener holding only the symmetric secret refuses v1a signatures.
+  Listener& wrong = Receiver({.secrets = {created.secret}});
+  created.url = Url(wrong);
+  ASSERT_TRUE(service_->UpdateEndpoint(created).ok());
+  ASSERT_TRUE(Publish("e", {{"n", 2}}).ok());
+  ASSERT_TRUE(Eventually([&] { return Stats(wrong)["badSignatures"] >= 1; }));
+}
+
+TEST_F(WebhooksTest, RetryAfterIsHonoured) {
+  options_.retry_schedule = {milliseconds(10), milliseconds(10)};
+  Open();
+  ASSERT_TRUE(service_->CreateEventType({.name = "e"}).ok());
+  Listener& busy = Receiver({.status = 429, .retry_after_s = 1});
+  Endpoint ep;
+  ep.url = Url(busy);
+  auto created = Create(ep).value().endpoint;
+  ASSERT_TRUE(Publish("e", 1).ok());
+  std::vector<Attempt> attempts;
+  ASSERT_TRUE(Eventually([&] {
+    attempts = service_->ListAttempts(created.id, "", {}).value();
+    return attempts.size() == 3;
+  }));
+  EXPECT_EQ(attempts.front().response_status, 429);
+  EXPECT_EQ(attempts.front().outcome, "retrying");
+  EXPECT_EQ(attempts.back().outcome, "failed");
+  // The schedule says 10 ms; the answer's Retry-After: 1 wins.
+  EXPECT_GE(attempts[1].created_ms - attempts[0].created_ms, 1000);
+  EXPECT_GE(attempts[2].created_ms - attempts[1].created_ms, 1000);
+}
+
 TEST_F(WebhooksTest, EndpointsAndTypesSurviveARestart) {
   Open();
   ASSERT_TRUE(service_->CreateEventType({.name = "e", .description = "d"}).ok());

@@ -67,6 +67,12 @@ struct Endpoint {
   std::string secret;                    // whsec_…
   std::string previous_secret;           // still signed with until previous_secret_until_ms
   int64_t previous_secret_until_ms = 0;
+  // Asymmetric signing (Standard Webhooks v1a): evo signs with an ed25519 key it holds
+  // (whsk_…) and receivers verify with its public key (whpk_…, shown as publicKey) instead
+  // of sharing `secret`. Rotation keeps the previous key signing for the grace period.
+  bool asymmetric = false;
+  std::string signing_key;
+  std::string previous_signing_key;
   double rate_limit_per_second = 0;  // 0 = unlimited
   int max_concurrency = 10;          // requests in flight to this endpoint
   bool ordered = false;              // strictly in publish order, one at a time
