@@ -9,6 +9,7 @@
 #include <mutex>
 #include <random>
 #include <thread>
+#include <unordered_map>
 
 #include <fmt/format.h>
 #include <openssl/rand.h>
@@ -63,6 +64,9 @@ CREATE TABLE webhook_attempts(
   body TEXT NOT NULL);
 CREATE INDEX webhook_attempts_endpoint ON webhook_attempts(endpoint_id, seq);
 CREATE INDEX webhook_attempts_message ON webhook_attempts(message_id, seq);
+)sql"},
+                                                           {2, R"sql(
+CREATE INDEX webhook_messages_event_id ON webhook_messages(event_id) WHERE event_id IS NOT NULL;
 )sql"}};
   return migrations;
 }
@@ -427,6 +431,38 @@ class ServiceImpl final : public Service {
                                                    payload_text.size(), options_.max_payload_bytes))
                       .With(kPayloadPointer, "#/payload")
                       .With(kPayloadHttpStatus, "413"));
+    }
+    if (!event_id.empty()) {
+      // The same key with another body is a client bug: say so rather than answer the
+      // first message's id for a different event (422, as for every idempotent create).
+      const std::string fingerprint = event_type + '\n' + payload_text;
+      std::optional<std::string> earlier;
+      {
+        std::lock_guard lock(keys_mu_);
+        if (auto it = recent_keys_.find(event_id); it != recent_keys_.end()) {
+          earlier = it->second;
+        }
+      }
+      if (!earlier) {
+        // Older than this process: the fanned-out message, when there is one.
+        auto rows =
+            db_.Query("SELECT event_type, payload FROM webhook_messages WHERE event_id = ? LIMIT 1",
+                      {event_id});
+        if (rows.ok() && !rows->empty()) {
+          earlier = Text(rows->rows[0][0]) + '\n' + Text(rows->rows[0][1]);
+        }
+      }
+      if (earlier && *earlier != fingerprint) {
+        return done(FailedPreconditionError(
+                        "this Idempotency-Key (eventId) was used with a different event")
+                        .With(kPayloadReason, "IDEMPOTENCY_KEY_REUSED")
+                        .With(kPayloadHttpStatus, "422"));
+      }
+      std::lock_guard lock(keys_mu_);
+      if (recent_keys_.size() >= kRecentKeys) {
+        recent_keys_.clear();  // bounded; older keys are found in the store
+      }
+      recent_keys_.emplace(event_id, fingerprint);
     }
     const int64_t now = NowMs();
     json job = {{"t", event_type}, {"e", event_id}, {"c", now}};
@@ -1008,6 +1044,10 @@ class ServiceImpl final : public Service {
   std::unique_ptr<Dispatcher> dispatcher_;
   std::atomic<bool> stopped_{false};
   std::thread fanout_;
+
+  static constexpr size_t kRecentKeys = 100'000;
+  std::mutex keys_mu_;
+  std::unordered_map<std::string, std::string> recent_keys_;  // key -> type + payload
 
   std::mutex record_mu_;
   std::condition_variable record_cv_;

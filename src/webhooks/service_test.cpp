@@ -175,6 +175,31 @@ TEST_F(WebhooksTest, IdempotentPublishAnswersTheFirstId) {
     EXPECT_EQ(id, *first);
   }
   EXPECT_NE(*Publish("e", 1, "evt-2"), *first);
+  auto reused = Publish("e", 2, "evt-1");  // same key, another body
+  EXPECT_EQ(reused.status().GetPayload(kPayloadHttpStatus).value_or(""), "422");
+  // After a restart the key is found in the stored messages.
+  ASSERT_TRUE(Eventually([&] { return service_->GetMessage(*first).ok(); }));
+  service_->Stop();
+  service_.reset();
+  Open();
+  EXPECT_EQ(*Publish("e", 1, "evt-1"), *first);
+  EXPECT_EQ(Publish("e", 3, "evt-1").status().GetPayload(kPayloadHttpStatus).value_or(""), "422");
+}
+
+TEST_F(WebhooksTest, AnEndpointFailingTooLongIsDisabled) {
+  options_.disable_after = milliseconds(300);
+  options_.retry_schedule = {milliseconds(100), milliseconds(100), milliseconds(100),
+                             milliseconds(100), milliseconds(100), milliseconds(100)};
+  Open();
+  ASSERT_TRUE(service_->CreateEventType({.name = "e"}).ok());
+  Listener& down = Receiver({.status = 503});
+  Endpoint ep;
+  ep.url = Url(down);
+  auto created = Create(ep).value().endpoint;
+  ASSERT_TRUE(Publish("e", 1).ok());
+  ASSERT_TRUE(Eventually(
+      [&] { return service_->GetEndpoint(created.id)->state == EndpointState::kDisabled; }));
+  EXPECT_NE(service_->GetEndpoint(created.id)->disabled_reason.find("failing"), std::string::npos);
 }
 
 TEST_F(WebhooksTest, TransientFailuresAreRetriedPermanentOnesRecoverable) {
