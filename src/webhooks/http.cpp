@@ -78,6 +78,7 @@ Status ApplyEndpointFields(const json& body, Endpoint& ep, bool create) {
   }
   if (create) {
     EVO_ASSIGN_OR_RETURN(ep.secret, StringField(body, "secret", 200, false));
+    EVO_ASSIGN_OR_RETURN(ep.application_id, StringField(body, "applicationId", 300, false));
   }
   if (const auto it = body.find("rateLimitPerSecond"); it != body.end()) {
     if (it->is_null()) {
@@ -147,6 +148,7 @@ json Problem(const char* what) { return http::ProblemResponseSpec(what); }
 
 std::string EndpointCursor(const Endpoint& e) { return e.id; }
 std::string TypeCursor(const EventType& t) { return t.name; }
+std::string AppCursor(const Application& a) { return a.id; }
 std::string MessageCursor(const Message& m) { return m.id; }
 std::string AttemptCursor(const Attempt& a) { return a.id; }
 
@@ -170,6 +172,52 @@ StatusOr<EventType> ParseEventType(const json& body, bool create, std::string na
 }  // namespace
 
 void RegisterRoutes(http::Router& router, Service& service) {
+  // ---- applications ----
+  router.Post(
+      "/v1/applications",
+      [&service](const http::Request& request) -> StatusOr<http::Response> {
+        EVO_ASSIGN_OR_RETURN(const json body, request.JsonObjectBody());
+        Application app;
+        EVO_ASSIGN_OR_RETURN(app.name, StringField(body, "name", 256, true));
+        EVO_ASSIGN_OR_RETURN(app.uid, StringField(body, "uid", 256, false));
+        EVO_ASSIGN_OR_RETURN(Application created, service.CreateApplication(std::move(app)));
+        return http::Response::Json(201, ToJson(created));
+      },
+      Doc("Create an application (a tenant: its endpoints get only its messages)",
+          "createApplication",
+          {{"201", http::JsonResponseSpec("The application.")},
+           {"400", Problem("Bad name or uid.")},
+           {"409", Problem("The uid exists.")}}));
+  router.Get(
+      "/v1/applications",
+      [&service](const http::Request& request) -> StatusOr<http::Response> {
+        EVO_ASSIGN_OR_RETURN(Page page, PageOf(request));
+        EVO_ASSIGN_OR_RETURN(auto list, service.ListApplications(page));
+        return PageAnswer(
+            "applications", list, page.size, [](const Application& a) { return ToJson(a); },
+            &AppCursor);
+      },
+      Doc("List applications", "listApplications",
+          {{"200", http::JsonResponseSpec("{\"applications\", \"nextPageToken\"?}.")}}));
+  router.Get(
+      "/v1/applications/{id}",
+      [&service](const http::Request& request) -> StatusOr<http::Response> {
+        EVO_ASSIGN_OR_RETURN(Application a, service.GetApplication(request.Param("id")));
+        return http::Response::Json(200, ToJson(a));
+      },
+      Doc("Get an application by id or uid", "getApplication",
+          {{"200", http::JsonResponseSpec("The application.")}, {"404", Problem("Unknown.")}}));
+  router.Delete(
+      "/v1/applications/{id}",
+      [&service](const http::Request& request) -> StatusOr<http::Response> {
+        EVO_RETURN_IF_ERROR(service.DeleteApplication(request.Param("id")));
+        return http::Response::Empty(204);
+      },
+      Doc("Delete an application (refused while endpoints belong to it)", "deleteApplication",
+          {{"204", {{"description", "Deleted."}}},
+           {"404", Problem("Unknown.")},
+           {"409", Problem("Endpoints still belong to it.")}}));
+
   // ---- event types ----
   router.Post(
       "/v1/event-types",
@@ -373,7 +421,11 @@ void RegisterRoutes(http::Router& router, Service& service) {
           }
           key = std::string(*header);
         }
-        service.Publish(*std::move(type), *payload, std::move(key),
+        auto app = StringField(*body, "applicationId", 64, false);
+        if (!app.ok()) {
+          return reply(app.status());
+        }
+        service.Publish(*std::move(app), *std::move(type), *payload, std::move(key),
                         [reply = std::move(reply)](StatusOr<std::string> id) {
                           if (!id.ok()) {
                             return reply(id.status());

@@ -23,6 +23,7 @@ inline constexpr std::string_view kDisabledEventType = "endpoint.disabled";
 // "webhooks.ep.<endpoint id>": the delivery queue of one endpoint.
 std::string EndpointQueue(std::string_view endpoint_id);
 
+nlohmann::json ToJson(const Application& a);
 nlohmann::json ToJson(const EventType& t);
 nlohmann::json ToJson(const Endpoint& e, bool with_secret);
 nlohmann::json ToJson(const Message& m);

@@ -38,6 +38,12 @@ std::string Time(int64_t ms) { return ms > 0 ? FormatUnixMillis(ms) : std::strin
 
 }  // namespace
 
+json ToJson(const Application& a) {
+  json out = {{"id", a.id}, {"name", a.name}, {"createdAt", Time(a.created_ms)}};
+  out["uid"] = a.uid.empty() ? json(nullptr) : json(a.uid);
+  return out;
+}
+
 json ToJson(const EventType& t) {
   return {{"name", t.name},
           {"description", t.description},
@@ -48,6 +54,7 @@ json ToJson(const EventType& t) {
 
 json ToJson(const Endpoint& e, bool with_secret) {
   json out = {{"id", e.id},
+              {"applicationId", e.application_id.empty() ? json(nullptr) : json(e.application_id)},
               {"url", e.url},
               {"description", e.description},
               {"eventTypes", e.event_types},
@@ -79,6 +86,7 @@ json ToJson(const Endpoint& e, bool with_secret) {
 
 json ToJson(const Message& m) {
   json out = {{"id", m.id},
+              {"applicationId", m.application_id.empty() ? json(nullptr) : json(m.application_id)},
               {"eventType", m.event_type},
               {"payload", m.payload},
               {"createdAt", Time(m.created_ms)}};
@@ -126,6 +134,9 @@ StatusOr<Endpoint> EndpointFromStored(const json& j) {
     Endpoint e;
     e.id = j.at("id").get<std::string>();
     e.url = j.value("url", "");
+    if (j.contains("applicationId") && j["applicationId"].is_string()) {
+      e.application_id = j["applicationId"].get<std::string>();
+    }
     e.description = j.value("description", "");
     e.event_types = j.value("eventTypes", std::vector<std::string>{});
     e.filter = j.value("filter", json());

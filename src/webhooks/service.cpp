@@ -67,6 +67,15 @@ CREATE INDEX webhook_attempts_message ON webhook_attempts(message_id, seq);
 )sql"},
                                                            {2, R"sql(
 CREATE INDEX webhook_messages_event_id ON webhook_messages(event_id) WHERE event_id IS NOT NULL;
+)sql"},
+                                                           {3, R"sql(
+CREATE TABLE webhook_applications(
+  seq INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  name TEXT NOT NULL,
+  uid TEXT UNIQUE,
+  created_ms INTEGER NOT NULL);
+ALTER TABLE webhook_messages ADD COLUMN application_id TEXT;
 )sql"}};
   return migrations;
 }
@@ -141,6 +150,7 @@ class ServiceImpl final : public Service {
     fanout.dedupe_window = options_.idempotency_window;
     fanout.max_payload_bytes = options_.max_payload_bytes + 4096;
     EVO_RETURN_IF_ERROR(broker_.DeclareQueue(kFanoutQueue, fanout));
+    EVO_RETURN_IF_ERROR(LoadApplications());
     EVO_RETURN_IF_ERROR(LoadEventTypes());
     EVO_RETURN_IF_ERROR(LoadEndpoints());
     outbound::ClientOptions client;
@@ -190,6 +200,86 @@ class ServiceImpl final : public Service {
     if (recorder_.joinable()) {
       recorder_.join();
     }
+  }
+
+  // ---- applications ----
+
+  StatusOr<Application> CreateApplication(Application app) override {
+    if (app.name.empty() || app.name.size() > 256) {
+      return InvalidArgumentError("name is 1..256 bytes").With(kPayloadPointer, "#/name");
+    }
+    if (app.uid.size() > 256 || app.uid.starts_with("app_")) {
+      return InvalidArgumentError("uid is at most 256 bytes and does not start with app_")
+          .With(kPayloadPointer, "#/uid");
+    }
+    EVO_ASSIGN_OR_RETURN(auto ids, ids_(1));
+    app.id = fmt::format("app_{}", ids[0]);
+    app.created_ms = NowMs();
+    auto r = db_.Exec(
+        "INSERT INTO webhook_applications(seq, id, name, uid, created_ms) VALUES(?, ?, ?, ?, ?)",
+        {SeqOf(app.id), app.id, app.name,
+         app.uid.empty() ? store::Value(nullptr) : store::Value(app.uid), app.created_ms});
+    if (!r.ok()) {
+      if (r.status().code() == StatusCode::kAlreadyExists) {
+        return AlreadyExistsError(fmt::format("an application with uid '{}' exists", app.uid));
+      }
+      return r.status();
+    }
+    std::lock_guard lock(mu_);
+    apps_[app.id] = app;
+    return app;
+  }
+
+  StatusOr<Application> GetApplication(std::string_view id_or_uid) override {
+    std::lock_guard lock(mu_);
+    if (auto it = apps_.find(id_or_uid); it != apps_.end()) {
+      return it->second;
+    }
+    for (const auto& [id, app] : apps_) {
+      if (!app.uid.empty() && app.uid == id_or_uid) {
+        return app;
+      }
+    }
+    return NotFoundError(fmt::format("no application '{}'", id_or_uid))
+        .With(kPayloadReason, "APPLICATION_NOT_FOUND");
+  }
+
+  StatusOr<std::vector<Application>> ListApplications(const Page& page) override {
+    const int64_t after = page.after.empty() ? 0 : SeqOf(page.after);
+    std::vector<Application> all;
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& [id, app] : apps_) {
+        if (SeqOf(id) > after) {
+          all.push_back(app);
+        }
+      }
+    }
+    std::sort(all.begin(), all.end(),
+              [](const Application& a, const Application& b) { return SeqOf(a.id) < SeqOf(b.id); });
+    if (all.size() > page.size) {
+      all.resize(page.size);
+    }
+    return all;
+  }
+
+  Status DeleteApplication(std::string_view id) override {
+    EVO_ASSIGN_OR_RETURN(Application app, GetApplication(id));
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& [eid, ep] : endpoints_) {
+        if (ep.application_id == app.id) {
+          return FailedPreconditionError(
+                     fmt::format("endpoints still belong to {}: delete them first", app.id))
+              .With(kPayloadHttpStatus, "409");
+        }
+      }
+    }
+    EVO_RETURN_IF_ERROR(
+        db_.Exec("DELETE FROM webhook_applications WHERE id = ?", {app.id}).status());
+    std::lock_guard lock(mu_);
+    apps_.erase(app.id);
+    return OkStatus();
   }
 
   // ---- event types ----
@@ -397,8 +487,15 @@ class ServiceImpl final : public Service {
 
   // ---- messages ----
 
-  void Publish(std::string event_type, json payload, std::string event_id,
-               std::function<void(StatusOr<std::string>)> done) override {
+  void Publish(std::string application_id, std::string event_type, json payload,
+               std::string event_id, std::function<void(StatusOr<std::string>)> done) override {
+    if (!application_id.empty()) {
+      auto app = GetApplication(application_id);
+      if (!app.ok()) {
+        return done(Status(app.status()).With(kPayloadPointer, "#/applicationId"));
+      }
+      application_id = app->id;  // a uid names it too
+    }
     std::shared_ptr<const http::JsonSchema> schema;
     {
       std::lock_guard lock(mu_);
@@ -435,21 +532,23 @@ class ServiceImpl final : public Service {
     if (!event_id.empty()) {
       // The same key with another body is a client bug: say so rather than answer the
       // first message's id for a different event (422, as for every idempotent create).
-      const std::string fingerprint = event_type + '\n' + payload_text;
+      const std::string fingerprint = application_id + '\n' + event_type + '\n' + payload_text;
       std::optional<std::string> earlier;
       {
         std::lock_guard lock(keys_mu_);
-        if (auto it = recent_keys_.find(event_id); it != recent_keys_.end()) {
+        if (auto it = recent_keys_.find(application_id + '\n' + event_id);
+            it != recent_keys_.end()) {
           earlier = it->second;
         }
       }
       if (!earlier) {
         // Older than this process: the fanned-out message, when there is one.
-        auto rows =
-            db_.Query("SELECT event_type, payload FROM webhook_messages WHERE event_id = ? LIMIT 1",
-                      {event_id});
+        auto rows = db_.Query(
+            "SELECT event_type, payload FROM webhook_messages WHERE event_id = ? AND "
+            "coalesce(application_id, '') = ? LIMIT 1",
+            {event_id, application_id});
         if (rows.ok() && !rows->empty()) {
-          earlier = Text(rows->rows[0][0]) + '\n' + Text(rows->rows[0][1]);
+          earlier = application_id + '\n' + Text(rows->rows[0][0]) + '\n' + Text(rows->rows[0][1]);
         }
       }
       if (earlier && *earlier != fingerprint) {
@@ -462,10 +561,10 @@ class ServiceImpl final : public Service {
       if (recent_keys_.size() >= kRecentKeys) {
         recent_keys_.clear();  // bounded; older keys are found in the store
       }
-      recent_keys_.emplace(event_id, fingerprint);
+      recent_keys_.emplace(application_id + '\n' + event_id, fingerprint);
     }
     const int64_t now = NowMs();
-    json job = {{"t", event_type}, {"e", event_id}, {"c", now}};
+    json job = {{"t", event_type}, {"e", event_id}, {"c", now}, {"a", application_id}};
     // The payload goes in as raw JSON text, not re-parsed: splice it.
     std::string text = job.dump();
     text.pop_back();
@@ -474,7 +573,7 @@ class ServiceImpl final : public Service {
     text += '}';
     queue::NewMessage m;
     m.payload = std::move(text);
-    m.dedupe_key = event_id;
+    m.dedupe_key = event_id.empty() ? std::string() : application_id + '\n' + event_id;
     broker_.EnqueueAsync(kFanoutQueue, {std::move(m)},
                          [this, done = std::move(done)](StatusOr<std::vector<queue::MessageId>> r) {
                            if (!r.ok()) {
@@ -485,10 +584,11 @@ class ServiceImpl final : public Service {
   }
 
   StatusOr<Message> GetMessage(std::string_view id) override {
-    EVO_ASSIGN_OR_RETURN(store::Rows rows,
-                         db_.Query("SELECT id, event_type, event_id, payload, created_ms FROM "
-                                   "webhook_messages WHERE seq = ?",
-                                   {SeqOf(id)}));
+    EVO_ASSIGN_OR_RETURN(
+        store::Rows rows,
+        db_.Query("SELECT id, event_type, event_id, payload, created_ms, application_id FROM "
+                  "webhook_messages WHERE seq = ?",
+                  {SeqOf(id)}));
     if (rows.empty() || Text(rows[0][0]) != id) {
       return NotFoundError(fmt::format("no message '{}' (yet: fan-out takes milliseconds)", id));
     }
@@ -501,10 +601,10 @@ class ServiceImpl final : public Service {
     EVO_ASSIGN_OR_RETURN(
         store::Rows rows,
         event_type.empty()
-            ? db_.Query("SELECT id, event_type, event_id, payload, created_ms FROM "
+            ? db_.Query("SELECT id, event_type, event_id, payload, created_ms, application_id FROM "
                         "webhook_messages WHERE seq > ? ORDER BY seq LIMIT ?",
                         {after, static_cast<int64_t>(page.size)})
-            : db_.Query("SELECT id, event_type, event_id, payload, created_ms FROM "
+            : db_.Query("SELECT id, event_type, event_id, payload, created_ms, application_id FROM "
                         "webhook_messages WHERE event_type = ? AND seq > ? ORDER BY seq LIMIT ?",
                         {std::string(event_type), after, static_cast<int64_t>(page.size)}));
     std::vector<Message> out;
@@ -568,7 +668,8 @@ class ServiceImpl final : public Service {
     while (true) {
       EVO_ASSIGN_OR_RETURN(
           store::Rows rows,
-          db_.Query("SELECT m.seq, m.id, m.event_type, m.event_id, m.payload, m.created_ms FROM "
+          db_.Query("SELECT m.seq, m.id, m.event_type, m.event_id, m.payload, m.created_ms, "
+                    "m.application_id FROM "
                     "webhook_deliveries d JOIN webhook_messages m ON m.seq = d.message_seq "
                     "WHERE d.endpoint_id = ? AND d.state IN ('failed', 'disabled') AND "
                     "d.updated_ms >= ? AND d.message_seq > ? ORDER BY d.message_seq LIMIT 500",
@@ -627,6 +728,11 @@ class ServiceImpl final : public Service {
       }
     }
     EVO_RETURN_IF_ERROR(Filter::Compile(ep.filter).status());
+    if (!ep.application_id.empty()) {
+      if (Status s = GetApplication(ep.application_id).status(); !s.ok()) {
+        return Status(s).With(kPayloadPointer, "#/applicationId");
+      }
+    }
     if (!ep.secret.empty() && !DecodeSecret(ep.secret).ok()) {
       return InvalidArgumentError("secret must be whsec_ followed by base64 of 24..64 bytes")
           .With(kPayloadPointer, "#/secret");
@@ -645,6 +751,17 @@ class ServiceImpl final : public Service {
     if (ep.description.size() > 1024) {
       return InvalidArgumentError("description is at most 1024 bytes")
           .With(kPayloadPointer, "#/description");
+    }
+    return OkStatus();
+  }
+
+  Status LoadApplications() {
+    EVO_ASSIGN_OR_RETURN(store::Rows rows, db_.Query("SELECT id, name, uid, created_ms FROM "
+                                                     "webhook_applications"));
+    std::lock_guard lock(mu_);
+    for (const store::Row& r : rows.rows) {
+      Application app{Text(r[0]), Text(r[1]), Text(r[2]), Int(r[3])};
+      apps_[app.id] = app;
     }
     return OkStatus();
   }
@@ -737,7 +854,7 @@ class ServiceImpl final : public Service {
     }
     spdlog::warn("webhooks: endpoint {} ({}) disabled: {}", id, ep->url, reason);
     // The operational event, to whoever subscribed to it.
-    Publish(std::string(kDisabledEventType),
+    Publish(ep->application_id, std::string(kDisabledEventType),
             {{"endpointId", id},
              {"url", ep->url},
              {"reason", reason},
@@ -797,6 +914,7 @@ class ServiceImpl final : public Service {
     m.event_id = Text(r[2]);
     m.payload = json::parse(Text(r[3]), nullptr, false);
     m.created_ms = Int(r[4]);
+    m.application_id = r.size() > 5 ? Text(r[5]) : std::string();
     return m;
   }
 
@@ -871,6 +989,7 @@ class ServiceImpl final : public Service {
       m.id = fmt::format("msg_{}", l.id);
       m.event_type = job.value("t", "");
       m.event_id = job.value("e", "");
+      m.application_id = job.value("a", "");
       m.created_ms = job.value("c", int64_t{0});
       m.payload = job.contains("p") ? job["p"] : json();
       messages.push_back(std::move(m));
@@ -891,6 +1010,9 @@ class ServiceImpl final : public Service {
       auto filter = Filter::Compile(ep.filter);
       for (size_t i = 0; i < messages.size(); ++i) {
         const Message& m = messages[i];
+        if (ep.application_id != m.application_id) {
+          continue;
+        }
         const bool type_ok = ep.event_types.empty()
                                  ? m.event_type != kDisabledEventType
                                  : std::find(ep.event_types.begin(), ep.event_types.end(),
@@ -904,10 +1026,12 @@ class ServiceImpl final : public Service {
       for (const Message& m : messages) {
         EVO_RETURN_IF_ERROR(
             tx.Exec("INSERT OR IGNORE INTO webhook_messages(seq, id, event_type, event_id, "
-                    "payload, created_ms) VALUES(?, ?, ?, ?, ?, ?)",
+                    "payload, created_ms, application_id) VALUES(?, ?, ?, ?, ?, ?, ?)",
                     {SeqOf(m.id), m.id, m.event_type,
                      m.event_id.empty() ? store::Value(nullptr) : store::Value(m.event_id),
-                     m.payload.dump(-1, ' ', false, json::error_handler_t::replace), m.created_ms})
+                     m.payload.dump(-1, ' ', false, json::error_handler_t::replace), m.created_ms,
+                     m.application_id.empty() ? store::Value(nullptr)
+                                              : store::Value(m.application_id)})
                 .status());
       }
       for (const Endpoint& ep : endpoints) {
@@ -1037,6 +1161,7 @@ class ServiceImpl final : public Service {
 
   std::mutex mu_;
   std::map<std::string, TypeEntry, std::less<>> types_;     // guarded by mu_
+  std::map<std::string, Application, std::less<>> apps_;    // guarded by mu_
   std::map<std::string, Endpoint, std::less<>> endpoints_;  // guarded by mu_
   std::map<int64_t, std::string> endpoint_order_;           // guarded by mu_
 

@@ -71,7 +71,7 @@ class WebhooksTest : public ::testing::Test {
 
   StatusOr<std::string> Publish(const std::string& type, json payload, std::string id = "") {
     std::promise<StatusOr<std::string>> p;
-    service_->Publish(type, std::move(payload), std::move(id),
+    service_->Publish("", type, std::move(payload), std::move(id),
                       [&](StatusOr<std::string> r) { p.set_value(std::move(r)); });
     return p.get_future().get();
   }
@@ -395,6 +395,49 @@ TEST_F(WebhooksTest, RetryAfterIsHonoured) {
   // The schedule says 10 ms; the answer's Retry-After: 1 wins.
   EXPECT_GE(attempts[1].created_ms - attempts[0].created_ms, 1000);
   EXPECT_GE(attempts[2].created_ms - attempts[1].created_ms, 1000);
+}
+
+TEST_F(WebhooksTest, ApplicationsSeeOnlyTheirOwnMessages) {
+  Open();
+  ASSERT_TRUE(service_->CreateEventType({.name = "e"}).ok());
+  auto acme = service_->CreateApplication({.name = "Acme", .uid = "acme"});
+  ASSERT_TRUE(acme.ok()) << acme.status();
+  auto globex = service_->CreateApplication({.name = "Globex"});
+  ASSERT_TRUE(globex.ok());
+  EXPECT_EQ(service_->CreateApplication({.name = "again", .uid = "acme"}).status().code(),
+            StatusCode::kAlreadyExists);
+  Listener& a = Receiver();
+  Listener& g = Receiver();
+  Listener& global = Receiver();
+  Endpoint ea;
+  ea.url = Url(a);
+  ea.application_id = acme->id;
+  ASSERT_TRUE(Create(ea).ok());
+  Endpoint eg;
+  eg.url = Url(g);
+  eg.application_id = globex->id;
+  ASSERT_TRUE(Create(eg).ok());
+  Endpoint e0;
+  e0.url = Url(global);
+  ASSERT_TRUE(Create(e0).ok());
+  Endpoint bad;
+  bad.url = Url(global);
+  bad.application_id = "app_404";
+  EXPECT_EQ(Create(bad).status().code(), StatusCode::kNotFound);
+
+  std::promise<StatusOr<std::string>> p;
+  service_->Publish("acme", "e", 1, "k", [&](StatusOr<std::string> r) { p.set_value(r); });
+  ASSERT_TRUE(p.get_future().get().ok());  // by uid
+  ASSERT_TRUE(Publish("e", 2, "k").ok());  // global, same key: another scope
+  ASSERT_TRUE(
+      Eventually([&] { return Stats(a)["distinct"] == 1 && Stats(global)["distinct"] == 1; }));
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_EQ(Stats(g)["received"], 0);
+  EXPECT_EQ(Stats(a)["received"], 1);
+  EXPECT_EQ(service_->DeleteApplication(acme->id).code(), StatusCode::kFailedPrecondition);
+  std::promise<StatusOr<std::string>> unknown;
+  service_->Publish("nope", "e", 1, "", [&](StatusOr<std::string> r) { unknown.set_value(r); });
+  EXPECT_EQ(unknown.get_future().get().status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(WebhooksTest, EndpointsAndTypesSurviveARestart) {

@@ -42,6 +42,16 @@ namespace evo::webhooks {
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
+// A tenant of the webhook server (an application, in Svix's words): endpoints and messages
+// may belong to one, and a message only reaches the endpoints of its application (messages
+// without one reach the endpoints without one).
+struct Application {
+  std::string id;    // "app_" + a decimal id
+  std::string name;  // 1..256 bytes
+  std::string uid;   // the caller's own id for it, unique when set ("" = none)
+  int64_t created_ms = 0;
+};
+
 struct EventType {
   std::string name;  // 1..128 of [A-Za-z0-9._-]
   std::string description;
@@ -59,7 +69,8 @@ enum class EndpointState {
 std::string_view EndpointStateName(EndpointState state);
 
 struct Endpoint {
-  std::string id;  // "ep_" + a decimal id
+  std::string id;              // "ep_" + a decimal id
+  std::string application_id;  // "" = global
   std::string url;
   std::string description;
   std::vector<std::string> event_types;  // empty = every type
@@ -85,7 +96,8 @@ struct Endpoint {
 };
 
 struct Message {
-  std::string id;  // "msg_" + a decimal id (also the webhook-id header)
+  std::string id;              // "msg_" + a decimal id (also the webhook-id header)
+  std::string application_id;  // "" = global
   std::string event_type;
   std::string event_id;  // the publisher's idempotency key ("" = none)
   nlohmann::json payload;
@@ -148,6 +160,14 @@ class Service {
                                                  metrics::Registry* registry = nullptr);
   virtual ~Service() = default;
 
+  // ---- applications ----
+  virtual StatusOr<Application> CreateApplication(Application app) = 0;  // AlreadyExists (uid)
+  // By id or by uid.
+  virtual StatusOr<Application> GetApplication(std::string_view id_or_uid) = 0;
+  virtual StatusOr<std::vector<Application>> ListApplications(const Page& page) = 0;
+  // FailedPrecondition while endpoints still belong to it.
+  virtual Status DeleteApplication(std::string_view id) = 0;
+
   // ---- event types ----
   virtual StatusOr<EventType> CreateEventType(EventType type) = 0;  // AlreadyExists
   virtual StatusOr<EventType> UpdateEventType(EventType type) = 0;  // NotFound
@@ -176,9 +196,11 @@ class Service {
   // ---- messages ----
   // Validates (unknown type 422, schema 422 with pointers, size 413), then makes the message
   // durable and answers its id; fan-out follows asynchronously. A repeated non-empty
-  // `event_id` (the Idempotency-Key) within the window answers the first message's id.
-  virtual void Publish(std::string event_type, nlohmann::json payload, std::string event_id,
-                       std::function<void(StatusOr<std::string>)> done) = 0;
+  // `event_id` (the Idempotency-Key, scoped to the application) within the window answers the
+  // first message's id; the same key with another event is refused (422).
+  // `application_id` ("" = none) must name an application (NotFound otherwise).
+  virtual void Publish(std::string application_id, std::string event_type, nlohmann::json payload,
+                       std::string event_id, std::function<void(StatusOr<std::string>)> done) = 0;
   virtual StatusOr<Message> GetMessage(std::string_view id) = 0;
   virtual StatusOr<std::vector<Message>> ListMessages(const Page& page,
                                                       std::string_view event_type) = 0;
