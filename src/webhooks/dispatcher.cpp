@@ -160,23 +160,25 @@ class DispatcherImpl final : public Dispatcher {
   }
 
   void FlushAcks() {
-    for (auto& [endpoint_id, lease_ids] : pending_acks_) {
+    for (auto& [id, lease_ids] : pending_acks_) {
       if (lease_ids.empty()) {
         continue;
       }
-      broker_.AckBatchAsync(
-          EndpointQueue(endpoint_id), lease_ids, [endpoint_id](StatusOr<std::vector<Status>> r) {
-            if (!r.ok()) {
-              spdlog::warn("webhooks: acking deliveries of {}: {}", endpoint_id,
-                           r.status().ToString());
-              return;
-            }
-            for (const Status& s : *r) {
-              if (!s.ok()) {
-                spdlog::warn("webhooks: acking a delivery of {}: {}", endpoint_id, s.ToString());
-              }
-            }
-          });
+      const std::string endpoint_id = id;  // a structured binding cannot be captured (C++17)
+      broker_.AckBatchAsync(EndpointQueue(endpoint_id), lease_ids,
+                            [endpoint_id](const StatusOr<std::vector<Status>>& r) {
+                              if (!r.ok()) {
+                                spdlog::warn("webhooks: acking deliveries of {}: {}", endpoint_id,
+                                             r.status().ToString());
+                                return;
+                              }
+                              for (const Status& s : *r) {
+                                if (!s.ok()) {
+                                  spdlog::warn("webhooks: acking a delivery of {}: {}", endpoint_id,
+                                               s.ToString());
+                                }
+                              }
+                            });
       lease_ids.clear();
     }
   }
@@ -315,7 +317,7 @@ class DispatcherImpl final : public Dispatcher {
     if (!job.is_object() || !job.contains("m")) {
       spdlog::error("webhooks: malformed delivery job on {}; dead-lettering it", id);
       broker_.FailAsync(EndpointQueue(id), delivery.lease_id, "malformed delivery job",
-                        [](StatusOr<bool>) {});
+                        [](const StatusOr<bool>&) {});
       return;
     }
     const int64_t now = NowMs();
@@ -391,13 +393,13 @@ class DispatcherImpl final : public Dispatcher {
         break;
       case resilience::Outcome::kGone:
         attempt.outcome = "failed";
-        broker_.FailAsync(queue, a.delivery.lease_id, attempt.error, [](StatusOr<bool>) {});
+        broker_.FailAsync(queue, a.delivery.lease_id, attempt.error, [](const StatusOr<bool>&) {});
         hooks_.disable(a.endpoint_id, "the endpoint answered 410 Gone");
         Count(failed_);
         break;
       case resilience::Outcome::kPermanent:
         attempt.outcome = "failed";
-        broker_.FailAsync(queue, a.delivery.lease_id, attempt.error, [](StatusOr<bool>) {});
+        broker_.FailAsync(queue, a.delivery.lease_id, attempt.error, [](const StatusOr<bool>&) {});
         Count(failed_);
         break;
       case resilience::Outcome::kTransient: {
@@ -417,7 +419,8 @@ class DispatcherImpl final : public Dispatcher {
           Count(retrying_);
         } else {
           attempt.outcome = "failed";
-          broker_.FailAsync(queue, a.delivery.lease_id, attempt.error, [](StatusOr<bool>) {});
+          broker_.FailAsync(queue, a.delivery.lease_id, attempt.error,
+                            [](const StatusOr<bool>&) {});
           Count(failed_);
         }
         if (lane != nullptr) {
@@ -440,7 +443,7 @@ class DispatcherImpl final : public Dispatcher {
   void Settle(const std::string& endpoint_id, const std::string& lease_id, bool ack,
               milliseconds delay, std::string error, bool count) {
     const std::string queue = EndpointQueue(endpoint_id);
-    auto log = [endpoint_id](StatusOr<bool> r) {
+    auto log = [endpoint_id](const StatusOr<bool>& r) {
       if (!r.ok()) {
         spdlog::warn("webhooks: settling a delivery of {}: {}", endpoint_id, r.status().ToString());
       }

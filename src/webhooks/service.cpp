@@ -860,7 +860,7 @@ class ServiceImpl final : public Service {
              {"reason", reason},
              {"failingSince",
               ep->failing_since_ms ? json(FormatUnixMillis(ep->failing_since_ms)) : json()}},
-            "", [](StatusOr<std::string>) {});
+            "", [](const StatusOr<std::string>&) {});
   }
 
   void SetFailing(const std::string& id, int64_t since) {
@@ -961,7 +961,7 @@ class ServiceImpl final : public Service {
         for (const queue::Leased& l : *leases) {
           broker_.NackAsync(kFanoutQueue, l.lease_id,
                             {.delay = std::chrono::seconds(1), .error = s.ToString()},
-                            [](StatusOr<bool>) {});
+                            [](const StatusOr<bool>&) {});
         }
         continue;
       }

@@ -164,6 +164,7 @@ TEST_F(WebhooksTest, IdempotentPublishAnswersTheFirstId) {
   auto first = Publish("e", 1, "evt-1");
   ASSERT_TRUE(first.ok());
   std::vector<std::thread> threads;
+  threads.reserve(50);
   std::vector<std::string> ids(50);
   for (int i = 0; i < 50; ++i) {
     threads.emplace_back([&, i] { ids[i] = Publish("e", 1, "evt-1").value_or("?"); });
@@ -277,6 +278,7 @@ TEST_F(WebhooksTest, OrderedEndpointGetsMessagesStrictlyInOrder) {
   ep.ordered = true;
   auto created = Create(ep).value().endpoint;
   std::vector<std::string> ids;
+  ids.reserve(5);
   for (int i = 0; i < 5; ++i) {
     ids.push_back(Publish("e", {{"n", i}}).value());
   }
@@ -426,7 +428,7 @@ TEST_F(WebhooksTest, ApplicationsSeeOnlyTheirOwnMessages) {
   EXPECT_EQ(Create(bad).status().code(), StatusCode::kNotFound);
 
   std::promise<StatusOr<std::string>> p;
-  service_->Publish("acme", "e", 1, "k", [&](StatusOr<std::string> r) { p.set_value(r); });
+  service_->Publish("acme", "e", 1, "k", [&](const StatusOr<std::string>& r) { p.set_value(r); });
   ASSERT_TRUE(p.get_future().get().ok());  // by uid
   ASSERT_TRUE(Publish("e", 2, "k").ok());  // global, same key: another scope
   ASSERT_TRUE(
@@ -436,7 +438,8 @@ TEST_F(WebhooksTest, ApplicationsSeeOnlyTheirOwnMessages) {
   EXPECT_EQ(Stats(a)["received"], 1);
   EXPECT_EQ(service_->DeleteApplication(acme->id).code(), StatusCode::kFailedPrecondition);
   std::promise<StatusOr<std::string>> unknown;
-  service_->Publish("nope", "e", 1, "", [&](StatusOr<std::string> r) { unknown.set_value(r); });
+  service_->Publish("nope", "e", 1, "",
+                    [&](const StatusOr<std::string>& r) { unknown.set_value(r); });
   EXPECT_EQ(unknown.get_future().get().status().code(), StatusCode::kNotFound);
 }
 

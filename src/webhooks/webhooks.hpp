@@ -137,7 +137,7 @@ struct Options {
   std::chrono::milliseconds secret_grace{std::chrono::hours(24)};
   // Idempotent publish window (Idempotency-Key or eventId).
   std::chrono::milliseconds idempotency_window{std::chrono::hours(24)};
-  size_t max_payload_bytes = 256 * 1024;
+  size_t max_payload_bytes = size_t{256} * 1024;
   // Verification handshake timeout.
   std::chrono::milliseconds verify_timeout{10'000};
   outbound::SsrfPolicy ssrf;
