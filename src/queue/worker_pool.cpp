@@ -8,31 +8,37 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "resilience/resilience.hpp"
+
 namespace evo::queue {
 
 using std::chrono::milliseconds;
 
-bool IsPermanent(StatusCode code) {
-  switch (code) {
-    case StatusCode::kInvalidArgument:
-    case StatusCode::kNotFound:
-    case StatusCode::kAlreadyExists:
-    case StatusCode::kPermissionDenied:
-    case StatusCode::kFailedPrecondition:
-    case StatusCode::kOutOfRange:
-    case StatusCode::kUnimplemented:
-    case StatusCode::kUnauthenticated:
-    case StatusCode::kDataLoss:
-      return true;
-    default:
-      return false;
-  }
+namespace {
+
+// 1 s · 2^(attempt-1), at most 5 min, full jitter; attempts are bounded by the queue.
+const resilience::RetryPolicy& DefaultPolicy() {
+  static const resilience::RetryPolicy policy = [] {
+    resilience::RetryOptions o;
+    o.max_attempts = 10'000;
+    o.initial_backoff = std::chrono::seconds(1);
+    o.max_backoff = std::chrono::minutes(5);
+    o.multiplier = 2.0;
+    return resilience::RetryPolicy::Create(o).value();
+  }();
+  return policy;
+}
+
+}  // namespace
+
+bool IsPermanent(const Status& status) {
+  return resilience::ClassifyStatus(status) == resilience::Outcome::kPermanent;
 }
 
 milliseconds DefaultBackoff(int attempt, uint64_t random) {
-  const int shift = std::clamp(attempt - 1, 0, 20);
-  const int64_t cap = std::min<int64_t>(int64_t{1000} << shift, 300'000);
-  return milliseconds(static_cast<int64_t>(random % static_cast<uint64_t>(cap + 1)));
+  return DefaultPolicy()
+      .NextDelay(std::max(attempt, 1), milliseconds(0), std::nullopt, random)
+      .value_or(std::chrono::minutes(5));
 }
 
 Status Validate(const WorkerOptions& o) {
@@ -147,7 +153,7 @@ class WorkerPoolImpl final : public WorkerPool {
       }
       return;
     }
-    if (IsPermanent(result.code())) {
+    if (IsPermanent(result)) {
       if (Settle(broker_.Fail(options_.queue, m.lease_id, error))) {
         failed_.fetch_add(1);
       }

@@ -31,10 +31,10 @@
 
 namespace evo::queue {
 
-// Codes a handler returns for work that retrying cannot fix: INVALID_ARGUMENT, NOT_FOUND,
-// ALREADY_EXISTS, PERMISSION_DENIED, FAILED_PRECONDITION, OUT_OF_RANGE, UNIMPLEMENTED,
-// UNAUTHENTICATED, DATA_LOSS.
-bool IsPermanent(StatusCode code);
+// Whether a handler's status means work that retrying cannot fix (resilience::ClassifyStatus:
+// INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, PERMISSION_DENIED, FAILED_PRECONDITION,
+// OUT_OF_RANGE, UNIMPLEMENTED, UNAUTHENTICATED, CANCELLED, DATA_LOSS).
+bool IsPermanent(const Status& status);
 
 // The default retry delay: 1 s · 2^(attempt-1), at most 5 min, with full jitter
 // (uniform in [0, that]), so that failing messages spread out instead of retrying in step.

@@ -135,8 +135,8 @@ TEST(Backoff, FullJitterStaysWithinTheExponentialCap) {
       EXPECT_LE(d, cap);
     }
   }
-  EXPECT_TRUE(IsPermanent(StatusCode::kInvalidArgument));
-  EXPECT_FALSE(IsPermanent(StatusCode::kUnavailable));
+  EXPECT_TRUE(IsPermanent(InvalidArgumentError("x")));
+  EXPECT_FALSE(IsPermanent(UnavailableError("x")));
 }
 
 }  // namespace
