@@ -1034,17 +1034,18 @@ class ServiceImpl final : public Service {
                                               : store::Value(m.application_id)})
                 .status());
       }
+      // webhook_deliveries holds only what recover needs: deliveries that failed, and those
+      // held for a disabled endpoint (pending ones are in the endpoint's queue).
       for (const Endpoint& ep : endpoints) {
         auto it = plan.find(ep.id);
-        if (it == plan.end()) {
+        if (it == plan.end() || ep.state == EndpointState::kActive) {
           continue;
         }
-        const char* state = ep.state == EndpointState::kActive ? "pending" : "disabled";
         for (size_t i : it->second) {
           EVO_RETURN_IF_ERROR(
               tx.Exec("INSERT OR IGNORE INTO webhook_deliveries(endpoint_id, message_seq, state, "
-                      "attempts, updated_ms) VALUES(?, ?, ?, 0, ?)",
-                      {ep.id, SeqOf(messages[i].id), std::string(state), now})
+                      "attempts, updated_ms) VALUES(?, ?, 'disabled', 0, ?)",
+                      {ep.id, SeqOf(messages[i].id), now})
                   .status());
         }
       }
@@ -1138,12 +1139,20 @@ class ServiceImpl final : public Service {
                     {static_cast<int64_t>((*ids)[i]), a.endpoint_id, a.message_id,
                      body.dump(-1, ' ', false, json::error_handler_t::replace)})
                 .status());
-        EVO_RETURN_IF_ERROR(
-            tx.Exec("UPDATE webhook_deliveries SET state = ?, attempts = ?, updated_ms = ? WHERE "
-                    "endpoint_id = ? AND message_seq = ?",
-                    {batch[i].delivery_state, int64_t{a.attempt}, a.created_ms, a.endpoint_id,
-                     SeqOf(a.message_id)})
-                .status());
+        if (batch[i].delivery_state == "failed") {
+          EVO_RETURN_IF_ERROR(
+              tx.Exec("INSERT OR REPLACE INTO webhook_deliveries(endpoint_id, message_seq, state, "
+                      "attempts, updated_ms) VALUES(?, ?, 'failed', ?, ?)",
+                      {a.endpoint_id, SeqOf(a.message_id), int64_t{a.attempt}, a.created_ms})
+                  .status());
+        } else if (batch[i].delivery_state == "succeeded") {
+          // Delivered (perhaps by a replay or a recover): nothing left to recover. Usually no
+          // row exists and this is one index lookup.
+          EVO_RETURN_IF_ERROR(tx.Exec("DELETE FROM webhook_deliveries WHERE endpoint_id = ? AND "
+                                      "message_seq = ?",
+                                      {a.endpoint_id, SeqOf(a.message_id)})
+                                  .status());
+        }
       }
       return OkStatus();
     });
