@@ -6,18 +6,26 @@ them back.
   webhooks_report.py setup BASE TYPE SECRET URL[@RATE]...
                                              create the event type and one endpoint per URL
                                              ("verify": false, the given secret, RATE =
-                                             rateLimitPerSecond); prints the endpoint ids
+                                             rateLimitPerSecond; 16 at a time); prints the
+                                             endpoint ids (one line, or "N endpoints
+                                             ep_first..ep_last" for more than 20)
   webhooks_report.py deliver BASE LISTENER N --paths P,P.. [--tag T] [--conns C]
-                     [--timeout S] [--interval I]
+                     [--timeout S] [--interval I] [--bytes B]
                                              publish N events to evo (asyncio, C keep-alive
                                              connections) while polling the listener's
                                              GET /stats every I s until every path has a
                                              distinct delivery of every accepted event (or S s
-                                             pass) -> a record with the samples
-  webhooks_report.py presign SECRET OUT N PATH
+                                             pass) -> a record with the samples; --bytes B
+                                             pads the payload so that the body evo delivers is
+                                             B bytes (default: the 203-byte PAYLOAD)
+  webhooks_report.py presign SECRET OUT N PATH [--bytes B]
                                              N deliveries signed like evo signs them (distinct
                                              webhook-ids, now as the timestamp), one per line,
-                                             for bench/webhooks.lua's listener mode
+                                             for bench/webhooks.lua's listener mode; --bytes B
+                                             as for deliver
+  webhooks_report.py steady DELIVER_RECORD.json
+                                             print the record's deliveries/s between 10 % and
+                                             90 % delivered (nothing when it has none)
   webhooks_report.py wrk --tag T WRK_OUT     one wrk run with bench/webhooks.lua -> a record
   webhooks_report.py pgbench --tag T PGBENCH_OUT
                                              one pgbench run -> a record
@@ -27,6 +35,7 @@ them back.
 """
 import asyncio
 import base64
+import concurrent.futures
 import hashlib
 import hmac
 import http.client
@@ -43,8 +52,25 @@ PAYLOAD = ('{"orderId":"ord_2xK9fQ7mLp","customer":{"id":"cus_8HdT3vNq","email":
            '"jane.doe@example.com"},"amount":4999,"currency":"EUR","items":[{"sku":'
            '"SKU-1001","qty":2},{"sku":"SKU-2002","qty":1}],"status":"paid"}')
 
+# What evo wraps a payload in: {"type":...,"timestamp":"<RFC 3339, ms>","data":PAYLOAD}
+ENVELOPE_BYTES = len('{"type":"%s","timestamp":"2025-01-01T00:00:00.000Z","data":}' % EVENT_TYPE)
+
 ISOLATION_TARGET = 0.20  # healthy endpoints at most 20 % slower beside a slow and a failing one
 RATE_TOLERANCE = 0.05    # the achieved rate within ±5 % of rateLimitPerSecond
+# The issue's targets
+D_TARGET = 0.35          # D >= 0.35 x R_raw
+LATENCY_TARGET_MS = 20   # publish -> first attempt p99 at D/2
+ISO30_TARGET = 0.05      # a 30 s endpoint and a 500 endpoint cost the healthy ones <= 5 %
+RSS_TARGET_MIB = 256     # with 1,000,000 undelivered messages queued
+
+
+def padded_payload(body_bytes, **fields):
+    """Compact JSON text of `fields` plus a "pad" string, sized so that evo's delivery body
+    around it is `body_bytes` long. Keys sorted, as evo stores and re-serializes payloads."""
+    obj = dict(fields, pad="")
+    base = len(json.dumps(obj, separators=(",", ":"), sort_keys=True))
+    obj["pad"] = "x" * max(0, body_bytes - ENVELOPE_BYTES - base)
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True)
 
 
 def emit(rec):
@@ -98,22 +124,31 @@ def cmd_setup(args):
                     {"name": etype, "description": "bench/webhooks.sh"})
     if st not in (201, 409):
         sys.exit(f"POST /v1/event-types answered {st}: {body[:200]}")
-    ids = []
-    for spec in urls:
+    def create(spec):
         url, _, rate = spec.partition("@")
         ep = {"url": url, "eventTypes": [etype], "secret": secret, "verify": False,
               "description": "bench"}
         if rate:
             ep["rateLimitPerSecond"] = float(rate)
-        st, body = call(base, "POST", "/v1/endpoints", ep)
+        try:
+            st, body = call(base, "POST", "/v1/endpoints", ep)
+        except OSError as e:
+            return None, f"POST /v1/endpoints {url}: {e}"
         try:
             d = json.loads(body)
         except ValueError:
             d = {}
         if st != 201 or d.get("state") != "active":
-            sys.exit(f"POST /v1/endpoints {url} answered {st}: {body[:200]}")
-        ids.append(d.get("id", "?"))
-    print(" ".join(ids))
+            return None, f"POST /v1/endpoints {url} answered {st}: {body[:200]}"
+        return d.get("id", "?"), None
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        done = list(pool.map(create, urls))
+    errors = [e for _, e in done if e]
+    if errors:
+        sys.exit(f"{len(errors)} of {len(urls)} endpoints failed; {errors[0]}")
+    ids = [i for i, _ in done]
+    print(" ".join(ids) if len(ids) <= 20 else f"{len(ids)} endpoints {ids[0]}..{ids[-1]}")
 
 
 # --- deliver: publish N events while watching the listener ------------------------------------
@@ -134,10 +169,11 @@ async def read_response(reader):
     return status, body
 
 
-async def deliver(base, listener, n, paths, conns, timeout, interval):
+async def deliver(base, listener, n, paths, conns, timeout, interval, body_bytes=0):
     u = urllib.parse.urlsplit(base)
     lu = urllib.parse.urlsplit(listener)
-    body = ('{"eventType":"%s","payload":%s}' % (EVENT_TYPE, PAYLOAD)).encode()
+    payload = padded_payload(body_bytes) if body_bytes else PAYLOAD
+    body = ('{"eventType":"%s","payload":%s}' % (EVENT_TYPE, payload)).encode()
     req = (b"POST /v1/messages HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
            b"Content-Length: %d\r\n\r\n" % (u.netloc.encode(), len(body))) + body
     pub = {"next": 0, "ok": 0, "errors": 0, "first_error": "", "done_s": None}
@@ -221,27 +257,32 @@ async def deliver(base, listener, n, paths, conns, timeout, interval):
             "first_error": pub["first_error"], "publish_s": pub["done_s"],
             "paths": paths, "want_per_path": pub["ok"], "done_s": done_s,
             "all_done_s": all_done, "first_delivery_s": first_s, "samples": samples,
-            "final": final, "watch_error": last_error, "timeout_s": timeout}
+            "final": final, "watch_error": last_error, "timeout_s": timeout,
+            "body_bytes": body_bytes or ENVELOPE_BYTES + len(PAYLOAD)}
 
 
 def cmd_deliver(args):
     opts, rest = opts_from(args, {"--paths": "/", "--tag": "deliver", "--conns": "32",
-                                  "--timeout": "120", "--interval": "0.2"})
+                                  "--timeout": "120", "--interval": "0.2", "--bytes": "0"})
     base, listener, n = rest[0].rstrip("/"), rest[1].rstrip("/"), int(rest[2])
     paths = opts["--paths"].split(",")
     rec = asyncio.run(deliver(base, listener, n, paths, int(opts["--conns"]),
-                              float(opts["--timeout"]), float(opts["--interval"])))
+                              float(opts["--timeout"]), float(opts["--interval"]),
+                              int(opts["--bytes"])))
     rec = {"kind": "deliver", "tag": opts["--tag"], **rec}
     emit(rec)
 
 
 # --- presign: deliveries for the listener's raw capacity --------------------------------------
 def cmd_presign(args):
+    opts, args = opts_from(args, {"--bytes": "0"})
     secret, out, n, path = args[0], args[1], int(args[2]), args[3]
     key = base64.b64decode(secret.removeprefix("whsec_"))
     ts = str(int(time.time()))
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
-    body = '{"type":"%s","timestamp":"%s","data":%s}' % (EVENT_TYPE, stamp, PAYLOAD)
+    nbytes = int(opts["--bytes"])
+    payload = padded_payload(nbytes) if nbytes else PAYLOAD
+    body = '{"type":"%s","timestamp":"%s","data":%s}' % (EVENT_TYPE, stamp, payload)
     nonce = int(time.time() * 1000) % 10**9
     with open(out, "w") as f:
         for i in range(n):
@@ -369,16 +410,137 @@ def cmd_report(path):
     def ok(flag):
         return "-" if flag is None else ("ok" if flag else "MISSED")
 
-    # 1. publish
+    # 0. the issue's targets: the headline rows
     details = []
+    target_rows = 0
+    raw = by_tag.get(("wrk", "raw"))
+    rawv = raw["ok_per_s"] if raw else None
+    raw_info = info.get("raw") or {}
+    dd = by_tag.get(("deliver", "d"))
+    if raw:
+        row(f"R_raw: listener's capacity, wrk -c{raw_info.get('conns', '?')},"
+            f" {raw_info.get('bytes', '?')} B signed bodies", fmt_rate(rawv), "-",
+            "(the peer of D)", "-")
+        lua = raw.get("lua") or {}
+        details.append(
+            f"   R_raw: {rawv:,.0f} deliveries/s answered 2xx, p50 {raw['p50_ms']} ms, p99"
+            f" {raw['p99_ms']} ms; non-2xx {lua.get('non2xx', '-')} ({lua.get('statuses', '-')}),"
+            f" socket errors {raw['socket_errors']}")
+    if dd:
+        total = dd["want_per_path"] * len(dd["paths"])
+        dv = steady_rate(dd["samples"], total)
+        ratio = dv / rawv if dv and rawv else None
+        row(f"D: deliveries/s, {len(dd['paths']):,} ep x {dd['want_per_path']:,} ev,"
+            f" {dd.get('body_bytes', '?')} B, durable (10-90 %)", fmt_rate(dv), fmt_rate(rawv),
+            f"{ratio:.2f}x R_raw (>= {D_TARGET:.2f}x)" if ratio else f">= {D_TARGET:.2f}x R_raw",
+            ok(ratio >= D_TARGET) if ratio else ("MISSED" if dd.get("all_done_s") is None
+                                                 else "-"))
+        t = dd.get("all_done_s")
+        f = dd.get("final") or {}
+        details.append(
+            f"   D: published {dd['accepted']:,} of {dd['events']:,} in {fmt_s(dd['publish_s'])}"
+            f" ({dd['publish_errors']} errors{': ' + dd['first_error'] if dd['first_error'] else ''});"
+            f" first delivery after {fmt_s(dd['first_delivery_s'])}; all {total:,} after"
+            f" {fmt_s(t)}{' = %s/s publish -> last' % fmt_rate(total / t) if t else ''};"
+            f" duplicates {f.get('duplicates')}, bad signatures {f.get('badSignatures')}"
+            + (f"; evo RSS after: {rss['d']['kib'] / 1024:.1f} MiB (VmHWM"
+               f" {rss['d'].get('hwm_kib', 0) / 1024:.1f} MiB)" if "d" in rss else ""))
+    lats = sorted(kinds.get("latency", []), key=lambda r: -r["endpoints"])
+    for lr in lats:
+        lat = lr.get("latency") or {}
+        f = lr.get("final") or {}
+        complete = f.get("distinct", 0) >= lr["want"] and lr["accepted"] > 0
+        for key, label in (("deliveries", "per delivery"), ("messages", "per message")):
+            x = lat.get(key) or {}
+            p99 = x.get("p99")
+            name = (f"publish->first attempt p99, {lr['endpoints']:,} ep at"
+                    f" {lr['rate']:,.0f} deliv/s, {label}" if key == "deliveries" else
+                    "   ... per message (its first endpoint's arrival)")
+            row(name, f"{p99:.1f} ms" if isinstance(p99, (int, float)) else "-",
+                f"p50 {x['p50']:.1f} ms" if isinstance(x.get("p50"), (int, float)) else "-",
+                f"<= {LATENCY_TARGET_MS:g} ms" + ("" if complete else " (incomplete run)"),
+                ok(p99 <= LATENCY_TARGET_MS and complete) if isinstance(p99, (int, float))
+                else "-")
+        late, pub, dl = lr["late_ms"], lr["publish_ms"], lat.get("deliveries") or {}
+        details.append(
+            f"   latency, {lr['endpoints']:,} endpoint(s): {lr['accepted']:,}/{lr['events']:,}"
+            f" events at {lr['events_per_s']:.1f}/s (= {lr['rate']:,.0f} deliveries/s) for"
+            f" {lr['seconds']:g} s, {lr['publish_errors']} errors; the publisher sent late by p99"
+            f" {late.get('p99')} ms (max {late.get('max')}); POST /v1/messages p50"
+            f" {pub.get('p50')} ms, p99 {pub.get('p99')} ms; delivered {f.get('distinct', 0):,} of"
+            f" {lr['want']:,}, duplicates {f.get('duplicates')}, bad signatures"
+            f" {f.get('badSignatures')}; per delivery p90 {dl.get('p90')} ms, max {dl.get('max')} ms"
+            + (f" (each message fans out to {lr['endpoints']:,} deliveries at once: the per-delivery"
+               f" figures include draining that burst)" if lr["endpoints"] > 1 else ""))
+    iso_info = info.get("iso30") or {}
+    rounds = int(iso_info.get("rounds", 0) or 0)
+    base_rates, bad_rates = [], []
+    for rnd in range(1, rounds + 1):
+        for tag, acc in ((f"iso30_base{rnd}", base_rates), (f"iso30_bad{rnd}", bad_rates)):
+            r = by_tag.get(("deliver", tag))
+            if r:
+                v = steady_rate(r["samples"], r["want_per_path"] * len(r["paths"]))
+                if v:
+                    acc.append(v)
+                f = r.get("final") or {}
+                details.append(
+                    f"   isolation round {rnd}, {'alone' if 'base' in tag else 'beside slow + 500'}:"
+                    f" {fmt_rate(v)} healthy deliveries/s (10-90 %); all after"
+                    f" {fmt_s(r.get('all_done_s'))}; duplicates {f.get('duplicates')}, bad"
+                    f" signatures {f.get('badSignatures')}")
+        a = info.get(f"iso30_attempts{rnd}")
+        if a:
+            details.append(f"   isolation round {rnd}, evo attempts: {a.get('attempts')}")
+    if rounds and any(("deliver", f"iso30_{w}{r}") in by_tag
+                      for w in ("base", "bad") for r in range(1, rounds + 1)):
+        mb = sum(base_rates) / len(base_rates) if base_rates else None
+        mx = sum(bad_rates) / len(bad_rates) if bad_rates else None
+        cost = 1 - mx / mb if mb and mx else None
+        r0 = by_tag.get(("deliver", "iso30_base1")) or {}
+        row(f"isolation: {len(r0.get('paths', [])):,} healthy ep beside a"
+            f" {iso_info.get('slow_ms', 30000) / 1000:g} s + a 500 ep, deliveries/s",
+            fmt_rate(mx), f"{fmt_rate(mb)} alone",
+            f"{cost * 100:.1f} % cost (<= {ISO30_TARGET * 100:g} %)" if cost is not None
+            else f"<= {ISO30_TARGET * 100:g} % cost (no steady span)",
+            ok(cost <= ISO30_TARGET) if cost is not None else "-")
+        if dd and mb:
+            dv = steady_rate(dd["samples"], dd["want_per_path"] * len(dd["paths"]))
+            if dv:
+                details.append(f"   isolation baseline vs D (same load, another run): {mb:,.0f}"
+                               f" vs {dv:,.0f} deliveries/s ({mb / dv - 1:+.1%}: run-to-run noise)")
+    fill = by_tag.get(("fill", "rss"))
+    q = rss.get("queued")
+    if fill or q:
+        g = (fill or {}).get("gauges") or {}
+        depth = g.get("depth", 0)
+        want = (fill or {}).get("want", 0)
+        complete = bool(fill and fill.get("queued_s") is not None)
+        row(f"RSS with {depth:,} deliveries queued ({(fill or {}).get('endpoints', '?')} ep x"
+            f" {(fill or {}).get('accepted', 0):,} ev, {(fill or {}).get('body_bytes', '?')} B)",
+            f"{q['kib'] / 1024:.1f} MiB" if q else "-", "-",
+            (f"<= {RSS_TARGET_MIB} MiB (VmHWM {q.get('hwm_kib', 0) / 1024:.1f})" if q else
+             f"<= {RSS_TARGET_MIB} MiB") + ("" if complete else f" (only {depth:,}/{want:,})"),
+            ok(q["kib"] <= RSS_TARGET_MIB * 1024 and complete) if q else "MISSED")
+        if fill:
+            details.append(
+                f"   RSS: published {fill['accepted']:,} of {fill['events']:,} in"
+                f" {fill['publish_s']:.1f} s ({fill['publish_errors']} errors"
+                f"{': ' + fill['first_error'] if fill['first_error'] else ''}); endpoint queues:"
+                f" depth {depth:,} of {want:,} (ready {g.get('ready', 0):,}, delayed"
+                f" {g.get('delayed', 0):,}, in flight {g.get('in_flight', 0):,}), fan-out left"
+                f" {g.get('fanout', '-')}; all queued after {fmt_s(fill.get('queued_s'))}")
+    target_rows = len(rows)
+
+    # 1. publish
     for n in (1, 10):
         e = by_tag.get(("wrk", f"publish{n}"))
         p = by_tag.get(("pg", f"pg{n}"))
         ev = e["ok_per_s"] if e else None
         pv = p["tps"] if p else None
         ratio = f"{ev / pv:.2f}x (no target)" if ev and pv else "(no target)"
-        row(f"publish/s, {n} endpoint{'s' if n > 1 else ''} (64 c, durable)", fmt_rate(ev),
-            fmt_rate(pv), ratio, "-")
+        if e or p:
+            row(f"publish/s, {n} endpoint{'s' if n > 1 else ''} (64 c, durable)", fmt_rate(ev),
+                fmt_rate(pv), ratio, "-")
         if e:
             lua = e.get("lua") or {}
             d = info.get(f"publish{n}") or {}
@@ -517,11 +679,13 @@ def cmd_report(path):
     if rows:
         hdr = ("metric", "evo", "peer", "ratio/target", "ok/missed")
         w = [max(len(x[i]) for x in rows + [hdr]) for i in range(5)]
-        print("\n-- summary: webhooks (evo vs PostgreSQL outbox via pgbench; deliveries vs the"
-              " listener's own capacity)")
+        print("\n-- summary: webhooks (the issue's targets first; then evo vs PostgreSQL outbox via"
+              " pgbench, deliveries vs the listener's own capacity)")
         print(" | ".join(h.ljust(w[i]) for i, h in enumerate(hdr)))
         print("-+-".join("-" * x for x in w))
-        for x in rows:
+        for k, x in enumerate(rows):
+            if k == target_rows and 0 < target_rows < len(rows):
+                print("-+-".join("-" * wi for wi in w))
             print(" | ".join((x[i].rjust(w[i]) if i in (1, 2) else x[i].ljust(w[i]))
                              for i in range(5)))
     for s in skipped:
@@ -546,6 +710,10 @@ def main(argv):
         cmd_pgbench(args)
     elif cmd == "get":
         cmd_get(args[0])
+    elif cmd == "steady":
+        r = json.load(open(args[0]))
+        v = steady_rate(r["samples"], r["want_per_path"] * len(r["paths"]))
+        print(f"{v:.0f}" if v else "", end="")
     elif cmd == "emit":
         cmd_emit(args[0], args[1:])
     elif cmd == "report":
