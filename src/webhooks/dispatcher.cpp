@@ -30,6 +30,11 @@ using std::chrono::milliseconds;
 constexpr milliseconds kIdlePoll{1000};  // look again at an endpoint whose queue was empty
 constexpr milliseconds kLoopTick{20};    // token refill and breaker checks
 constexpr size_t kMaxLeaseBatch = 100;
+// Requests on the wire at once, over all endpoints, and deliveries leased beyond them: what
+// the HTTP client can carry, so that nothing waits inside it long enough to time out and
+// memory stays bounded however many endpoints there are.
+constexpr int kMaxInFlight = 512;
+constexpr int kMaxReserved = 1024;
 
 struct LeaseDone {
   std::string endpoint_id;
@@ -60,6 +65,7 @@ struct Lane {
   bool leasing = false;
   int64_t next_check_ms = 0;
   std::deque<queue::Leased> held;  // leased, waiting for a token
+  int reserved = 0;                // what the outstanding lease asked for
 };
 
 class DispatcherImpl final : public Dispatcher {
@@ -151,8 +157,16 @@ class DispatcherImpl final : public Dispatcher {
         continue;  // wait for what is outstanding
       }
       const int64_t now = NowMs();
-      for (auto& [id, lane] : lanes_) {
-        Pump(id, lane, now);
+      // Round robin: each turn starts after the lane the previous turn served last, so that
+      // with the global caps reached, every endpoint still gets its turn.
+      auto start = lanes_.upper_bound(rr_cursor_);
+      for (size_t n = 0; n < lanes_.size(); ++n, ++start) {
+        if (start == lanes_.end()) {
+          start = lanes_.begin();
+        }
+        if (Pump(start->first, start->second, now)) {
+          rr_cursor_ = start->first;
+        }
       }
       FlushAcks();
     }
@@ -190,6 +204,7 @@ class DispatcherImpl final : public Dispatcher {
         Settle(id, lane.held.front().lease_id, false, milliseconds(0), "dispatcher stopping",
                /*count=*/false);
         lane.held.pop_front();
+        --reserved_;
       }
     }
   }
@@ -235,6 +250,8 @@ class DispatcherImpl final : public Dispatcher {
     }
     Lane& lane = it->second;
     lane.leasing = false;
+    reserved_ -= lane.reserved;  // the lease's reservation becomes what it actually returned
+    lane.reserved = 0;
     if (!d.leases.ok()) {
       if (d.leases.status().code() != StatusCode::kNotFound) {
         spdlog::warn("webhooks: leasing deliveries of {}: {}", d.endpoint_id,
@@ -249,23 +266,27 @@ class DispatcherImpl final : public Dispatcher {
     }
     for (queue::Leased& l : *d.leases) {
       lane.held.push_back(std::move(l));
+      ++reserved_;
     }
     lane.next_check_ms = 0;
   }
 
-  void Pump(const std::string& id, Lane& lane, int64_t now) {
+  // Returns true when it sent or leased something for the lane.
+  bool Pump(const std::string& id, Lane& lane, int64_t now) {
     const Endpoint& ep = lane.endpoint;
+    bool served = false;
     if (ep.state != EndpointState::kActive) {
       // Held deliveries of a disabled or deleted endpoint go back to its queue.
       while (!lane.held.empty()) {
         Settle(id, lane.held.front().lease_id, false, milliseconds(0), "endpoint disabled", false);
         lane.held.pop_front();
+        --reserved_;
       }
-      return;
+      return false;
     }
     const int cap = ep.ordered ? 1 : std::max(1, ep.max_concurrency);
     // Send what is held while slots and tokens allow.
-    while (!lane.held.empty() && lane.in_flight < cap) {
+    while (!lane.held.empty() && lane.in_flight < cap && in_flight_ < kMaxInFlight) {
       if (ep.rate_limit_per_second > 0) {
         resilience::RateLimit limit{ep.rate_limit_per_second,
                                     std::max(1.0, std::min(ep.rate_limit_per_second, 10.0))};
@@ -283,19 +304,27 @@ class DispatcherImpl final : public Dispatcher {
       }
       queue::Leased delivery = std::move(lane.held.front());
       lane.held.pop_front();
+      --reserved_;
       Send(id, lane, std::move(delivery), std::move(permit));
+      served = true;
     }
     // Lease more when nothing is held and slots are free.
-    if (lane.held.empty() && !lane.leasing && lane.in_flight < cap && now >= lane.next_check_ms) {
+    if (lane.held.empty() && !lane.leasing && lane.in_flight < cap && now >= lane.next_check_ms &&
+        in_flight_ + reserved_ < kMaxInFlight + kMaxReserved) {
       if (lane.breaker && lane.breaker->state() == resilience::BreakerState::kOpen) {
-        return;
+        return served;
       }
       size_t want = static_cast<size_t>(cap - lane.in_flight);
+      want =
+          std::min(want, static_cast<size_t>(kMaxInFlight + kMaxReserved - in_flight_ - reserved_));
       if (ep.rate_limit_per_second > 0) {
         want = std::min(want, static_cast<size_t>(std::max(1.0, ep.rate_limit_per_second)));
       }
       want = std::min(want, kMaxLeaseBatch);
       lane.leasing = true;
+      reserved_ += static_cast<int>(want);  // until the lease answers
+      lane.reserved = static_cast<int>(want);
+      served = true;
       ++outstanding_;
       // Long enough to wait for the tokens of the batch and the request itself.
       const auto visibility =
@@ -309,6 +338,7 @@ class DispatcherImpl final : public Dispatcher {
                            Post(LeaseDone{id, std::move(r)});
                          });
     }
+    return served;
   }
 
   void Send(const std::string& id, Lane& lane, queue::Leased delivery,
@@ -327,6 +357,7 @@ class DispatcherImpl final : public Dispatcher {
     outbound::Request request =
         SignedRequest(lane.endpoint, message_id, std::move(body), now, options_.request_timeout);
     ++lane.in_flight;
+    ++in_flight_;
     ++outstanding_;
     Answer answer;
     answer.endpoint_id = id;
@@ -349,6 +380,7 @@ class DispatcherImpl final : public Dispatcher {
     if (lane != nullptr) {
       --lane->in_flight;
     }
+    --in_flight_;
     const outbound::Response& r = a.response;
     const int64_t now = NowMs();
     const json job = json::parse(a.delivery.payload, nullptr, false);
@@ -484,6 +516,9 @@ class DispatcherImpl final : public Dispatcher {
   // Dispatcher thread only.
   std::map<std::string, Lane> lanes_;
   int outstanding_ = 0;  // leases and requests whose answer has not arrived
+  int in_flight_ = 0;    // requests sent, answer not yet handled
+  int reserved_ = 0;     // deliveries held, or asked for by a lease not yet answered
+  std::string rr_cursor_;
   std::map<std::string, std::vector<std::string>> pending_acks_;
   Clock::SteadyTime stop_deadline_{};  // leases and requests whose answer has not arrived
   std::thread thread_;

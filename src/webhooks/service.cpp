@@ -156,6 +156,10 @@ class ServiceImpl final : public Service {
     outbound::ClientOptions client;
     client.ssrf = options_.ssrf;
     client.max_body_bytes = 4096;
+    // Endpoints often share a host (one receiver, many paths or tenants): allow it enough
+    // connections; the dispatcher caps what is in flight overall.
+    client.max_host_connections = 64;
+    client.max_total_connections = 512;
     EVO_ASSIGN_OR_RETURN(client_, outbound::Client::Start(client, registry_));
     DispatcherHooks hooks;
     hooks.record = [this](Attempt a, std::string state) {
