@@ -926,6 +926,16 @@ class ServiceImpl final : public Service {
   // replay from the original delivery.
   Status EnqueueDeliveries(const Endpoint& ep, const std::vector<Message>& messages,
                            const std::string& dedupe_tag) {
+    EVO_RETURN_IF_ERROR(
+        broker_.Enqueue(EndpointQueue(ep.id), DeliveryJobs(ep, messages, dedupe_tag)).status());
+    dispatcher_->Wake(ep.id);
+    return OkStatus();
+  }
+
+  // One queue message per delivery: the message id, type, time and payload.
+  static std::vector<queue::NewMessage> DeliveryJobs(const Endpoint& ep,
+                                                     const std::vector<Message>& messages,
+                                                     const std::string& dedupe_tag) {
     std::vector<queue::NewMessage> jobs;
     for (const Message& m : messages) {
       queue::NewMessage job;
@@ -937,9 +947,7 @@ class ServiceImpl final : public Service {
       }
       jobs.push_back(std::move(job));
     }
-    EVO_RETURN_IF_ERROR(broker_.Enqueue(EndpointQueue(ep.id), std::move(jobs)).status());
-    dispatcher_->Wake(ep.id);
-    return OkStatus();
+    return jobs;
   }
 
   // ---- fan-out ----
@@ -1055,21 +1063,43 @@ class ServiceImpl final : public Service {
       }
       return OkStatus();
     }));
+    // Every endpoint's deliveries are enqueued at once, so they share one group commit.
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t left = 0;
+    Status failure;
     for (const Endpoint& ep : endpoints) {
       auto it = plan.find(ep.id);
       if (it == plan.end() || ep.state != EndpointState::kActive) {
         continue;  // a disabled endpoint's deliveries wait in webhook_deliveries for recover
       }
       std::vector<Message> batch;
+      batch.reserve(it->second.size());
       for (size_t i : it->second) {
         batch.push_back(messages[i]);
       }
-      Status s = EnqueueDeliveries(ep, batch, "");
-      if (!s.ok() && s.code() != StatusCode::kNotFound) {  // NotFound: deleted meanwhile
-        return s;
+      {
+        std::lock_guard lock(mu);
+        ++left;
       }
+      broker_.EnqueueAsync(EndpointQueue(ep.id), DeliveryJobs(ep, batch, ""),
+                           [&, id = ep.id](const StatusOr<std::vector<queue::MessageId>>& r) {
+                             if (r.ok()) {
+                               dispatcher_->Wake(id);
+                             }
+                             std::lock_guard lock(mu);
+                             // NotFound: the endpoint was deleted meanwhile.
+                             if (!r.ok() && r.status().code() != StatusCode::kNotFound) {
+                               failure = r.status();
+                             }
+                             if (--left == 0) {
+                               cv.notify_one();
+                             }
+                           });
     }
-    return OkStatus();
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return left == 0; });
+    return failure;
   }
 
   // ---- the recorder: attempts and delivery states, written in batches ----
