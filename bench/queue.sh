@@ -33,16 +33,11 @@ work=$(mktemp -d /tmp/evo-bench-queue.XXXXXX)
 chmod 711 "$work"  # the postgres user reaches its own directory below
 results="$work/results.jsonl"
 pids=()
-pgdata= pgbin= pport=
-as_pg=()
-[ "$(id -u)" = 0 ] && as_pg=(runuser -u postgres --)
 bench_pid=
 cleanup() {
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  if [ -n "$pgdata" ] && [ -f "$pgdata/postmaster.pid" ]; then
-    "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdata" -m immediate stop >/dev/null 2>&1 || true
-  fi
+  stop_postgres
   # queue_benchmark leaves its data dir (evo-queue-bench-PID) in the working directory
   [ -n "$bench_pid" ] && rm -rf "$build_abs/evo-queue-bench-$bench_pid"
   rm -rf "$work"
@@ -51,17 +46,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 [ -x "$py" ] || py=python3
-free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-skip() {
-  echo "   skipped: $1: $2"
-  "$py" "$rep" emit skipped "name=$1" "why=$2" >>"$results"
-}
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 emit() { "$py" "$rep" emit "$@" >>"$results"; }
-last_line() { grep -v '^\s*$' "$1" 2>/dev/null | tail -1 | cut -c1-200 || true; }
 subcommands() { "$1" --help 2>/dev/null | sed -n '/^Subcommands:/,/^$/p'; }
 now() { date +%s.%N; }
-commas() { echo "$1" | sed -E ':a; s/([0-9])([0-9]{3})($|,)/\1,\2\3/; ta'; }
-have() { command -v "$1" >/dev/null 2>&1; }
 # http METHOD URL [BODY] -> the status code; the body in $work/http.txt
 http() {
   local args=(-s -o "$work/http.txt" -w '%{http_code}' --max-time 30 -X "$1" "$2")
@@ -95,41 +84,7 @@ fi
 
 # --- 2. PostgreSQL: a throwaway cluster on loopback ---------------------------------------------
 pg_ok=0
-for d in "$(dirname "$(command -v initdb 2>/dev/null || echo /nonexistent/x)")" \
-  $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -rV); do
-  if [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ]; then pgbin=$d; break; fi
-done
-pgbench_bin=$(command -v pgbench || echo /usr/bin/pgbench)
-if [ -z "$pgbin" ]; then
-  skip "PostgreSQL" "no initdb/pg_ctl on PATH or under /usr/lib/postgresql/*/bin"
-elif [ ! -x "$pgbench_bin" ] || ! have psql; then
-  skip "PostgreSQL" "no pgbench or psql (apt-get install postgresql-client)"
-elif [ ${#as_pg[@]} -gt 0 ] && ! id postgres >/dev/null 2>&1; then
-  skip "PostgreSQL" "running as root and there is no 'postgres' user for initdb"
-else
-  pgrun="$work/pg"
-  pgdata="$pgrun/data"
-  mkdir -p "$pgrun"
-  [ ${#as_pg[@]} -gt 0 ] && chown postgres "$pgrun"
-  pport=$(free_port)
-  if ! "${as_pg[@]}" "$pgbin/initdb" -D "$pgdata" -A trust -U postgres -N >"$work/initdb.log" 2>&1; then
-    skip "PostgreSQL" "initdb failed: $(last_line "$work/initdb.log")"
-    pgdata=
-  elif ! "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdata" -l "$pgrun/pg.log" -w -t 60 -o \
-    "-p $pport -k $pgrun -c listen_addresses=127.0.0.1 -c max_connections=100 -c fsync=on -c synchronous_commit=on" \
-    start >"$work/pg_ctl.log" 2>&1; then
-    skip "PostgreSQL" "pg_ctl start failed: $(last_line "$pgrun/pg.log")"
-  else
-    psql_() { psql -h 127.0.0.1 -p "$pport" -U postgres -X -q -v ON_ERROR_STOP=1 "$@" postgres; }
-    if ! psql_ -f "$here/queue_pg.sql" >"$work/schema.log" 2>&1; then
-      skip "PostgreSQL" "schema failed: $(last_line "$work/schema.log")"
-    else
-      pg_ok=1
-      echo "-- PostgreSQL $(psql_ -tAc 'SHOW server_version' | cut -d' ' -f1) on 127.0.0.1:$pport" \
-        "(fsync=$(psql_ -tAc 'SHOW fsync'), synchronous_commit=$(psql_ -tAc 'SHOW synchronous_commit'))"
-    fi
-  fi
-fi
+start_postgres "$here/queue_pg.sql"
 
 # --- 3. evo serve ------------------------------------------------------------------------------
 evo_pid=
