@@ -12,22 +12,12 @@ import json
 import re
 import statistics
 import sys
+from benchlib import cmd_emit, emit, to_ms
 
 PULLS_TARGET = 100_000
 MIX_TARGET = 60_000
 P99_TARGET_MS = 2.0
 RSS_TARGET_MIB = 200
-
-
-def emit(rec):
-    print(json.dumps(rec), flush=True)
-
-
-def to_ms(text):
-    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
-    if not m:
-        return None
-    return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[m.group(2)]
 
 
 def parse_wrk(text):
@@ -85,20 +75,6 @@ def cmd_sum_pulls(path):
         print(sum(int(a["pulls"]) for a in doc["arms"]))
     except (OSError, ValueError, KeyError, TypeError):
         sys.exit(1)
-
-
-def cmd_emit(kind, pairs):
-    rec = {"kind": kind}
-    for p in pairs:
-        k, _, v = p.partition("=")
-        try:
-            rec[k] = int(v)
-        except ValueError:
-            try:
-                rec[k] = float(v)
-            except ValueError:
-                rec[k] = v
-    emit(rec)
 
 
 # --- report --------------------------------------------------------------------------------------

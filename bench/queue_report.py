@@ -22,35 +22,12 @@ import sys
 import threading
 import time
 import urllib.parse
+from benchlib import cmd_emit, emit, opts_from, to_ms
 
 RATIO_TARGET = 2.0
 INPROC_TARGET = 100_000
 RSS_TARGET_MIB = 100
 RESTART_TARGET_S = 2.0
-
-
-def emit(rec):
-    print(json.dumps(rec), flush=True)
-
-
-def opts_from(args, defaults):
-    opts = dict(defaults)
-    rest = []
-    while args:
-        if args[0] in opts and len(args) > 1:
-            opts[args[0]] = args[1]
-            args = args[2:]
-        else:
-            rest.append(args[0])
-            args = args[1:]
-    return opts, rest
-
-
-def to_ms(text):
-    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text or "")
-    if not m:
-        return None
-    return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[m.group(2)]
 
 
 # --- parsers ---------------------------------------------------------------------------------
@@ -130,20 +107,6 @@ def cmd_stats(path):
         print(int(d["depth"]), int(d.get("ready", -1)), int(d.get("inFlight", -1)))
     except (OSError, ValueError, KeyError, TypeError):
         sys.exit(1)
-
-
-def cmd_emit(kind, pairs):
-    rec = {"kind": kind}
-    for p in pairs:
-        k, _, v = p.partition("=")
-        try:
-            rec[k] = int(v)
-        except ValueError:
-            try:
-                rec[k] = float(v)
-            except ValueError:
-                rec[k] = v
-    emit(rec)
 
 
 # --- HTTP clients ----------------------------------------------------------------------------

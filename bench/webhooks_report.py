@@ -45,6 +45,7 @@ import re
 import sys
 import time
 import urllib.parse
+from benchlib import cmd_emit, emit, opts_from, to_ms
 
 EVENT_TYPE = "bench.event"
 # The same 203 bytes bench/webhooks.lua publishes and bench/webhooks_pgbench.sql inserts.
@@ -71,30 +72,6 @@ def padded_payload(body_bytes, **fields):
     base = len(json.dumps(obj, separators=(",", ":"), sort_keys=True))
     obj["pad"] = "x" * max(0, body_bytes - ENVELOPE_BYTES - base)
     return json.dumps(obj, separators=(",", ":"), sort_keys=True)
-
-
-def emit(rec):
-    print(json.dumps(rec), flush=True)
-
-
-def opts_from(args, defaults):
-    opts = dict(defaults)
-    rest = []
-    while args:
-        if args[0] in opts and len(args) > 1:
-            opts[args[0]] = args[1]
-            args = args[2:]
-        else:
-            rest.append(args[0])
-            args = args[1:]
-    return opts, rest
-
-
-def to_ms(text):
-    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text or "")
-    if not m:
-        return None
-    return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[m.group(2)]
 
 
 def conn_for(base, timeout=30):
@@ -342,20 +319,6 @@ def cmd_get(url):
         sys.exit(f"GET {url}: {e}")
     print(body)
     sys.exit(0 if st == 200 else 1)
-
-
-def cmd_emit(kind, pairs):
-    rec = {"kind": kind}
-    for p in pairs:
-        k, _, v = p.partition("=")
-        try:
-            rec[k] = int(v)
-        except ValueError:
-            try:
-                rec[k] = float(v)
-            except ValueError:
-                rec[k] = v
-    emit(rec)
 
 
 # --- analysis --------------------------------------------------------------------------------
