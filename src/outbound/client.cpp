@@ -2,20 +2,25 @@
 #include "outbound/client.hpp"
 
 #include <curl/curl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cerrno>
 #include <cstring>
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <utility>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 namespace evo::outbound {
@@ -172,6 +177,8 @@ struct Client::Impl {
     Impl* impl = nullptr;
     CURL* easy = nullptr;
     Request request;  // CURLOPT_POSTFIELDS points into request.body
+    Url url;
+    std::string host_key;
     std::function<void(Response)> done;
     Clock::SteadyTime started;
     Response response;
@@ -202,19 +209,43 @@ struct Client::Impl {
       curl_easy_cleanup(easy);
     }
     if (multi != nullptr) {
-      curl_multi_cleanup(multi);
+      curl_multi_cleanup(multi);  // may still tell OnSocket to forget connections: epoll last
+    }
+    if (wake_fd >= 0) {
+      close(wake_fd);
+    }
+    if (epoll_fd >= 0) {
+      close(epoll_fd);
     }
   }
 
+  // Wakes the client's thread (Send, Stop).
+  void Wake() const {
+    const uint64_t one = 1;
+    [[maybe_unused]] const ssize_t n = write(wake_fd, &one, sizeof one);
+  }
+
   void Run();
+  // Requests to one scheme://host:port: those on the wire, and those waiting for one of them
+  // to end (at most max_host_connections run at once).
+  struct Host {
+    long running = 0;
+    std::deque<std::unique_ptr<Transfer>> waiting;
+  };
+
   void StartTransfer(Pending pending);
-  Status Configure(Transfer& t, const Url& url);
+  void Launch(std::unique_ptr<Transfer> t, Host& host);
+  void Release(const std::string& host_key);
+  void ExpireWaiting();
+  Status Configure(Transfer& t, std::chrono::milliseconds timeout);
   void FinishTransfers();
   void CancelAll();
   void Complete(std::function<void(Response)>& done, Response response, Clock::SteadyTime started);
   void ReturnEasy(CURL* easy);
 
   static curl_socket_t OpenSocket(void* clientp, curlsocktype purpose, curl_sockaddr* address);
+  static int OnSocket(CURL* easy, curl_socket_t fd, int what, void* userp, void* socketp);
+  static int OnTimer(CURLM* multi, long timeout_ms, void* userp);
   static size_t OnHeader(char* data, size_t size, size_t n, void* userdata);
   static size_t OnBody(char* data, size_t size, size_t n, void* userdata);
 
@@ -225,10 +256,17 @@ struct Client::Impl {
   metrics::Gauge* in_flight_gauge = nullptr;
 
   CURLM* multi = nullptr;
+  int epoll_fd = -1;  // the sockets curl asks to watch (OnSocket), and wake_fd
+  int wake_fd = -1;   // an eventfd: Send and Stop write to it
   std::atomic<size_t> in_flight{0};
+  // Client's thread only: when curl wants CURL_SOCKET_TIMEOUT (OnTimer); nullopt = never.
+  std::optional<std::chrono::steady_clock::time_point> curl_deadline;
 
   // Client's thread only.
   std::unordered_map<CURL*, std::unique_ptr<Transfer>> active;
+  std::unordered_map<std::string, Host> hosts;
+  size_t waiting = 0;  // over all hosts
+  Clock::SteadyTime next_expire{};
   std::vector<CURL*> free_easy;
 
   std::mutex inbox_mu;
@@ -248,14 +286,32 @@ StatusOr<std::unique_ptr<Client>> Client::Start(ClientOptions options,
   if (impl->multi == nullptr) {
     return InternalError("curl_multi_init failed");
   }
+  impl->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+  impl->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (impl->epoll_fd < 0 || impl->wake_fd < 0) {
+    return InternalError(std::string("epoll/eventfd: ") + std::strerror(errno));
+  }
+  epoll_event wake{};
+  wake.events = EPOLLIN;
+  wake.data.fd = impl->wake_fd;
+  if (epoll_ctl(impl->epoll_fd, EPOLL_CTL_ADD, impl->wake_fd, &wake) != 0) {
+    return InternalError(std::string("epoll_ctl: ") + std::strerror(errno));
+  }
+  Impl* raw = impl.get();
   const long total = impl->options.max_total_connections;
+  // The socket interface: curl says which sockets to watch and when its next timer is due,
+  // and is then told only about the sockets that are ready, so that the work per wake-up
+  // does not grow with the number of transfers (curl_multi_perform walks all of them).
   if (curl_multi_setopt(impl->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
                         impl->options.max_host_connections) != CURLM_OK ||
       curl_multi_setopt(impl->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, total) != CURLM_OK ||
-      curl_multi_setopt(impl->multi, CURLMOPT_MAXCONNECTS, total) != CURLM_OK) {
+      curl_multi_setopt(impl->multi, CURLMOPT_MAXCONNECTS, total) != CURLM_OK ||
+      curl_multi_setopt(impl->multi, CURLMOPT_SOCKETFUNCTION, &Impl::OnSocket) != CURLM_OK ||
+      curl_multi_setopt(impl->multi, CURLMOPT_SOCKETDATA, static_cast<void*>(raw)) != CURLM_OK ||
+      curl_multi_setopt(impl->multi, CURLMOPT_TIMERFUNCTION, &Impl::OnTimer) != CURLM_OK ||
+      curl_multi_setopt(impl->multi, CURLMOPT_TIMERDATA, static_cast<void*>(raw)) != CURLM_OK) {
     return InternalError("curl_multi_setopt failed");
   }
-  Impl* raw = impl.get();
   impl->thread = std::thread([raw] { raw->Run(); });
   return std::unique_ptr<Client>(new Client(std::move(impl)));
 }
@@ -268,9 +324,12 @@ size_t Client::in_flight() const { return impl_->in_flight.load(std::memory_orde
 
 void Client::Send(Request request, std::function<void(Response)> done) {
   const Clock::SteadyTime started = impl_->clock.Monotonic();
+  bool wake = false;
   {
     std::lock_guard lock(impl_->inbox_mu);
     if (!impl_->stopping) {
+      // Only the first request of a batch wakes the thread: it takes the whole inbox.
+      wake = impl_->inbox.empty();
       impl_->inbox.push_back({std::move(request), std::move(done), started});
       impl_->in_flight.fetch_add(1, std::memory_order_relaxed);
       if (impl_->in_flight_gauge != nullptr) {
@@ -280,7 +339,9 @@ void Client::Send(Request request, std::function<void(Response)> done) {
     }
   }
   if (done == nullptr) {
-    curl_multi_wakeup(impl_->multi);
+    if (wake) {
+      impl_->Wake();
+    }
     return;
   }
   Response response;
@@ -299,7 +360,7 @@ void Client::Stop() {
     impl_->stopping = true;
   }
   if (impl_->thread.joinable()) {
-    curl_multi_wakeup(impl_->multi);
+    impl_->Wake();
     if (impl_->thread.get_id() == std::this_thread::get_id()) {
       // Called from a `done` callback despite the REQUIRES: joining would deadlock. The loop
       // ends after the callback returns; the destructor (on another thread) joins.
@@ -327,16 +388,84 @@ void Client::Impl::Run() {
       break;
     }
     for (Pending& p : batch) {
-      StartTransfer(std::move(p));
+      StartTransfer(std::move(p));  // curl asks for its timer at once (OnTimer, 0 ms)
     }
     batch.clear();
     int running = 0;
-    curl_multi_perform(multi, &running);
+    int wait_ms = 1000;
+    if (waiting > 0) {
+      if (const auto now = clock.Monotonic(); now >= next_expire) {
+        ExpireWaiting();
+        next_expire = now + std::chrono::milliseconds(100);
+      }
+      wait_ms = 100;
+    }
+    if (curl_deadline) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(
+          *curl_deadline - std::chrono::steady_clock::now());
+      wait_ms = static_cast<int>(std::clamp<int64_t>(left.count(), 0, wait_ms));
+    }
+    // Wakes up early for socket activity, curl's timer and wake_fd (Send, Stop).
+    epoll_event events[64];
+    const int n = epoll_wait(epoll_fd, events, 64, wait_ms);
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == wake_fd) {
+        uint64_t count = 0;
+        [[maybe_unused]] const ssize_t r = read(wake_fd, &count, sizeof count);
+        continue;
+      }
+      int mask = 0;
+      if ((events[i].events & EPOLLIN) != 0) {
+        mask |= CURL_CSELECT_IN;
+      }
+      if ((events[i].events & EPOLLOUT) != 0) {
+        mask |= CURL_CSELECT_OUT;
+      }
+      if ((events[i].events & (EPOLLERR | EPOLLHUP)) != 0) {
+        mask |= CURL_CSELECT_ERR;
+      }
+      curl_multi_socket_action(multi, fd, mask, &running);
+    }
+    if (curl_deadline && std::chrono::steady_clock::now() >= *curl_deadline) {
+      curl_deadline.reset();  // OnTimer sets the next one
+      curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
     FinishTransfers();
-    // Wakes up early for socket activity, curl's own timers and curl_multi_wakeup (Send, Stop).
-    curl_multi_poll(multi, nullptr, 0, 1000, nullptr);
   }
   CancelAll();
+}
+
+int Client::Impl::OnSocket(CURL* /*easy*/, curl_socket_t fd, int what, void* userp, void* socketp) {
+  auto* impl = static_cast<Impl*>(userp);
+  if (what == CURL_POLL_REMOVE) {
+    // curl may already have closed it; then the kernel forgot it too.
+    epoll_ctl(impl->epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
+    return 0;
+  }
+  epoll_event ev{};
+  ev.events = (what == CURL_POLL_IN || what == CURL_POLL_INOUT ? EPOLLIN : 0U) |
+              (what == CURL_POLL_OUT || what == CURL_POLL_INOUT ? EPOLLOUT : 0U);
+  ev.data.fd = fd;
+  if (socketp == nullptr) {
+    if (epoll_ctl(impl->epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0 && errno == EEXIST) {
+      epoll_ctl(impl->epoll_fd, EPOLL_CTL_MOD, fd, &ev);
+    }
+    curl_multi_assign(impl->multi, fd, impl);  // marks it as watched
+  } else if (epoll_ctl(impl->epoll_fd, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT) {
+    epoll_ctl(impl->epoll_fd, EPOLL_CTL_ADD, fd, &ev);
+  }
+  return 0;
+}
+
+int Client::Impl::OnTimer(CURLM* /*multi*/, long timeout_ms, void* userp) {
+  auto* impl = static_cast<Impl*>(userp);
+  if (timeout_ms < 0) {
+    impl->curl_deadline.reset();
+  } else {
+    impl->curl_deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  }
+  return 0;
 }
 
 void Client::Impl::StartTransfer(Pending pending) {
@@ -354,7 +483,34 @@ void Client::Impl::StartTransfer(Pending pending) {
   if (valid.ok()) {
     valid = CheckUrl(*url, options.ssrf);
   }
-  if (valid.ok()) {
+  if (!valid.ok()) {
+    Response response;
+    response.error = std::move(valid);
+    Complete(t->done, std::move(response), t->started);
+    return;
+  }
+  t->url = *std::move(url);
+  t->host_key = fmt::format("{}://{}:{}", t->url.scheme, t->url.host, t->url.port);
+  Host& host = hosts[t->host_key];
+  if (host.running >= options.max_host_connections) {
+    // Wait here rather than inside curl, whose every wake-up would walk the waiting ones.
+    host.waiting.push_back(std::move(t));
+    ++waiting;
+    return;
+  }
+  Launch(std::move(t), host);
+}
+
+void Client::Impl::Launch(std::unique_ptr<Transfer> t, Host& host) {
+  // What is left of the request's timeout after waiting for a connection.
+  const auto left = t->request.timeout - std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             clock.Monotonic() - t->started);
+  Status valid;
+  if (left.count() <= 0) {
+    valid = DeadlineExceededError(
+        fmt::format("timed out after {} ms waiting for a connection to {} (at most {} at once)",
+                    t->request.timeout.count(), t->host_key, options.max_host_connections));
+  } else {
     if (!free_easy.empty()) {
       t->easy = free_easy.back();
       free_easy.pop_back();
@@ -362,7 +518,7 @@ void Client::Impl::StartTransfer(Pending pending) {
     } else {
       t->easy = curl_easy_init();
     }
-    valid = t->easy == nullptr ? InternalError("curl_easy_init failed") : Configure(*t, *url);
+    valid = t->easy == nullptr ? InternalError("curl_easy_init failed") : Configure(*t, left);
   }
   if (valid.ok() && curl_multi_add_handle(multi, t->easy) != CURLM_OK) {
     valid = InternalError("curl_multi_add_handle failed");
@@ -376,12 +532,55 @@ void Client::Impl::StartTransfer(Pending pending) {
     Complete(t->done, std::move(response), t->started);
     return;
   }
+  ++host.running;
   CURL* easy = t->easy;
   active.emplace(easy, std::move(t));
 }
 
-Status Client::Impl::Configure(Transfer& t, const Url& url) {
+// A transfer to `host_key` ended: the next one waiting for that host takes its place.
+void Client::Impl::Release(const std::string& host_key) {
+  auto it = hosts.find(host_key);
+  if (it == hosts.end()) {
+    return;
+  }
+  Host& host = it->second;
+  --host.running;
+  while (!host.waiting.empty() && host.running < options.max_host_connections) {
+    std::unique_ptr<Transfer> next = std::move(host.waiting.front());
+    host.waiting.pop_front();
+    --waiting;
+    Launch(std::move(next), host);
+  }
+  if (host.running == 0 && host.waiting.empty()) {
+    hosts.erase(it);
+  }
+}
+
+// Fails the waiting requests whose whole timeout has passed (each host's queue is in Send
+// order, and timeouts are mostly equal, so looking at the front is nearly always enough).
+void Client::Impl::ExpireWaiting() {
+  const auto now = clock.Monotonic();
+  for (auto& [key, host] : hosts) {
+    while (!host.waiting.empty()) {
+      Transfer& t = *host.waiting.front();
+      if (now - t.started < t.request.timeout) {
+        break;
+      }
+      std::unique_ptr<Transfer> expired = std::move(host.waiting.front());
+      host.waiting.pop_front();
+      --waiting;
+      Response response;
+      response.error = DeadlineExceededError(
+          fmt::format("timed out after {} ms waiting for a connection to {} (at most {} at once)",
+                      expired->request.timeout.count(), key, options.max_host_connections));
+      Complete(expired->done, std::move(response), expired->started);
+    }
+  }
+}
+
+Status Client::Impl::Configure(Transfer& t, std::chrono::milliseconds timeout) {
   CURL* e = t.easy;
+  const Url& url = t.url;
   const Request& r = t.request;
   bool has_user_agent = false;
   for (const auto& [name, value] : r.headers) {
@@ -412,7 +611,7 @@ Status Client::Impl::Configure(Transfer& t, const Url& url) {
   set(CURLOPT_NOSIGNAL, 1L);
   set(CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
   set(CURLOPT_TCP_KEEPALIVE, 1L);
-  set(CURLOPT_TIMEOUT_MS, static_cast<long>(r.timeout.count()));
+  set(CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
   set(CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(r.connect_timeout.count()));
   set(CURLOPT_SSL_VERIFYPEER, 1L);
   set(CURLOPT_SSL_VERIFYHOST, 2L);
@@ -575,6 +774,7 @@ void Client::Impl::FinishTransfers() {
     }
     ReturnEasy(easy);
     Complete(t->done, std::move(r), t->started);
+    Release(t->host_key);
   }
 }
 
@@ -587,6 +787,15 @@ void Client::Impl::CancelAll() {
     Complete(t->done, std::move(response), t->started);
   }
   active.clear();
+  for (auto& [key, host] : hosts) {
+    for (auto& t : host.waiting) {
+      Response response;
+      response.error = CancelledError("the outbound client stopped");
+      Complete(t->done, std::move(response), t->started);
+    }
+  }
+  hosts.clear();
+  waiting = 0;
 }
 
 void Client::Impl::ReturnEasy(CURL* easy) {

@@ -1035,6 +1035,7 @@ class SqliteBroker final : public Broker {
     for (const store::Row& r : rows.rows) {
       QueuePtr q = FromRow(r);
       queues_[q->name] = q;
+      by_id_[q->id] = q;
     }
     if (!options_.read_only) {
       // Checkpoints run on their own thread (below) instead of inside a commit of the
@@ -1630,7 +1631,6 @@ class SqliteBroker final : public Broker {
 
   void WriterLoop() {
     std::deque<std::unique_ptr<Op>> batch;
-    auto next_gauges = clock_.Monotonic();
     auto next_sweep = clock_.Monotonic() + kDedupeSweep;
     while (true) {
       bool stopping = false;
@@ -1674,10 +1674,6 @@ class SqliteBroker final : public Broker {
         batch.clear();
       }
       const auto mono = clock_.Monotonic();
-      if (mono >= next_gauges) {
-        RefreshGauges();
-        next_gauges = mono + kGaugeRefresh;
-      }
       if (mono >= next_sweep) {
         SweepDedupe(now);
         next_sweep = mono + kDedupeSweep;
@@ -1750,17 +1746,18 @@ class SqliteBroker final : public Broker {
     std::lock_guard lock(queues_mu_);
     for (QueuePtr& q : pending_queues_) {
       queues_[q->name] = q;
+      by_id_[q->id] = q;
     }
     for (const QueuePtr& q : deleted_queues_) {
       queues_.erase(q->name);
+      by_id_.erase(q->id);
     }
-    for (auto& [name, q] : queues_) {
-      auto it = deltas.find(q->id);
-      if (it == deltas.end()) {
+    for (const auto& [id, d] : deltas) {
+      auto it = by_id_.find(id);
+      if (it == by_id_.end()) {
         continue;
       }
-      const Counters& d = it->second;
-      QueueMetrics& m = q->metrics;
+      QueueMetrics& m = it->second->metrics;
       if (m.depth == nullptr) {
         continue;
       }
@@ -1806,8 +1803,10 @@ class SqliteBroker final : public Broker {
 
   // Copies committed WAL pages into the database file from a reader connection, so that the
   // writer's commits never pay for it (SQLite would otherwise checkpoint inside a commit
-  // every 1000 pages).
+  // every 1000 pages). Also refreshes the gauges, which read every queue: the writer never
+  // waits for either.
   void CheckpointLoop() {
+    auto next_gauges = clock_.Monotonic();
     std::unique_lock lock(mu_);
     while (!stopping_) {
       // Its own condition variable: Submit's notify_one must always reach the writer.
@@ -1816,6 +1815,10 @@ class SqliteBroker final : public Broker {
       auto r = db_->Query("PRAGMA wal_checkpoint(PASSIVE)");
       if (!r.ok()) {
         spdlog::warn("queue: checkpoint failed: {}", r.status().ToString());
+      }
+      if (const auto mono = clock_.Monotonic(); mono >= next_gauges) {
+        RefreshGauges();
+        next_gauges = mono + kGaugeRefresh;
       }
       lock.lock();
     }
@@ -1842,6 +1845,7 @@ class SqliteBroker final : public Broker {
 
   std::mutex queues_mu_;
   std::map<std::string, QueuePtr, std::less<>> queues_;  // guarded by queues_mu_
+  std::unordered_map<int64_t, QueuePtr> by_id_;          // the same, by id; queues_mu_
 
   std::mutex mu_;
   std::condition_variable cv_;             // wakes the writer

@@ -34,7 +34,20 @@ constexpr size_t kMaxLeaseBatch = 100;
 // the HTTP client can carry, so that nothing waits inside it long enough to time out and
 // memory stays bounded however many endpoints there are.
 constexpr int kMaxInFlight = 512;
-constexpr int kMaxReserved = 1024;
+constexpr int kMaxReserved = 8192;
+
+// The message a delivery job is for: the job is the message id ("msg_…"); jobs enqueued by
+// earlier versions are JSON objects holding it as "m" (and a copy of the message).
+std::string JobMessageId(const std::string& payload) {
+  if (payload.starts_with("msg_")) {
+    return payload;
+  }
+  const json job = json::parse(payload, nullptr, false);
+  if (!job.is_object() || !job.contains("m") || !job["m"].is_string()) {
+    return "";
+  }
+  return job["m"].get<std::string>();
+}
 
 struct LeaseDone {
   std::string endpoint_id;
@@ -42,6 +55,7 @@ struct LeaseDone {
 };
 struct Answer {
   std::string endpoint_id;
+  std::string message_id;
   queue::Leased delivery;
   int64_t sent_ms = 0;
   std::string url;
@@ -308,13 +322,15 @@ class DispatcherImpl final : public Dispatcher {
       Send(id, lane, std::move(delivery), std::move(permit));
       served = true;
     }
-    // Lease more when nothing is held and slots are free.
-    if (lane.held.empty() && !lane.leasing && lane.in_flight < cap && now >= lane.next_check_ms &&
-        in_flight_ + reserved_ < kMaxInFlight + kMaxReserved) {
+    // Lease more before what is held runs out: up to twice the concurrency cap in flight and
+    // held, so that a lease brings a batch rather than a delivery or two.
+    const int held = static_cast<int>(lane.held.size());
+    if (held < cap && !lane.leasing && lane.in_flight + held < 2 * cap &&
+        now >= lane.next_check_ms && in_flight_ + reserved_ < kMaxInFlight + kMaxReserved) {
       if (lane.breaker && lane.breaker->state() == resilience::BreakerState::kOpen) {
         return served;
       }
-      size_t want = static_cast<size_t>(cap - lane.in_flight);
+      size_t want = static_cast<size_t>(2 * cap - lane.in_flight - held);
       want =
           std::min(want, static_cast<size_t>(kMaxInFlight + kMaxReserved - in_flight_ - reserved_));
       if (ep.rate_limit_per_second > 0) {
@@ -343,24 +359,27 @@ class DispatcherImpl final : public Dispatcher {
 
   void Send(const std::string& id, Lane& lane, queue::Leased delivery,
             std::shared_ptr<resilience::CircuitBreaker::Permit> permit) {
-    const json job = json::parse(delivery.payload, nullptr, false);
-    if (!job.is_object() || !job.contains("m")) {
-      spdlog::error("webhooks: malformed delivery job on {}; dead-lettering it", id);
-      broker_.FailAsync(EndpointQueue(id), delivery.lease_id, "malformed delivery job",
+    std::string message_id = JobMessageId(delivery.payload);
+    auto body = message_id.empty() ? StatusOr<std::shared_ptr<const std::string>>(
+                                         InvalidArgumentError("malformed delivery job"))
+                                   : hooks_.body(message_id);
+    if (!body.ok()) {
+      // Permanent: the job is unreadable or its message is gone; retrying cannot help.
+      spdlog::error("webhooks: delivery of {} to {} dead-lettered: {}", message_id, id,
+                    body.status().ToString());
+      broker_.FailAsync(EndpointQueue(id), delivery.lease_id, body.status().ToString(),
                         [](const StatusOr<bool>&) {});
       return;
     }
     const int64_t now = NowMs();
-    const std::string message_id = job.value("m", "");
-    std::string body = DeliveryBody(job.value("t", ""), job.value("c", int64_t{0}),
-                                    job.contains("p") ? job["p"].dump() : "null");
     outbound::Request request =
-        SignedRequest(lane.endpoint, message_id, std::move(body), now, options_.request_timeout);
+        SignedRequest(lane.endpoint, message_id, **body, now, options_.request_timeout);
     ++lane.in_flight;
     ++in_flight_;
     ++outstanding_;
     Answer answer;
     answer.endpoint_id = id;
+    answer.message_id = std::move(message_id);
     answer.delivery = std::move(delivery);
     answer.sent_ms = now;
     answer.url = request.url;
@@ -383,9 +402,8 @@ class DispatcherImpl final : public Dispatcher {
     --in_flight_;
     const outbound::Response& r = a.response;
     const int64_t now = NowMs();
-    const json job = json::parse(a.delivery.payload, nullptr, false);
     Attempt attempt;
-    attempt.message_id = job.is_object() ? job.value("m", "") : "";
+    attempt.message_id = std::move(a.message_id);
     attempt.endpoint_id = a.endpoint_id;
     attempt.attempt = a.delivery.attempt;
     attempt.created_ms = a.sent_ms;

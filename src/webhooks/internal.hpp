@@ -1,11 +1,13 @@
 // Private pieces of the webhooks module shared by service.cpp, dispatcher.cpp and http.cpp.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -28,6 +30,10 @@ nlohmann::json ToJson(const EventType& t);
 nlohmann::json ToJson(const Endpoint& e, bool with_secret);
 nlohmann::json ToJson(const Message& m);
 nlohmann::json ToJson(const Attempt& a);
+// The stored form of an attempt (the body column of webhook_attempts): a JSON object with
+// messageId, endpointId, attempt, createdMs, url, requestHeaders (an object), responseStatus,
+// responseBody, latencyUs, error and outcome. Invalid UTF-8 is replaced (U+FFFD).
+std::string StoredAttempt(const Attempt& a);
 // The stored form of an endpoint (everything, secrets included) and back.
 nlohmann::json StoredEndpoint(const Endpoint& e);
 StatusOr<Endpoint> EndpointFromStored(const nlohmann::json& j);
@@ -35,6 +41,24 @@ StatusOr<Endpoint> EndpointFromStored(const nlohmann::json& j);
 // The body evo POSTs: {"type", "timestamp", "data"} (the Standard Webhooks payload shape).
 std::string DeliveryBody(std::string_view event_type, int64_t created_ms,
                          std::string_view payload_json);
+
+// Delivery bodies by message sequence number, shared between the fan-out (which puts every
+// new message's body) and the dispatcher (which sends it to each endpoint). Bounded by the
+// bytes it holds: the oldest put goes first. Thread-safe.
+class BodyCache {
+ public:
+  explicit BodyCache(size_t max_bytes) : max_bytes_(max_bytes) {}
+  // nullptr when the body is not (or no longer) cached.
+  std::shared_ptr<const std::string> Find(int64_t seq) const;
+  void Put(int64_t seq, std::shared_ptr<const std::string> body);
+
+ private:
+  const size_t max_bytes_;
+  mutable std::mutex mu_;
+  std::unordered_map<int64_t, std::shared_ptr<const std::string>> bodies_;  // guarded by mu_
+  std::deque<int64_t> order_;                                               // guarded by mu_
+  size_t bytes_ = 0;                                                        // guarded by mu_
+};
 
 // The signed request of one delivery attempt: Content-Type, webhook-id, webhook-timestamp,
 // webhook-signature (v1 with the current secret, and the previous one during its grace),
@@ -51,6 +75,8 @@ struct DispatcherHooks {
   std::function<void(const std::string& endpoint_id, std::string reason)> disable;
   // Clears or starts the failing streak of an endpoint.
   std::function<void(const std::string& endpoint_id, int64_t failing_since_ms)> set_failing;
+  // The delivery body of a message (NotFound when the message is not stored).
+  std::function<StatusOr<std::shared_ptr<const std::string>>(std::string_view message_id)> body;
 };
 
 // The delivery engine: leases from each active endpoint's queue as its rate limit,

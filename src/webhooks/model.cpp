@@ -1,6 +1,7 @@
 // JSON forms of the model, the stored endpoint, and the signed request of a delivery.
 #include <fmt/format.h>
 
+#include "core/logging.hpp"
 #include "webhooks/internal.hpp"
 #include "webhooks/signature.hpp"
 
@@ -178,6 +179,84 @@ std::string DeliveryBody(std::string_view event_type, int64_t created_ms,
   out += payload_json;
   out += '}';
   return out;
+}
+
+namespace {
+
+// Appends `text` as a JSON string. Written by hand because the recorder stores one of these per
+// attempt; invalid UTF-8 (a response body can hold anything) goes through nlohmann's replacing
+// serialiser instead.
+void AppendJsonString(std::string& out, std::string_view text) {
+  bool plain = true;
+  for (unsigned char c : text) {
+    if (c >= 0x80) {
+      plain = false;
+      break;
+    }
+  }
+  if (!plain) {
+    out += json(std::string(text)).dump(-1, ' ', false, json::error_handler_t::replace);
+    return;
+  }
+  out += '"';
+  logging::AppendJsonEscaped(out, text);
+  out += '"';
+}
+
+}  // namespace
+
+std::string StoredAttempt(const Attempt& a) {
+  std::string out;
+  out.reserve(512 + a.response_body.size());
+  out += R"({"messageId":)";
+  AppendJsonString(out, a.message_id);
+  out += R"(,"endpointId":)";
+  AppendJsonString(out, a.endpoint_id);
+  fmt::format_to(std::back_inserter(out), R"(,"attempt":{},"createdMs":{},"url":)", a.attempt,
+                 a.created_ms);
+  AppendJsonString(out, a.url);
+  out += R"(,"requestHeaders":{)";
+  bool first = true;
+  for (const auto& [name, value] : a.request_headers) {
+    if (!first) {
+      out += ',';
+    }
+    first = false;
+    AppendJsonString(out, name);
+    out += ':';
+    AppendJsonString(out, value);
+  }
+  fmt::format_to(std::back_inserter(out), R"(}},"responseStatus":{},"responseBody":)",
+                 a.response_status);
+  AppendJsonString(out, a.response_body);
+  fmt::format_to(std::back_inserter(out), R"(,"latencyUs":{},"error":)", a.latency_us);
+  AppendJsonString(out, a.error);
+  out += R"(,"outcome":)";
+  AppendJsonString(out, a.outcome);
+  out += '}';
+  return out;
+}
+
+std::shared_ptr<const std::string> BodyCache::Find(int64_t seq) const {
+  std::lock_guard lock(mu_);
+  auto it = bodies_.find(seq);
+  return it == bodies_.end() ? nullptr : it->second;
+}
+
+void BodyCache::Put(int64_t seq, std::shared_ptr<const std::string> body) {
+  std::lock_guard lock(mu_);
+  const size_t size = body->size();
+  if (!bodies_.emplace(seq, std::move(body)).second) {
+    return;
+  }
+  order_.push_back(seq);
+  bytes_ += size;
+  while (bytes_ > max_bytes_ && order_.size() > 1) {
+    auto it = bodies_.find(order_.front());
+    bytes_ -= it->second->size();
+    bodies_.erase(it);
+    order_.pop_front();
+  }
 }
 
 outbound::Request SignedRequest(const Endpoint& endpoint, std::string_view message_id,

@@ -28,6 +28,8 @@ using std::chrono::milliseconds;
 constexpr size_t kFanoutBatch = 100;
 constexpr size_t kRecorderBatch = 1000;
 constexpr milliseconds kRecorderFlush{50};
+// Delivery bodies kept in memory for the dispatcher; older ones are read back when needed.
+constexpr size_t kBodyCacheBytes = 32 << 20;
 
 const std::vector<store::Migration>& Migrations() {
   static const std::vector<store::Migration> migrations = {{1, R"sql(
@@ -169,6 +171,7 @@ class ServiceImpl final : public Service {
       Disable(id, std::move(reason));
     };
     hooks.set_failing = [this](const std::string& id, int64_t since) { SetFailing(id, since); };
+    hooks.body = [this](std::string_view message_id) { return BodyOf(message_id); };
     EVO_ASSIGN_OR_RETURN(dispatcher_, Dispatcher::Start(options_, broker_, *client_, clock_,
                                                         std::move(hooks), registry_));
     {
@@ -911,6 +914,25 @@ class ServiceImpl final : public Service {
     });
   }
 
+  // The delivery body of a stored message: from the cache the fan-out fills, else read back.
+  StatusOr<std::shared_ptr<const std::string>> BodyOf(std::string_view message_id) {
+    const int64_t seq = SeqOf(message_id);
+    if (auto body = bodies_.Find(seq)) {
+      return body;
+    }
+    EVO_ASSIGN_OR_RETURN(
+        store::Rows rows,
+        db_.Query("SELECT id, event_type, payload, created_ms FROM webhook_messages WHERE seq = ?",
+                  {seq}));
+    if (rows.empty() || Text(rows[0][0]) != message_id) {
+      return NotFoundError(fmt::format("message '{}' is no longer stored", message_id));
+    }
+    auto body = std::make_shared<const std::string>(
+        DeliveryBody(Text(rows[0][1]), Int(rows[0][3]), Text(rows[0][2])));
+    bodies_.Put(seq, body);
+    return body;
+  }
+
   static Message ToMessage(const store::Row& r) {
     Message m;
     m.id = Text(r[0]);
@@ -932,15 +954,16 @@ class ServiceImpl final : public Service {
     return OkStatus();
   }
 
-  // One queue message per delivery: the message id, type, time and payload.
+  // One queue message per delivery, holding only the message id: the body is the stored
+  // message's (BodyOf), so a message fanned out to N endpoints is stored once, not N times.
   static std::vector<queue::NewMessage> DeliveryJobs(const Endpoint& ep,
                                                      const std::vector<Message>& messages,
                                                      const std::string& dedupe_tag) {
     std::vector<queue::NewMessage> jobs;
+    jobs.reserve(messages.size());
     for (const Message& m : messages) {
       queue::NewMessage job;
-      json j = {{"m", m.id}, {"t", m.event_type}, {"c", m.created_ms}, {"p", m.payload}};
-      job.payload = j.dump(-1, ' ', false, json::error_handler_t::replace);
+      job.payload = m.id;
       job.dedupe_key = dedupe_tag.empty() ? m.id : m.id + "/" + dedupe_tag;
       if (ep.ordered) {
         job.ordering_key = "o";
@@ -1006,6 +1029,12 @@ class ServiceImpl final : public Service {
       m.payload = job.contains("p") ? job["p"] : json();
       messages.push_back(std::move(m));
     }
+    // Each payload's text, serialised once for the stored row and the delivery body.
+    std::vector<std::string> payloads;
+    payloads.reserve(messages.size());
+    for (const Message& m : messages) {
+      payloads.push_back(m.payload.dump(-1, ' ', false, json::error_handler_t::replace));
+    }
     std::vector<Endpoint> endpoints;
     {
       std::lock_guard lock(mu_);
@@ -1035,13 +1064,14 @@ class ServiceImpl final : public Service {
       }
     }
     EVO_RETURN_IF_ERROR(db_.Transaction([&](store::Executor& tx) -> Status {
-      for (const Message& m : messages) {
+      for (size_t i = 0; i < messages.size(); ++i) {
+        const Message& m = messages[i];
         EVO_RETURN_IF_ERROR(
             tx.Exec("INSERT OR IGNORE INTO webhook_messages(seq, id, event_type, event_id, "
                     "payload, created_ms, application_id) VALUES(?, ?, ?, ?, ?, ?, ?)",
                     {SeqOf(m.id), m.id, m.event_type,
                      m.event_id.empty() ? store::Value(nullptr) : store::Value(m.event_id),
-                     m.payload.dump(-1, ' ', false, json::error_handler_t::replace), m.created_ms,
+                     payloads[i], m.created_ms,
                      m.application_id.empty() ? store::Value(nullptr)
                                               : store::Value(m.application_id)})
                 .status());
@@ -1063,6 +1093,12 @@ class ServiceImpl final : public Service {
       }
       return OkStatus();
     }));
+    // The dispatcher is about to need every body, once per endpoint.
+    for (size_t i = 0; i < messages.size(); ++i) {
+      const Message& m = messages[i];
+      bodies_.Put(SeqOf(m.id), std::make_shared<const std::string>(
+                                   DeliveryBody(m.event_type, m.created_ms, payloads[i])));
+    }
     // Every endpoint's deliveries are enqueued at once, so they share one group commit.
     std::mutex mu;
     std::condition_variable cv;
@@ -1152,26 +1188,11 @@ class ServiceImpl final : public Service {
     const Status s = db_.Transaction([&](store::Executor& tx) -> Status {
       for (size_t i = 0; i < batch.size(); ++i) {
         const Attempt& a = batch[i].attempt;
-        json headers = json::object();
-        for (const auto& [k, v] : a.request_headers) {
-          headers[k] = v;
-        }
-        const json body = {{"messageId", a.message_id},
-                           {"endpointId", a.endpoint_id},
-                           {"attempt", a.attempt},
-                           {"createdMs", a.created_ms},
-                           {"url", a.url},
-                           {"requestHeaders", headers},
-                           {"responseStatus", a.response_status},
-                           {"responseBody", a.response_body},
-                           {"latencyUs", a.latency_us},
-                           {"error", a.error},
-                           {"outcome", a.outcome}};
         EVO_RETURN_IF_ERROR(
-            tx.Exec("INSERT INTO webhook_attempts(seq, endpoint_id, message_id, body) VALUES(?, "
-                    "?, ?, ?)",
-                    {static_cast<int64_t>((*ids)[i]), a.endpoint_id, a.message_id,
-                     body.dump(-1, ' ', false, json::error_handler_t::replace)})
+            tx.Exec(
+                  "INSERT INTO webhook_attempts(seq, endpoint_id, message_id, body) VALUES(?, "
+                  "?, ?, ?)",
+                  {static_cast<int64_t>((*ids)[i]), a.endpoint_id, a.message_id, StoredAttempt(a)})
                 .status());
         if (batch[i].delivery_state == "failed") {
           EVO_RETURN_IF_ERROR(
@@ -1208,6 +1229,7 @@ class ServiceImpl final : public Service {
   std::map<std::string, Endpoint, std::less<>> endpoints_;  // guarded by mu_
   std::map<int64_t, std::string> endpoint_order_;           // guarded by mu_
 
+  BodyCache bodies_{kBodyCacheBytes};
   std::unique_ptr<outbound::Client> client_;
   std::unique_ptr<Dispatcher> dispatcher_;
   std::atomic<bool> stopped_{false};
