@@ -12,6 +12,8 @@ PACKAGES=(
   libnats-dev libhiredis-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
   libspdlog-dev libfmt-dev libcli11-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  # the evo binary's allocator (CMake option EVO_MIMALLOC)
+  libmimalloc-dev
   # servers and tools the tests and benchmarks start on loopback
   sqlite3 curl faketime prometheus python3-prometheus-client python3-requests
   wrk redis-server redis-tools postgresql postgresql-contrib nats-server

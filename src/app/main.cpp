@@ -122,6 +122,7 @@ StatusOr<std::unique_ptr<store::Database>> OpenDatabase(const Config& config) {
   }
   store::SqliteOptions db_options;
   db_options.path = DatabasePath(config).string();
+  db_options.background_checkpoint = true;  // the webhook attempt log writes all the time
   return store::OpenSqlite(db_options);
 }
 

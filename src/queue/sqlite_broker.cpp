@@ -1038,13 +1038,10 @@ class SqliteBroker final : public Broker {
       by_id_[q->id] = q;
     }
     if (!options_.read_only) {
-      // Checkpoints run on their own thread (below) instead of inside a commit of the
-      // writer; the automatic one stays as a backstop should they fall behind.
-      EVO_RETURN_IF_ERROR(db_->Exec("PRAGMA wal_autocheckpoint=16384").status());
       // RETURNING and multi-row statements use temporary storage: keep it in memory.
       EVO_RETURN_IF_ERROR(db_->Exec("PRAGMA temp_store=MEMORY").status());
       writer_ = std::thread([this] { WriterLoop(); });
-      checkpointer_ = std::thread([this] { CheckpointLoop(); });
+      gauges_ = std::thread([this] { GaugeLoop(); });
     }
     return OkStatus();
   }
@@ -1325,8 +1322,8 @@ class SqliteBroker final : public Broker {
     if (writer_.joinable()) {
       writer_.join();
     }
-    if (checkpointer_.joinable()) {
-      checkpointer_.join();
+    if (gauges_.joinable()) {
+      gauges_.join();
     }
   }
 
@@ -1801,25 +1798,15 @@ class SqliteBroker final : public Broker {
     }
   }
 
-  // Copies committed WAL pages into the database file from a reader connection, so that the
-  // writer's commits never pay for it (SQLite would otherwise checkpoint inside a commit
-  // every 1000 pages). Also refreshes the gauges, which read every queue: the writer never
-  // waits for either.
-  void CheckpointLoop() {
-    auto next_gauges = clock_.Monotonic();
+  // Refreshes the gauges, which read every queue, on a thread of their own: the writer never
+  // waits for them.
+  void GaugeLoop() {
     std::unique_lock lock(mu_);
     while (!stopping_) {
       // Its own condition variable: Submit's notify_one must always reach the writer.
-      stop_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return stopping_; });
+      stop_cv_.wait_for(lock, kGaugeRefresh, [&] { return stopping_; });
       lock.unlock();
-      auto r = db_->Query("PRAGMA wal_checkpoint(PASSIVE)");
-      if (!r.ok()) {
-        spdlog::warn("queue: checkpoint failed: {}", r.status().ToString());
-      }
-      if (const auto mono = clock_.Monotonic(); mono >= next_gauges) {
-        RefreshGauges();
-        next_gauges = mono + kGaugeRefresh;
-      }
+      RefreshGauges();
       lock.lock();
     }
   }
@@ -1849,7 +1836,7 @@ class SqliteBroker final : public Broker {
 
   std::mutex mu_;
   std::condition_variable cv_;             // wakes the writer
-  std::condition_variable stop_cv_;        // wakes the checkpointer at Stop
+  std::condition_variable stop_cv_;        // wakes the gauge thread at Stop
   std::deque<std::unique_ptr<Op>> inbox_;  // guarded by mu_
   bool stopping_ = false;                  // guarded by mu_
 
@@ -1860,7 +1847,7 @@ class SqliteBroker final : public Broker {
   std::vector<QueuePtr> pending_queues_;
   std::vector<QueuePtr> deleted_queues_;
   std::thread writer_;
-  std::thread checkpointer_;
+  std::thread gauges_;
 };
 
 }  // namespace
@@ -1878,6 +1865,7 @@ StatusOr<std::unique_ptr<Broker>> OpenSqliteBroker(const BrokerOptions& options,
   sqlite.reader_connections = 2;
   sqlite.read_only = options.read_only;
   sqlite.cache_size_kib = 16 * 1024;
+  sqlite.background_checkpoint = true;  // the writer's commits never copy pages back
   EVO_ASSIGN_OR_RETURN(std::unique_ptr<store::Database> db, store::OpenSqlite(sqlite, clock));
   auto broker =
       std::make_unique<SqliteBroker>(options, clock, std::move(ids), registry, std::move(db));

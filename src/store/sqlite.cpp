@@ -16,8 +16,11 @@
 #include <new>
 #include <set>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <utility>
+
+#include <spdlog/spdlog.h>
 
 #include "store/store.hpp"
 
@@ -746,6 +749,14 @@ class SqliteDatabase final : public Database {
       : options_(options), clock_(clock) {}
 
   ~SqliteDatabase() override {
+    {
+      std::lock_guard lock(checkpoint_mu_);
+      closing_ = true;
+    }
+    checkpoint_cv_.notify_all();
+    if (checkpointer_.joinable()) {
+      checkpointer_.join();
+    }
     readers_.clear();
     writer_.reset();  // last: closing the last connection checkpoints the WAL
   }
@@ -758,7 +769,26 @@ class SqliteDatabase final : public Database {
       free_readers_.push_back(reader.get());
       readers_.push_back(std::move(reader));
     }
+    if (options_.background_checkpoint && !options_.read_only && options_.path != kMemoryPath) {
+      EVO_RETURN_IF_ERROR(Exec("PRAGMA wal_autocheckpoint=16384", {}).status());
+      checkpointer_ = std::thread([this] { CheckpointLoop(); });
+    }
     return OkStatus();
+  }
+
+  void CheckpointLoop() {
+    std::unique_lock lock(checkpoint_mu_);
+    while (!closing_) {
+      checkpoint_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return closing_; });
+      if (closing_) {
+        break;
+      }
+      lock.unlock();
+      if (auto r = Query("PRAGMA wal_checkpoint(PASSIVE)", {}); !r.ok()) {
+        spdlog::warn("store: checkpoint of {} failed: {}", options_.path, r.status().ToString());
+      }
+      lock.lock();
+    }
   }
 
   StatusOr<ExecResult> Exec(std::string_view sql, const Params& params) override {
@@ -1065,6 +1095,11 @@ class SqliteDatabase final : public Database {
   std::mutex readers_mu_;
   std::condition_variable readers_cv_;
   std::vector<Connection*> free_readers_;  // guarded by readers_mu_
+
+  std::mutex checkpoint_mu_;
+  std::condition_variable checkpoint_cv_;
+  bool closing_ = false;  // guarded by checkpoint_mu_
+  std::thread checkpointer_;
 };
 
 }  // namespace

@@ -131,11 +131,15 @@ class DispatcherImpl final : public Dispatcher {
 
  private:
   void Post(Event event) {
+    bool was_empty = false;
     {
       std::lock_guard lock(mu_);
+      was_empty = inbox_.empty();
       inbox_.push_back(std::move(event));
     }
-    cv_.notify_one();
+    if (was_empty) {  // otherwise the loop is already woken and takes the whole inbox
+      cv_.notify_one();
+    }
   }
 
   int64_t NowMs() const { return UnixMillis(clock_.Now()); }

@@ -1186,6 +1186,7 @@ class ServiceImpl final : public Service {
       return;
     }
     const Status s = db_.Transaction([&](store::Executor& tx) -> Status {
+      std::string delivered;  // [endpoint id, message seq] pairs, as JSON array elements
       for (size_t i = 0; i < batch.size(); ++i) {
         const Attempt& a = batch[i].attempt;
         EVO_RETURN_IF_ERROR(
@@ -1201,13 +1202,20 @@ class ServiceImpl final : public Service {
                       {a.endpoint_id, SeqOf(a.message_id), int64_t{a.attempt}, a.created_ms})
                   .status());
         } else if (batch[i].delivery_state == "succeeded") {
-          // Delivered (perhaps by a replay or a recover): nothing left to recover. Usually no
-          // row exists and this is one index lookup.
-          EVO_RETURN_IF_ERROR(tx.Exec("DELETE FROM webhook_deliveries WHERE endpoint_id = ? AND "
-                                      "message_seq = ?",
-                                      {a.endpoint_id, SeqOf(a.message_id)})
-                                  .status());
+          if (!delivered.empty()) {
+            delivered += ',';
+          }
+          delivered += fmt::format(R"(["{}",{}])", a.endpoint_id, SeqOf(a.message_id));
         }
+      }
+      if (!delivered.empty()) {
+        // Delivered (perhaps by a replay or a recover): nothing left to recover. Usually no
+        // row exists; one statement looks them all up.
+        EVO_RETURN_IF_ERROR(tx.Exec("DELETE FROM webhook_deliveries WHERE (endpoint_id, "
+                                    "message_seq) IN (SELECT value->>0, value->>1 FROM "
+                                    "json_each(?))",
+                                    {'[' + delivered + ']'})
+                                .status());
       }
       return OkStatus();
     });

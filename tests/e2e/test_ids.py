@@ -343,10 +343,15 @@ class HttpBasics(unittest.TestCase):
             self.assertEqual(len(ids), 3)
             for i in ids:
                 self.assertRegex(i, pattern)
-                d = self.evo.get("/v1/ids/" + i)
+                # The format is named: a hex ID made of digits only ("0381013341400000")
+                # would otherwise be read as decimal, as documented.
+                d = self.evo.get("/v1/ids/" + i, params={"format": fmt})
                 self.assertEqual(d.status_code, 200, d.text)
                 body = d.json()
                 self.assertEqual(body["formats"][fmt], i)
+                if fmt != "decimal":
+                    self.assertEqual(self.evo.get("/v1/ids/" + body["formats"]["decimal"]).json()
+                                     ["formats"][fmt], i)
                 self.assertRegex(body["timestamp"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
             self.assertEqual(sorted(ids), ids)
 
