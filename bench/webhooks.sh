@@ -16,9 +16,9 @@
 #                  target D >= 0.35 x R_raw
 #   T3. latency    open loop: events published at a fixed LAT_RATE deliveries/s (default D/2)
 #                  for LAT_SECONDS (20) s to each endpoint count in LAT_ENDPOINTS ("1000 10"),
-#                  every payload carrying its send time; the receiver is
-#                  bench/webhooks_timing_receiver.mjs (node), which times each delivery's and
-#                  each message's first arrival; target p99 <= 20 ms
+#                  the receiver is `evo webhooks listen`, which times each delivery's and each
+#                  message's first arrival against the body's "timestamp" (when evo accepted
+#                  the event; GET /latency); target p99 <= 20 ms
 #   T4. isolation  D's load to D_ENDPOINTS healthy endpoints alone, then beside one endpoint
 #                  whose listener answers after ISO_SLOW_MS (30000) ms and one answering 500
 #                  (each on its own listener process); ISO_ROUNDS (1) pairs; target: the healthy
@@ -234,22 +234,6 @@ print(f"{v:.0f}" if v else "", end="")
 EOF
 }
 steady_of() { "$py" "$rep" steady "$work/$1.json" 2>/dev/null || true; }
-# start_timing LOG: bench/webhooks_timing_receiver.mjs on a free port; sets tport and tpid
-tport= tpid=
-start_timing() {
-  tport=$(free_port)
-  node "$here/webhooks_timing_receiver.mjs" "$tport" "$secret" >>"$1" 2>&1 &
-  tpid=$!
-  pids+=("$tpid")
-  for _ in $(seq 100); do
-    curl -sf --max-time 2 "http://127.0.0.1:$tport/stats" >/dev/null 2>&1 && return 0
-    kill -0 "$tpid" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "   timing receiver did not start: $(last_line "$1")"
-  return 1
-}
-
 # --- T1. R_raw: the listener's capacity for 1 KiB signed bodies -------------------------------
 raw_rps=
 if want raw && [ $evo_ok = 1 ] && [ $wrk_ok = 1 ]; then
@@ -307,50 +291,46 @@ if want latency && [ $evo_ok = 1 ]; then
   fi
   echo "-- T3. publish -> first attempt: $(commas "$lat_rate") deliveries/s ($why) for" \
     "${lat_seconds}s, open loop, to $lat_endpoints endpoints; receiver" \
-    "bench/webhooks_timing_receiver.mjs"
+    "evo webhooks listen (GET /latency)"
   emit info name=latency "rate=$lat_rate" "why=$why"
-  if ! have node; then
-    skip "latency" "no node (the timing receiver is bench/webhooks_timing_receiver.mjs)"
-  else
-    for k in $lat_endpoints; do
-      tag="lat$k"
-      if start_timing "$work/timing-$k.log" && start_evo "$work/evo-$tag" "$work/evo-$tag.log"; then
-        if ids=$(setup $(endpoint_urls "$tport" ep "$k")); then
-          "$py" "$tgt" latency "$base" "http://127.0.0.1:$tport" --endpoints "$k" \
-            --rate "$lat_rate" --seconds "$lat_seconds" --bytes "$body_bytes" --tag "$tag" \
-            --timeout "$deliver_timeout" >"$work/$tag.json" 2>"$work/$tag.err" || true
-          if grep -q '"kind": "latency"' "$work/$tag.json"; then
-            cat "$work/$tag.json" >>"$results"
-            "$py" - "$work/$tag.json" <<'EOF'
+  for k in $lat_endpoints; do
+    tag="lat$k"
+    if start_listener "$work/timing-$k.log" && start_evo "$work/evo-$tag" "$work/evo-$tag.log"; then
+      if ids=$(setup $(endpoint_urls "$lport" ep "$k")); then
+        "$py" "$tgt" latency "$base" "http://127.0.0.1:$lport" --endpoints "$k" \
+          --rate "$lat_rate" --seconds "$lat_seconds" --bytes "$body_bytes" --tag "$tag" \
+          --timeout "$deliver_timeout" >"$work/$tag.json" 2>"$work/$tag.err" || true
+        if grep -q '"kind": "latency"' "$work/$tag.json"; then
+          cat "$work/$tag.json" >>"$results"
+          "$py" - "$work/$tag.json" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
 lat = r.get("latency") or {}
 d, m, f = lat.get("deliveries") or {}, lat.get("messages") or {}, r.get("final") or {}
 late, pub, bb = r["late_ms"], r["publish_ms"], f.get("bodyBytes") or {}
 print(f"   {r['endpoints']:,} endpoint(s): {r['accepted']:,}/{r['events']:,} events at"
-      f" {r['events_per_s']:.1f}/s ({r['publish_errors']} errors"
-      f"{': ' + r['first_error'] if r['first_error'] else ''}; sent late by p99"
-      f" {late.get('p99')} ms; POST p99 {pub.get('p99')} ms); {f.get('distinct', 0):,}/"
-      f"{r['want']:,} delivered, duplicates {f.get('duplicates')}, bad signatures"
-      f" {f.get('badSignatures')}, bodies {bb.get('min')}-{bb.get('max')} B")
+    f" {r['events_per_s']:.1f}/s ({r['publish_errors']} errors"
+    f"{': ' + r['first_error'] if r['first_error'] else ''}; sent late by p99"
+    f" {late.get('p99')} ms; POST p99 {pub.get('p99')} ms); {f.get('distinct', 0):,}/"
+    f"{r['want']:,} delivered, duplicates {f.get('duplicates')}, bad signatures"
+    f" {f.get('badSignatures')}, bodies {bb.get('min')}-{bb.get('max')} B")
 print(f"     publish -> first attempt, per delivery: p50 {d.get('p50')} ms, p99 {d.get('p99')}"
-      f" ms, max {d.get('max')} ms; per message (its first endpoint): p50 {m.get('p50')} ms,"
-      f" p99 {m.get('p99')} ms")
+    f" ms, max {d.get('max')} ms; per message (its first endpoint): p50 {m.get('p50')} ms,"
+    f" p99 {m.get('p99')} ms")
 EOF
-          else
-            skip "$tag" "the loader failed: $(last_line "$work/$tag.err")"
-          fi
-          alive && record_rss "$tag"
         else
-          skip "$tag" "setup failed: $ids"
+          skip "$tag" "the loader failed: $(last_line "$work/$tag.err")"
         fi
+        alive && record_rss "$tag"
       else
-        skip "$tag" "evo or the timing receiver did not start"
+        skip "$tag" "setup failed: $ids"
       fi
-      stop_evo
-      stop_pid "$tpid"
-    done
-  fi
+    else
+      skip "$tag" "evo or the listener did not start"
+    fi
+    stop_evo
+    stop_pid "$lpid"
+  done
 fi
 
 # --- T4. isolation: healthy endpoints beside one answering after 30 s and one answering 500 ----

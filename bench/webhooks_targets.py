@@ -6,11 +6,12 @@ bench/webhooks_report.py's report reads back.
                       [--threads T] [--timeout X] [--tag TAG]
         open loop: publish events at a fixed R/K events/s (R deliveries/s over K endpoints)
         for S s from T threads with their own keep-alive connections; event i is due at
-        start + i/(R/K) whatever happened to the earlier ones, and its payload carries
-        "sentMs" (wall-clock ms, stamped just before its POST /v1/messages goes out) and its
-        number, padded so that evo's delivery body is B bytes. Then wait (up to X s) until
-        RECEIVER (bench/webhooks_timing_receiver.mjs) has every delivery and read its
-        GET /latency: publish -> first attempt per delivery and per message.
+        start + i/(R/K) whatever happened to the earlier ones, and its payload carries its
+        number and "sentMs" (wall-clock ms, stamped just before its POST /v1/messages goes
+        out), padded so that evo's delivery body is B bytes. Then wait (up to X s) until
+        RECEIVER (`evo webhooks listen`) has every delivery and read its GET /latency: each
+        first arrival behind the body's "timestamp" (when evo accepted the event), per
+        delivery and per message.
   webhooks_targets.py fill BASE N [--endpoints K] [--bytes B] [--conns C] [--timeout X]
                       [--tag TAG]
         publish N events (asyncio, C keep-alive connections) whose deliveries cannot complete

@@ -372,6 +372,39 @@ TEST(Client, RunsManyRequestsConcurrentlyWithinTheHostConnectionCap) {
   EXPECT_EQ(client->in_flight(), 0u);
 }
 
+TEST(Client, ARequestWaitingForAConnectionTimesOutOnItsOwnClock) {
+  TestServer server;
+  ClientOptions o = Options();
+  o.max_host_connections = 1;
+  auto client = Make(o);
+  // The only connection to the host hangs; the next request waits for it in the client,
+  // and its timeout counts the wait.
+  std::promise<Response> first;
+  client->Send(Get(server.Url("/hang")), [&](Response r) { first.set_value(std::move(r)); });
+  Request waiting = Get(server.Url("/status/200"));
+  waiting.timeout = milliseconds(300);
+  Response r = Fetch(*client, waiting);
+  EXPECT_EQ(r.error.code(), StatusCode::kDeadlineExceeded) << r.error;
+  EXPECT_NE(r.error.message().find("waiting for a connection"), std::string_view::npos) << r.error;
+  EXPECT_GE(r.latency, milliseconds(300));
+  server.Release();  // the hanging request ends (without an answer)
+  first.get_future().get();
+  // Once the connection is free again, waiting requests run in order.
+  std::vector<std::future<Response>> later;
+  std::vector<std::promise<Response>> promises(3);
+  for (auto& p : promises) {
+    later.push_back(p.get_future());
+    client->Send(Get(server.Url("/status/204")),
+                 [&p](Response resp) { p.set_value(std::move(resp)); });
+  }
+  for (auto& f : later) {
+    Response resp = f.get();
+    EXPECT_TRUE(resp.error.ok()) << resp.error;
+    EXPECT_EQ(resp.status, 204);
+  }
+  EXPECT_EQ(client->in_flight(), 0u);
+}
+
 TEST(Client, SendsFromManyThreads) {
   TestServer server;
   auto client = Make(Options());

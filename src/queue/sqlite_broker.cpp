@@ -284,6 +284,9 @@ class Op {
   // After the commit (`commit` is its status). Returns true to be kept as a long-poll waiter
   // instead of answering.
   virtual bool Finish(const Status& commit, int64_t now_ms) = 0;
+  // Whether the group's commit must survive a power loss before this operation is answered.
+  // A lease need not: lost, it is as if it had expired (the message is delivered again).
+  virtual bool NeedsSync() const { return true; }
 };
 
 }  // namespace
@@ -843,6 +846,7 @@ class EnqueueOp final : public Op {
 
 class LeaseBatchOp final : public Op {
  public:
+  bool NeedsSync() const override { return false; }
   LeaseBatchOp(QueuePtr q, size_t max, milliseconds visibility, int64_t deadline_ms,
                Callback<std::vector<Leased>> done)
       : q_(std::move(q)),
@@ -1687,29 +1691,37 @@ class SqliteBroker final : public Broker {
   void Commit(std::deque<std::unique_ptr<Op>>& batch, int64_t now) {
     std::map<int64_t, Counters> deltas;
     std::vector<int64_t> woken;
-    const Status commit = db_->Transaction([&](store::Executor& tx) -> Status {
-      Group g{tx, now, {}, {}};
-      for (auto& op : batch) {
-        EVO_RETURN_IF_ERROR(op->Apply(g));
-      }
-      for (const auto& [queue_id, d] : g.deltas) {
-        if (d.Zero()) {
-          continue;
-        }
-        EVO_RETURN_IF_ERROR(
-            tx.Exec("UPDATE queue_queues SET depth = depth + ?, dead = dead + ?, enqueued_total "
-                    "= enqueued_total + ?, deduplicated_total = deduplicated_total + ?, "
-                    "acked_total = acked_total + ?, nacked_total = nacked_total + ?, "
-                    "dead_lettered_total = dead_lettered_total + ?, expired_leases_total = "
-                    "expired_leases_total + ?, redriven_total = redriven_total + ? WHERE id = ?",
-                    {d.depth, d.dead, d.enqueued, d.deduplicated, d.acked, d.nacked,
-                     d.dead_lettered, d.expired, d.redriven, queue_id})
-                .status());
-      }
-      deltas = std::move(g.deltas);
-      woken = std::move(g.woken);
-      return OkStatus();
-    });
+    // Leases alone are committed without syncing the log; a group with anything else syncs
+    // it (and with it the leases before).
+    const bool sync =
+        options_.sync && std::any_of(batch.begin(), batch.end(),
+                                     [](const std::unique_ptr<Op>& op) { return op->NeedsSync(); });
+    const Status commit = db_->Transaction(
+        [&](store::Executor& tx) -> Status {
+          Group g{tx, now, {}, {}};
+          for (auto& op : batch) {
+            EVO_RETURN_IF_ERROR(op->Apply(g));
+          }
+          for (const auto& [queue_id, d] : g.deltas) {
+            if (d.Zero()) {
+              continue;
+            }
+            EVO_RETURN_IF_ERROR(
+                tx.Exec(
+                      "UPDATE queue_queues SET depth = depth + ?, dead = dead + ?, enqueued_total "
+                      "= enqueued_total + ?, deduplicated_total = deduplicated_total + ?, "
+                      "acked_total = acked_total + ?, nacked_total = nacked_total + ?, "
+                      "dead_lettered_total = dead_lettered_total + ?, expired_leases_total = "
+                      "expired_leases_total + ?, redriven_total = redriven_total + ? WHERE id = ?",
+                      {d.depth, d.dead, d.enqueued, d.deduplicated, d.acked, d.nacked,
+                       d.dead_lettered, d.expired, d.redriven, queue_id})
+                    .status());
+          }
+          deltas = std::move(g.deltas);
+          woken = std::move(g.woken);
+          return OkStatus();
+        },
+        sync ? store::TxMode::kDurable : store::TxMode::kReadWrite);
     if (commit.ok()) {
       ApplyCommitted(deltas);
       woken_ = std::move(woken);
@@ -1860,8 +1872,8 @@ StatusOr<std::unique_ptr<Broker>> OpenSqliteBroker(const BrokerOptions& options,
   }
   store::SqliteOptions sqlite;
   sqlite.path = options.path.string();
-  sqlite.synchronous =
-      options.sync ? store::SqliteSynchronous::kFull : store::SqliteSynchronous::kNormal;
+  // Commits that must be durable ask for it (TxMode::kDurable, see Commit).
+  sqlite.synchronous = store::SqliteSynchronous::kNormal;
   sqlite.reader_connections = 2;
   sqlite.read_only = options.read_only;
   sqlite.cache_size_kib = 16 * 1024;

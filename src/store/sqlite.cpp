@@ -831,8 +831,16 @@ class SqliteDatabase final : public Database {
         return RunTransaction(*reader.conn, fn, mode);
       }
       EVO_ASSIGN_OR_RETURN(auto lock, LockWriter());
-      if (mode == TxMode::kReadWrite) {
-        return RunTransaction(*writer_, fn, mode);
+      if (mode == TxMode::kReadWrite ||
+          (mode == TxMode::kDurable && options_.synchronous == SqliteSynchronous::kFull)) {
+        return RunTransaction(*writer_, fn, TxMode::kReadWrite);
+      }
+      if (mode == TxMode::kDurable) {
+        // In WAL mode a FULL commit syncs the log, and with it every commit before it.
+        EVO_RETURN_IF_ERROR(writer_->ExecDirect("PRAGMA synchronous=FULL"));
+        Status s = RunTransaction(*writer_, fn, TxMode::kReadWrite);
+        Status restore = writer_->ExecDirect("PRAGMA synchronous=NORMAL");
+        return s.ok() ? restore : s;
       }
       // A read-only transaction on the writer (no readers): make it refuse writes as a
       // reader would.

@@ -150,6 +150,10 @@ enum class TxMode {
   // A consistent snapshot for several reads; runs beside writers (WAL) and rejects writes
   // with FailedPrecondition.
   kReadOnly,
+  // kReadWrite, and the commit survives a power loss when it returns, whatever the
+  // database's own setting (SQLite: synchronous=FULL for this transaction). For writes that
+  // something durable elsewhere will depend on.
+  kDurable,
 };
 
 // One version of one module's schema: `sql` (one or more statements) runs inside a

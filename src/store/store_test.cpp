@@ -315,6 +315,36 @@ TEST_F(StoreTest, TransactionCommits) {
   EXPECT_EQ(db->GetStats().transactions_committed, 1u);
 }
 
+TEST_F(StoreTest, DurableTransactionCommitsAndLeavesTheSettingAsItWas) {
+  auto db = Open();
+  ASSERT_NE(db, nullptr);
+  ASSERT_TRUE(db->Exec("CREATE TABLE t (v INTEGER)").ok());
+  // Read on the writer connection (a read-write transaction), where durable ones run.
+  auto synchronous = [&] {
+    Value v;
+    EXPECT_TRUE(db->Transaction([&](Executor& tx) -> Status {
+                    EVO_ASSIGN_OR_RETURN(Row row, tx.QueryOne("PRAGMA synchronous"));
+                    v = row[0];
+                    return OkStatus();
+                  }).ok());
+    return v;
+  };
+  const Value before = synchronous();
+  Status s = db->Transaction(
+      [](Executor& tx) { return tx.Exec("INSERT INTO t VALUES (1)").status(); }, TxMode::kDurable);
+  ASSERT_TRUE(s.ok()) << s;
+  // A failing durable transaction rolls back and restores the setting too.
+  s = db->Transaction(
+      [](Executor& tx) -> Status {
+        EVO_RETURN_IF_ERROR(tx.Exec("INSERT INTO t VALUES (2)").status());
+        return InternalError("no");
+      },
+      TxMode::kDurable);
+  EXPECT_EQ(s.code(), StatusCode::kInternal);
+  EXPECT_EQ(Count(*db, "t"), 1);
+  EXPECT_EQ(synchronous(), before);
+}
+
 TEST_F(StoreTest, TransactionRollsBackWhenFunctionFails) {
   auto db = Open();
   ASSERT_NE(db, nullptr);

@@ -30,6 +30,8 @@ using std::chrono::milliseconds;
 constexpr milliseconds kIdlePoll{1000};  // look again at an endpoint whose queue was empty
 constexpr milliseconds kLoopTick{20};    // token refill and breaker checks
 constexpr size_t kMaxLeaseBatch = 100;
+// How long a delivery waits for its message row to be stored (see Send).
+constexpr milliseconds kMissingMessageWait{10 * 60 * 1000};
 // Requests on the wire at once, over all endpoints, and deliveries leased beyond them: what
 // the HTTP client can carry, so that nothing waits inside it long enough to time out and
 // memory stays bounded however many endpoints there are.
@@ -368,11 +370,22 @@ class DispatcherImpl final : public Dispatcher {
                                          InvalidArgumentError("malformed delivery job"))
                                    : hooks_.body(message_id);
     if (!body.ok()) {
-      // Permanent: the job is unreadable or its message is gone; retrying cannot help.
-      spdlog::error("webhooks: delivery of {} to {} dead-lettered: {}", message_id, id,
-                    body.status().ToString());
-      broker_.FailAsync(EndpointQueue(id), delivery.lease_id, body.status().ToString(),
-                        [](const StatusOr<bool>&) {});
+      // The fan-out commits a batch's message rows and its deliveries at the same time, in
+      // two files; a crash between the two commits leaves deliveries whose row is not stored
+      // yet, and the batch, not acknowledged, is fanned out again once its lease runs out.
+      // Until then the delivery waits without using up an attempt. An unreadable job, or a
+      // row still missing long after, will not get better.
+      const bool wait = body.status().code() == StatusCode::kNotFound &&
+                        NowMs() - delivery.enqueued_unix_ms < kMissingMessageWait.count();
+      spdlog::warn("webhooks: delivery of {} to {} {}: {}", message_id, id,
+                   wait ? "waits for its message" : "dead-lettered", body.status().ToString());
+      if (wait) {
+        Settle(id, delivery.lease_id, false, std::chrono::seconds(1), body.status().ToString(),
+               /*count=*/false);
+      } else {
+        broker_.FailAsync(EndpointQueue(id), delivery.lease_id, body.status().ToString(),
+                          [](const StatusOr<bool>&) {});
+      }
       return;
     }
     const int64_t now = NowMs();

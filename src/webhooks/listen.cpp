@@ -1,6 +1,8 @@
 #include "webhooks/listen.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <mutex>
 #include <thread>
@@ -28,6 +30,17 @@ class ListenerImpl final : public Listener {
     }
     router_.Get("/stats", [this](const http::Request&) -> StatusOr<http::Response> {
       return http::Response::Text(200, StatsJson(), "application/json");
+    });
+    router_.Get("/latency", [this](const http::Request&) -> StatusOr<http::Response> {
+      std::vector<double> deliveries;
+      std::vector<double> messages;
+      {
+        std::lock_guard lock(mu_);
+        deliveries = delivery_lag_ms_;
+        messages = message_lag_ms_;
+      }
+      return http::Response::Json(
+          200, {{"deliveries", Summary(deliveries)}, {"messages", Summary(messages)}});
     });
   }
   ~ListenerImpl() override { Stop(); }
@@ -64,7 +77,31 @@ class ListenerImpl final : public Listener {
   }
 
  private:
+  // {n, mean, min, p50, p90, p99, p999, max} in ms, rounded to µs.
+  static json Summary(std::vector<double>& v) {
+    if (v.empty()) {
+      return {{"n", 0}};
+    }
+    std::sort(v.begin(), v.end());
+    auto at = [&](double q) {
+      const auto i = static_cast<size_t>(std::ceil(q * static_cast<double>(v.size())));
+      return v[std::min(v.size() - 1, i == 0 ? 0 : i - 1)];
+    };
+    auto r = [](double x) { return std::round(x * 1000) / 1000; };
+    double sum = 0;
+    for (double x : v) {
+      sum += x;
+    }
+    return {{"n", v.size()},        {"mean", r(sum / static_cast<double>(v.size()))},
+            {"min", r(v.front())},  {"p50", r(at(0.5))},
+            {"p90", r(at(0.9))},    {"p99", r(at(0.99))},
+            {"p999", r(at(0.999))}, {"max", r(v.back())}};
+  }
+
   StatusOr<http::Response> Receive(const http::Request& r) {
+    const int64_t arrived_us =
+        std::chrono::duration_cast<std::chrono::microseconds>(RealClock().Now().time_since_epoch())
+            .count();
     const std::string id(r.headers.Get(kWebhookIdHeader).value_or(""));
     const std::string ts(r.headers.Get(kWebhookTimestampHeader).value_or(""));
     const std::string sig(r.headers.Get(kWebhookSignatureHeader).value_or(""));
@@ -100,6 +137,24 @@ class ListenerImpl final : public Listener {
         duplicate = !seen_.insert(r.path + " " + id).second;
         duplicates_ += duplicate ? 1 : 0;
         path_counts.second += duplicate ? 0 : 1;
+        // Lag: the first arrival against the event's "timestamp" (when evo accepted it).
+        if (!duplicate && body.is_object() && body.contains("timestamp") &&
+            body["timestamp"].is_string()) {
+          if (auto ts = ParseTimestamp(body["timestamp"].get<std::string>()); ts.ok()) {
+            const double lag_ms =
+                static_cast<double>(
+                    arrived_us -
+                    std::chrono::duration_cast<std::chrono::microseconds>(ts->time_since_epoch())
+                        .count()) /
+                1000.0;
+            if (delivery_lag_ms_.size() < kMaxLagSamples) {
+              delivery_lag_ms_.push_back(lag_ms);
+              if (seen_messages_.insert(id).second) {
+                message_lag_ms_.push_back(lag_ms);
+              }
+            }
+          }
+        }
       } else {
         ++failed_;
       }
@@ -137,6 +192,10 @@ class ListenerImpl final : public Listener {
   uint64_t verifications_ = 0;
   int fail_first_used_ = 0;
   std::unordered_set<std::string> seen_;
+  static constexpr size_t kMaxLagSamples = 10'000'000;
+  std::vector<double> delivery_lag_ms_;  // per (path, webhook-id): first arrival - timestamp
+  std::unordered_set<std::string> seen_messages_;
+  std::vector<double> message_lag_ms_;  // per webhook-id: its first arrival on any path
   std::map<std::string, std::pair<uint64_t, uint64_t>> by_path_;  // received, distinct
 };
 

@@ -9,6 +9,10 @@
 //                       "verifications","byPath":{"/p":{"received","distinct"}}} so far;
 //                      distinct counts (path, webhook-id) pairs, so several endpoints may
 //                      share one listener on different paths
+//   GET  /latency      {"deliveries":{n,mean,min,p50,p90,p99,p999,max},"messages":{...}}: the
+//                      lag in ms of each first arrival of a (path, webhook-id) pair, and of
+//                      each webhook-id on any path, behind the body's "timestamp" (when evo
+//                      accepted the event; same clock when both run on one machine)
 #pragma once
 
 #include <memory>

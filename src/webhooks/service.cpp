@@ -977,8 +977,10 @@ class ServiceImpl final : public Service {
 
   void FanoutLoop() {
     while (!stopped_.load()) {
+      // A batch takes milliseconds; after a crash, the next process fans it out again once
+      // this lease runs out.
       auto leases = broker_.Lease(kFanoutQueue, {.max = kFanoutBatch,
-                                                 .visibility = std::chrono::seconds(60),
+                                                 .visibility = std::chrono::seconds(10),
                                                  .wait = std::chrono::milliseconds(200)});
       if (!leases.ok()) {
         if (!stopped_.load()) {
@@ -1005,9 +1007,13 @@ class ServiceImpl final : public Service {
       for (const queue::Leased& l : *leases) {
         ids.push_back(l.lease_id);
       }
-      if (auto acked = broker_.AckBatch(kFanoutQueue, ids); !acked.ok()) {
-        spdlog::warn("webhooks: fan-out ack: {}", acked.status().ToString());
-      }
+      // Not waited for: the next lease shares its group commit. Lost, the batch is fanned out
+      // again after its lease runs out, which stores and enqueues nothing twice.
+      broker_.AckBatchAsync(kFanoutQueue, ids, [](const StatusOr<std::vector<Status>>& acked) {
+        if (!acked.ok()) {
+          spdlog::warn("webhooks: fan-out ack: {}", acked.status().ToString());
+        }
+      });
     }
   }
 
@@ -1063,37 +1069,12 @@ class ServiceImpl final : public Service {
         }
       }
     }
-    EVO_RETURN_IF_ERROR(db_.Transaction([&](store::Executor& tx) -> Status {
-      for (size_t i = 0; i < messages.size(); ++i) {
-        const Message& m = messages[i];
-        EVO_RETURN_IF_ERROR(
-            tx.Exec("INSERT OR IGNORE INTO webhook_messages(seq, id, event_type, event_id, "
-                    "payload, created_ms, application_id) VALUES(?, ?, ?, ?, ?, ?, ?)",
-                    {SeqOf(m.id), m.id, m.event_type,
-                     m.event_id.empty() ? store::Value(nullptr) : store::Value(m.event_id),
-                     payloads[i], m.created_ms,
-                     m.application_id.empty() ? store::Value(nullptr)
-                                              : store::Value(m.application_id)})
-                .status());
-      }
-      // webhook_deliveries holds only what recover needs: deliveries that failed, and those
-      // held for a disabled endpoint (pending ones are in the endpoint's queue).
-      for (const Endpoint& ep : endpoints) {
-        auto it = plan.find(ep.id);
-        if (it == plan.end() || ep.state == EndpointState::kActive) {
-          continue;
-        }
-        for (size_t i : it->second) {
-          EVO_RETURN_IF_ERROR(
-              tx.Exec("INSERT OR IGNORE INTO webhook_deliveries(endpoint_id, message_seq, state, "
-                      "attempts, updated_ms) VALUES(?, ?, 'disabled', 0, ?)",
-                      {ep.id, SeqOf(messages[i].id), now})
-                  .status());
-        }
-      }
-      return OkStatus();
-    }));
-    // The dispatcher is about to need every body, once per endpoint.
+    // The dispatcher is about to need every body, once per endpoint: it finds them here, not
+    // in the rows stored below, which are committed at the same time as the deliveries (two
+    // files, two syncs in parallel rather than one after the other). Should a power loss
+    // keep the deliveries and lose the rows, the batch is not acknowledged either: it is
+    // fanned out again, and the deliveries wait for their rows meanwhile (BodyOf: NotFound,
+    // retried on the schedule).
     for (size_t i = 0; i < messages.size(); ++i) {
       const Message& m = messages[i];
       bodies_.Put(SeqOf(m.id), std::make_shared<const std::string>(
@@ -1133,9 +1114,42 @@ class ServiceImpl final : public Service {
                              }
                            });
     }
+    const Status stored = db_.Transaction(
+        [&](store::Executor& tx) -> Status {
+          for (size_t i = 0; i < messages.size(); ++i) {
+            const Message& m = messages[i];
+            EVO_RETURN_IF_ERROR(
+                tx.Exec("INSERT OR IGNORE INTO webhook_messages(seq, id, event_type, event_id, "
+                        "payload, created_ms, application_id) VALUES(?, ?, ?, ?, ?, ?, ?)",
+                        {SeqOf(m.id), m.id, m.event_type,
+                         m.event_id.empty() ? store::Value(nullptr) : store::Value(m.event_id),
+                         payloads[i], m.created_ms,
+                         m.application_id.empty() ? store::Value(nullptr)
+                                                  : store::Value(m.application_id)})
+                    .status());
+          }
+          // webhook_deliveries holds only what recover needs: deliveries that failed, and those
+          // held for a disabled endpoint (pending ones are in the endpoint's queue).
+          for (const Endpoint& ep : endpoints) {
+            auto it = plan.find(ep.id);
+            if (it == plan.end() || ep.state == EndpointState::kActive) {
+              continue;
+            }
+            for (size_t i : it->second) {
+              EVO_RETURN_IF_ERROR(
+                  tx.Exec(
+                        "INSERT OR IGNORE INTO webhook_deliveries(endpoint_id, message_seq, state, "
+                        "attempts, updated_ms) VALUES(?, ?, 'disabled', 0, ?)",
+                        {ep.id, SeqOf(messages[i].id), now})
+                      .status());
+            }
+          }
+          return OkStatus();
+        },
+        store::TxMode::kDurable);
     std::unique_lock lock(mu);
     cv.wait(lock, [&] { return left == 0; });
-    return failure;
+    return stored.ok() ? failure : stored;
   }
 
   // ---- the recorder: attempts and delivery states, written in batches ----

@@ -250,6 +250,12 @@ class CrashSafety(unittest.TestCase):
                   file=sys.stderr)
             self.assertTrue(arrived, json.dumps(stats["byPath"]))
             self.assertEqual(stats["badSignatures"], 0)
+            # The listener timed every first arrival against the event's timestamp.
+            lag = requests.get(listener.url("/latency"), timeout=30).json()
+            self.assertEqual(lag["deliveries"]["n"], self.TOTAL * self.ENDPOINTS)
+            self.assertEqual(lag["messages"]["n"], self.TOTAL)
+            self.assertGreater(lag["deliveries"]["p50"], 0)
+            self.assertLessEqual(lag["deliveries"]["p50"], lag["deliveries"]["max"])
         finally:
             evo.kill()
             listener.stop()
