@@ -1,5 +1,6 @@
 #include "queue/queue.hpp"
 
+#include <atomic>
 #include <future>
 #include <mutex>
 #include <set>
@@ -70,6 +71,64 @@ TEST_F(QueueTest, EnqueueLeaseAckDeletesTheMessage) {
   ASSERT_TRUE(stats.ok());
   EXPECT_EQ(stats->depth, 0);
   EXPECT_EQ(stats->acked_total, 1);
+}
+
+// Many queues written in one group commit (as a webhook fan-out does): each queue's counters
+// still add up, whether the group updates them one by one or all in one statement.
+TEST_F(QueueTest, CountersOfManyQueuesInOneGroupAddUp) {
+  constexpr int kQueues = 40;
+  for (int i = 0; i < kQueues; ++i) {
+    ASSERT_TRUE(broker_->DeclareQueue("m" + std::to_string(i), {}).ok());
+  }
+  for (int round = 0; round < 3; ++round) {
+    std::atomic<int> left{kQueues};
+    std::promise<void> done;
+    for (int i = 0; i < kQueues; ++i) {
+      std::vector<NewMessage> batch(static_cast<size_t>(i % 3 + 1));
+      for (auto& m : batch) {
+        m.payload = "x";
+      }
+      broker_->EnqueueAsync("m" + std::to_string(i), batch,
+                            [&](const StatusOr<std::vector<MessageId>>& r) {
+                              EXPECT_TRUE(r.ok()) << r.status();
+                              if (--left == 0) {
+                                done.set_value();
+                              }
+                            });
+    }
+    done.get_future().wait();
+  }
+  for (int i = 0; i < kQueues; ++i) {
+    auto stats = broker_->Stats("m" + std::to_string(i));
+    ASSERT_TRUE(stats.ok());
+    EXPECT_EQ(stats->depth, 3 * (i % 3 + 1)) << i;
+    EXPECT_EQ(stats->enqueued_total, 3 * (i % 3 + 1)) << i;
+  }
+  // And acking from all of them at once takes them back down.
+  std::atomic<int> left{kQueues};
+  std::promise<void> acked;
+  for (int i = 0; i < kQueues; ++i) {
+    auto leases = broker_->Lease("m" + std::to_string(i), {.max = 100});
+    ASSERT_TRUE(leases.ok());
+    std::vector<std::string> ids;
+    for (const Leased& l : *leases) {
+      ids.push_back(l.lease_id);
+    }
+    broker_->AckBatchAsync("m" + std::to_string(i), ids,
+                           [&](const StatusOr<std::vector<Status>>& r) {
+                             EXPECT_TRUE(r.ok()) << r.status();
+                             if (--left == 0) {
+                               acked.set_value();
+                             }
+                           });
+  }
+  acked.get_future().wait();
+  for (int i = 0; i < kQueues; ++i) {
+    auto stats = broker_->Stats("m" + std::to_string(i));
+    ASSERT_TRUE(stats.ok());
+    EXPECT_EQ(stats->depth, 0) << i;
+    EXPECT_EQ(stats->acked_total, 3 * (i % 3 + 1)) << i;
+  }
 }
 
 TEST_F(QueueTest, AckBatchAnswersPerLease) {
