@@ -377,12 +377,14 @@ class DispatcherImpl final : public Dispatcher {
       // row still missing long after, will not get better.
       const bool wait = body.status().code() == StatusCode::kNotFound &&
                         NowMs() - delivery.enqueued_unix_ms < kMissingMessageWait.count();
-      spdlog::warn("webhooks: delivery of {} to {} {}: {}", message_id, id,
-                   wait ? "waits for its message" : "dead-lettered", body.status().ToString());
-      if (wait) {
+      if (wait) {  // each second, for every such delivery after a crash: not a warning each time
+        spdlog::debug("webhooks: delivery of {} to {} waits for its message: {}", message_id, id,
+                      body.status().ToString());
         Settle(id, delivery.lease_id, false, std::chrono::seconds(1), body.status().ToString(),
                /*count=*/false);
       } else {
+        spdlog::warn("webhooks: delivery of {} to {} dead-lettered: {}", message_id, id,
+                     body.status().ToString());
         broker_.FailAsync(EndpointQueue(id), delivery.lease_id, body.status().ToString(),
                           [](const StatusOr<bool>&) {});
       }

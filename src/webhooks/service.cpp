@@ -925,7 +925,7 @@ class ServiceImpl final : public Service {
         db_.Query("SELECT id, event_type, payload, created_ms FROM webhook_messages WHERE seq = ?",
                   {seq}));
     if (rows.empty() || Text(rows[0][0]) != message_id) {
-      return NotFoundError(fmt::format("message '{}' is no longer stored", message_id));
+      return NotFoundError(fmt::format("message '{}' is not stored", message_id));
     }
     auto body = std::make_shared<const std::string>(
         DeliveryBody(Text(rows[0][1]), Int(rows[0][3]), Text(rows[0][2])));
@@ -1073,8 +1073,8 @@ class ServiceImpl final : public Service {
     // in the rows stored below, which are committed at the same time as the deliveries (two
     // files, two syncs in parallel rather than one after the other). Should a power loss
     // keep the deliveries and lose the rows, the batch is not acknowledged either: it is
-    // fanned out again, and the deliveries wait for their rows meanwhile (BodyOf: NotFound,
-    // retried on the schedule).
+    // fanned out again, and the deliveries wait for their rows meanwhile (BodyOf answers
+    // NotFound; the dispatcher tries again each second without using up an attempt).
     for (size_t i = 0; i < messages.size(); ++i) {
       const Message& m = messages[i];
       bodies_.Put(SeqOf(m.id), std::make_shared<const std::string>(
