@@ -491,7 +491,8 @@ void Client::Impl::StartTransfer(Pending pending) {
   }
   t->url = *std::move(url);
   t->host_key = fmt::format("{}://{}:{}", t->url.scheme, t->url.host, t->url.port);
-  Host& host = hosts[t->host_key];
+  auto it = hosts.try_emplace(t->host_key).first;
+  Host& host = it->second;
   if (host.running >= options.max_host_connections) {
     // Wait here rather than inside curl, whose every wake-up would walk the waiting ones.
     host.waiting.push_back(std::move(t));
@@ -499,6 +500,9 @@ void Client::Impl::StartTransfer(Pending pending) {
     return;
   }
   Launch(std::move(t), host);
+  if (host.running == 0 && host.waiting.empty()) {
+    hosts.erase(it);  // it failed at once: nothing to remember about the host
+  }
 }
 
 void Client::Impl::Launch(std::unique_ptr<Transfer> t, Host& host) {
