@@ -9,10 +9,9 @@ standard library only). Every measurement is one JSON line; the report reads the
   bandit_report.py report RESULTS.jsonl   the tables
 """
 import json
-import re
 import statistics
 import sys
-from benchlib import cmd_emit, emit, to_ms
+from benchlib import cmd_emit, emit, parse_wrk
 
 PULLS_TARGET = 100_000
 MIX_TARGET = 60_000
@@ -20,29 +19,12 @@ P99_TARGET_MS = 2.0
 RSS_TARGET_MIB = 200
 
 
-def parse_wrk(text):
-    out = {}
-    m = re.search(r"Requests/sec:\s+([\d.]+)", text)
-    out["rps"] = float(m.group(1)) if m else 0.0
-    m = re.search(r"^\s+99%\s+(\S+)", text, re.M)
-    out["p99_ms"] = to_ms(m.group(1)) if m else None
-    m = re.search(r"^\s*(\d+) requests in", text, re.M)
-    out["requests"] = int(m.group(1)) if m else 0
-    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
-    out["non2xx"] = int(m.group(1)) if m else 0
-    m = re.search(r"Socket errors:(.*)", text)
-    out["socket_errors"] = sum(int(x) for x in re.findall(r"\d+", m.group(1))) if m else 0
-    m = re.search(r"^bandit\.lua mix:(.*)$", text, re.M)
-    out["lua"] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(1))} if m else None
-    return out
-
-
 def cmd_wrk(args):
     opts = {"--phase": "fresh", "--name": "?", "--conns": "64", "--threads": "2"}
     while args and args[0] in opts:
         opts[args[0]] = args[1]
         args = args[2:]
-    runs = [parse_wrk(open(p).read()) for p in args]
+    runs = [parse_wrk(open(p).read(), "bandit.lua mix") for p in args]
     rps = [r["rps"] for r in runs]
     p99 = [r["p99_ms"] for r in runs]
     lua = None

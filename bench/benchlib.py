@@ -1,5 +1,5 @@
 """bench/benchlib.py — what the bench/*_report.py helpers share (standard library only): the
-one-JSON-line-per-measurement records, option parsing, and wrk's duration syntax."""
+one-JSON-line-per-measurement records, option parsing, and reading wrk's output."""
 import json
 import re
 
@@ -29,6 +29,34 @@ def to_ms(text):
     if not m:
         return None
     return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[m.group(2)]
+
+
+def parse_wrk(text, lua_prefix):
+    """wrk's output (with --latency): rps, p50/p75/p90/p99_ms, max_ms, requests, non2xx,
+    socket_errors, and lua: the KEY=NUMBER pairs (and statuses=...) of the line the Lua
+    script printed after "LUA_PREFIX:", or None when it printed none."""
+    out = {}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    out["rps"] = float(m.group(1)) if m else 0.0
+    for pct in ("50", "75", "90", "99"):
+        m = re.search(rf"^\s+{pct}%\s+(\S+)", text, re.M)
+        out[f"p{pct}_ms"] = to_ms(m.group(1)) if m else None
+    m = re.search(r"Latency\s+(\S+)\s+(\S+)\s+(\S+)", text)
+    out["max_ms"] = to_ms(m.group(3)) if m else None
+    m = re.search(r"^\s*(\d+) requests in", text, re.M)
+    out["requests"] = int(m.group(1)) if m else 0
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    out["non2xx"] = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors:(.*)", text)
+    out["socket_errors"] = sum(int(x) for x in re.findall(r"\d+", m.group(1))) if m else 0
+    m = re.search(rf"^{re.escape(lua_prefix)}:(.*)$", text, re.M)
+    lua = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(1))} if m else {}
+    if m:
+        sm = re.search(r"statuses=(\S+)", m.group(1))
+        if sm:
+            lua["statuses"] = sm.group(1)
+    out["lua"] = lua or None
+    return out
 
 
 def cmd_emit(kind, pairs):

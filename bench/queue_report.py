@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 import urllib.parse
-from benchlib import cmd_emit, emit, opts_from, to_ms
+from benchlib import cmd_emit, emit, opts_from, parse_wrk
 
 RATIO_TARGET = 2.0
 INPROC_TARGET = 100_000
@@ -49,28 +49,10 @@ def cmd_gbench(args):
 
 def cmd_wrk(args):
     opts, files = opts_from(args, {"--round": "1"})
-    text = open(files[0]).read()
     out = {"kind": "evo_http", "round": int(opts["--round"])}
-    m = re.search(r"Requests/sec:\s+([\d.]+)", text)
-    out["rps"] = float(m.group(1)) if m else 0.0
-    for pct in ("50", "75", "90", "99"):
-        m = re.search(rf"^\s+{pct}%\s+(\S+)", text, re.M)
-        out[f"p{pct}_ms"] = to_ms(m.group(1)) if m else None
-    m = re.search(r"Latency\s+(\S+)\s+(\S+)\s+(\S+)", text)
-    out["max_ms"] = to_ms(m.group(3)) if m else None
-    m = re.search(r"^\s*(\d+) requests in ([\d.]+)(\w+)", text, re.M)
-    out["requests"] = int(m.group(1)) if m else 0
-    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
-    out["non2xx"] = int(m.group(1)) if m else 0
-    m = re.search(r"Socket errors:(.*)", text)
-    out["socket_errors"] = sum(int(x) for x in re.findall(r"\d+", m.group(1))) if m else 0
-    m = re.search(r"^queue\.lua:(.*)$", text, re.M)
-    lua = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(1))} if m else {}
-    if m:
-        sm = re.search(r"statuses=(\S+)", m.group(1))
-        lua["statuses"] = sm.group(1) if sm else "-"
-    out["lua"] = lua or None
-    secs = lua.get("duration_us", 0) / 1e6 if lua else 0
+    out.update(parse_wrk(open(files[0]).read(), "queue.lua"))
+    lua = out["lua"] or {}
+    secs = lua.get("duration_us", 0) / 1e6
     out["seconds"] = secs
     out["msgs_per_s"] = lua.get("acked", 0) / secs if secs else 0.0
     emit(out)

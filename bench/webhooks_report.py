@@ -45,7 +45,7 @@ import re
 import sys
 import time
 import urllib.parse
-from benchlib import cmd_emit, emit, opts_from, to_ms
+from benchlib import cmd_emit, emit, opts_from, parse_wrk
 
 EVENT_TYPE = "bench.event"
 # The same 203 bytes bench/webhooks.lua publishes and bench/webhooks_pgbench.sql inserts.
@@ -146,19 +146,16 @@ async def read_response(reader):
     return status, body
 
 
-async def deliver(base, listener, n, paths, conns, timeout, interval, body_bytes=0):
+async def publish_many(base, n, conns, body, pub, max_errors=50):
+    """POSTs `body` to /v1/messages n times over `conns` keep-alive connections; counts into
+    pub ("next", "ok" = answered 202, "errors", "first_error"); stops after max_errors."""
     u = urllib.parse.urlsplit(base)
-    lu = urllib.parse.urlsplit(listener)
-    payload = padded_payload(body_bytes) if body_bytes else PAYLOAD
-    body = ('{"eventType":"%s","payload":%s}' % (EVENT_TYPE, payload)).encode()
     req = (b"POST /v1/messages HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
            b"Content-Length: %d\r\n\r\n" % (u.netloc.encode(), len(body))) + body
-    pub = {"next": 0, "ok": 0, "errors": 0, "first_error": "", "done_s": None}
-    t0 = time.monotonic()
 
     async def publisher():
         reader = writer = None
-        while pub["next"] < n and pub["errors"] <= 20:
+        while pub["next"] < n and pub["errors"] <= max_errors:
             pub["next"] += 1
             try:
                 if writer is None:
@@ -180,8 +177,18 @@ async def deliver(base, listener, n, paths, conns, timeout, interval, body_bytes
         if writer is not None:
             writer.close()
 
+    await asyncio.gather(*(publisher() for _ in range(conns)))
+
+
+async def deliver(base, listener, n, paths, conns, timeout, interval, body_bytes=0):
+    lu = urllib.parse.urlsplit(listener)
+    payload = padded_payload(body_bytes) if body_bytes else PAYLOAD
+    body = ('{"eventType":"%s","payload":%s}' % (EVENT_TYPE, payload)).encode()
+    pub = {"next": 0, "ok": 0, "errors": 0, "first_error": "", "done_s": None}
+    t0 = time.monotonic()
+
     async def publish_all():
-        await asyncio.gather(*(publisher() for _ in range(conns)))
+        await publish_many(base, n, conns, body, pub, max_errors=20)
         pub["done_s"] = time.monotonic() - t0
 
     samples = []   # [t, sum over paths of distinct, received]
@@ -272,24 +279,10 @@ def cmd_presign(args):
 # --- parsers ---------------------------------------------------------------------------------
 def cmd_wrk(args):
     opts, files = opts_from(args, {"--tag": "wrk"})
-    text = open(files[0]).read()
     out = {"kind": "wrk", "tag": opts["--tag"]}
-    m = re.search(r"Requests/sec:\s+([\d.]+)", text)
-    out["rps"] = float(m.group(1)) if m else 0.0
-    for pct in ("50", "90", "99"):
-        m = re.search(rf"^\s+{pct}%\s+(\S+)", text, re.M)
-        out[f"p{pct}_ms"] = to_ms(m.group(1)) if m else None
-    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
-    out["non2xx"] = int(m.group(1)) if m else 0
-    m = re.search(r"Socket errors:(.*)", text)
-    out["socket_errors"] = sum(int(x) for x in re.findall(r"\d+", m.group(1))) if m else 0
-    m = re.search(r"^webhooks\.lua:(.*)$", text, re.M)
-    lua = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(1))} if m else {}
-    if m:
-        sm = re.search(r"statuses=(\S+)", m.group(1))
-        lua["statuses"] = sm.group(1) if sm else "-"
-    out["lua"] = lua or None
-    secs = lua.get("duration_us", 0) / 1e6 if lua else 0
+    out.update(parse_wrk(open(files[0]).read(), "webhooks.lua"))
+    lua = out["lua"] or {}
+    secs = lua.get("duration_us", 0) / 1e6
     out["seconds"] = secs
     out["ok_per_s"] = lua.get("ok", 0) / secs if secs else 0.0
     emit(out)

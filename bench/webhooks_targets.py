@@ -30,7 +30,7 @@ import urllib.parse
 
 sys.dont_write_bytecode = True  # no bench/__pycache__ from the import below
 from webhooks_report import (EVENT_TYPE, call, emit, opts_from, padded_payload,
-                             read_response)
+                             publish_many)
 
 
 def pct(values, q):
@@ -170,38 +170,6 @@ def queue_gauges(base):
             out[kind] += v
             out["queues"] += kind == "depth"
     return out
-
-
-async def publish_many(base, n, conns, body, pub):
-    u = urllib.parse.urlsplit(base)
-    req = (b"POST /v1/messages HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-           b"Content-Length: %d\r\n\r\n" % (u.netloc.encode(), len(body))) + body
-
-    async def publisher():
-        reader = writer = None
-        while pub["next"] < n and pub["errors"] <= 50:
-            pub["next"] += 1
-            try:
-                if writer is None:
-                    reader, writer = await asyncio.open_connection(u.hostname, u.port)
-                writer.write(req)
-                status, data = await read_response(reader)
-                if status == 202:
-                    pub["ok"] += 1
-                else:
-                    pub["errors"] += 1
-                    pub["first_error"] = pub["first_error"] or f"{status} {data[:160]!r}"
-            except (OSError, ConnectionError, ValueError, IndexError,
-                    asyncio.IncompleteReadError) as e:
-                pub["errors"] += 1
-                pub["first_error"] = pub["first_error"] or f"{type(e).__name__}: {e}"
-                if writer is not None:
-                    writer.close()
-                reader = writer = None
-        if writer is not None:
-            writer.close()
-
-    await asyncio.gather(*(publisher() for _ in range(conns)))
 
 
 def cmd_fill(args):
