@@ -4,7 +4,7 @@ BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 ARGS ?=
 
-.PHONY: all deps configure build run test unit e2e bench lint fmt clean
+.PHONY: all deps configure build run test unit e2e bench lint fmt clean sanitize
 
 all: build
 
@@ -34,6 +34,20 @@ unit: build
 
 e2e: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -L e2e
+
+# The unit tests built and run under ThreadSanitizer (build-tsan/), then AddressSanitizer with
+# UndefinedBehaviorSanitizer (build-asan/). Any report fails the run. Not part of `make test`
+# (two more full builds); run it before landing concurrency or memory changes.
+SANITIZE_CMAKE = -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEVO_MIMALLOC=OFF -DEVO_BUILD_BENCHMARKS=OFF
+sanitize: deps
+	cmake -S . -B build-tsan $(SANITIZE_CMAKE) -DEVO_SANITIZE=thread
+	cmake --build build-tsan -j $(JOBS)
+	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/scripts/tsan.supp" \
+	  ctest --output-on-failure -L unit -j $(JOBS)
+	cmake -S . -B build-asan $(SANITIZE_CMAKE) -DEVO_SANITIZE=address,undefined
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+	  ctest --output-on-failure -L unit -j $(JOBS)
 
 # Micro-benchmarks and load runs beside their peers (never timed tests).
 bench: build

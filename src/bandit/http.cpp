@@ -305,6 +305,8 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
                 it->get_ref<const std::string&>().size() > 256) {
               return http::InvalidField("#/unitId", "unitId must be a string of 1..256 characters");
             }
+            EVO_RETURN_IF_ERROR(
+                http::CheckIdentifier(it->get_ref<const std::string&>(), "#/unitId"));
             unit = it->get<std::string>();
           }
         }

@@ -67,8 +67,10 @@ bool IsJsonContentType(std::string_view value) {
 
 // Builds the DOM like nlohmann's own SAX DOM parser, but refuses what the default parser
 // accepts silently: duplicate object keys (it keeps the last), nesting deeper than
-// kMaxJsonDepth (nlohmann's parser is iterative, so stopping here also bounds memory), and
-// strings holding U+0000. Returning false from any callback stops the parse at once.
+// kMaxJsonDepth (nlohmann's parser is iterative, so stopping here also bounds memory).
+// Strings and keys holding U+0000 are valid JSON (RFC 8259) and kept: in payloads they are
+// data; identifiers are checked by their handlers (CheckIdentifier). Returning false from any
+// callback stops the parse at once.
 class StrictJsonSax {
  public:
   bool null() { return Put(nullptr); }
@@ -81,24 +83,12 @@ class StrictJsonSax {
     }
     return Put(value);
   }
-  bool string(json::string_t& value) {
-    if (value.find('\0') != std::string::npos) {
-      return Fail(InvalidArgumentError("JSON string holds U+0000")
-                      .With(kPayloadReason, "INVALID_CHARACTER")
-                      .With(kPayloadPointer, Pointer()));
-    }
-    return Put(std::move(value));
-  }
+  bool string(json::string_t& value) { return Put(std::move(value)); }
   bool binary(json::binary_t& /*value*/) { return Fail(MalformedJson("unexpected binary value")); }
   bool start_object(std::size_t /*size*/) { return Open(json::object()); }
   bool key(json::string_t& key) {
     Frame& top = stack_.back();
     top.token = key;
-    if (key.find('\0') != std::string::npos) {
-      return Fail(InvalidArgumentError("JSON object key holds U+0000")
-                      .With(kPayloadReason, "INVALID_CHARACTER")
-                      .With(kPayloadPointer, Pointer()));
-    }
     if (top.container->contains(key)) {
       return Fail(MalformedJson("duplicate object key").With(kPayloadPointer, Pointer()));
     }

@@ -636,6 +636,15 @@ Status InvalidField(std::string_view pointer, std::string_view message) {
       .With(kPayloadPointer, std::string(pointer));
 }
 
+Status CheckIdentifier(std::string_view value, std::string_view pointer) {
+  if (!internal::HasControlChars(value)) {
+    return OkStatus();
+  }
+  return InvalidArgumentError("must not hold U+0000 or other control characters")
+      .With(kPayloadReason, "INVALID_CHARACTER")
+      .With(kPayloadPointer, std::string(pointer));
+}
+
 StatusOr<size_t> PageSizeParam(const Request& request) {
   constexpr size_t kDefault = 50;
   constexpr size_t kMax = 1000;

@@ -72,8 +72,8 @@ struct Request {
   // (charset, if given, utf-8) else 415 (Unsupported Media Type, with Accept-Post/Patch;
   // reason UNSUPPORTED_MEDIA_TYPE); body non-empty else 400 (reason BODY_REQUIRED); valid
   // UTF-8, nesting depth <= 64, no duplicate object keys (kPayloadPointer names the key),
-  // finite numbers, no trailing garbage else 400 with reason MALFORMED_JSON; strings and
-  // keys holding U+0000 -> 400 reason INVALID_CHARACTER. Any top-level type is returned:
+  // finite numbers, no trailing garbage else 400 with reason MALFORMED_JSON. Strings and keys
+  // may hold U+0000 (valid JSON; see CheckIdentifier). Any top-level type is returned:
   // checking for an object is the handler's job.
   StatusOr<nlohmann::json> JsonBody() const;
   // JsonBody() that must be an object: anything else is InvalidField("#", ...).
@@ -174,6 +174,14 @@ class Router {
 // A 400 about one field of a request body: InvalidArgument with reason INVALID_FIELD and the
 // field's JSON pointer ("#/arms/0/name"), which the problem answer lists under errors[].
 Status InvalidField(std::string_view pointer, std::string_view message);
+
+// Checks a string a request names something by: a name, id, key, URL, path or header value.
+// One holding U+0000 or another control character (C0 or DEL) is a 400: InvalidArgument with
+// reason INVALID_CHARACTER and the field's JSON pointer. JSON strings may hold U+0000 (RFC
+// 8259), and JsonBody() lets them through, because inside opaque payloads and free text (a
+// queue message, a webhook payload, a mail to classify) it is data; handlers call this on the
+// strings that are identifiers.
+Status CheckIdentifier(std::string_view value, std::string_view pointer);
 
 // The `pageSize` query parameter of a list route (DESIGN.md): absent or empty -> 50; above
 // 1000 -> 1000; not a positive integer -> 400 (INVALID_FIELD, "#/pageSize").

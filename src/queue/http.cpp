@@ -64,6 +64,9 @@ StatusOr<NewMessage> ParseMessage(const json& m, const std::string& at) {
   EVO_ASSIGN_OR_RETURN(out.ordering_key,
                        OptionalString(m, "orderingKey", at + "/orderingKey", 256));
   EVO_ASSIGN_OR_RETURN(out.dedupe_key, OptionalString(m, "dedupeKey", at + "/dedupeKey", 256));
+  // Keys name things; the payload, header values and error texts are data (NUL included).
+  EVO_RETURN_IF_ERROR(http::CheckIdentifier(out.ordering_key, at + "/orderingKey"));
+  EVO_RETURN_IF_ERROR(http::CheckIdentifier(out.dedupe_key, at + "/dedupeKey"));
   EVO_ASSIGN_OR_RETURN(std::string priority, OptionalString(m, "priority", at + "/priority", 16));
   if (!priority.empty()) {
     auto lane = ParseLane(priority);
@@ -81,6 +84,7 @@ StatusOr<NewMessage> ParseMessage(const json& m, const std::string& at) {
         return http::InvalidField(fmt::format("{}/headers/{}", at, name),
                                   "a header value is a string");
       }
+      EVO_RETURN_IF_ERROR(http::CheckIdentifier(name, fmt::format("{}/headers", at)));
       out.headers.emplace_back(name, value.get<std::string>());
     }
   }

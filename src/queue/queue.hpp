@@ -66,6 +66,9 @@ using MessageId = uint64_t;
 
 // Where message ids come from: `n` fresh, unique, increasing ids (REQUIRES n >= 1), or an
 // error (e.g. Unavailable while the clock is behind). The app passes the ids generator.
+// Thread safety: called on the thread of each Enqueue/EnqueueAsync caller, so from any number
+// of threads at once; it must be safe for that (ids::Generator is), and ids must be unique
+// across all of those threads.
 using IdSource = std::function<StatusOr<std::vector<MessageId>>(size_t n)>;
 
 // Priority lanes, leased in this order: a lease takes every visible high message before any

@@ -28,7 +28,7 @@ class QueueTest : public ::testing::Test {
     auto broker = OpenSqliteBroker(options, clock_, [this](size_t n) {
       std::vector<MessageId> ids;
       for (size_t i = 0; i < n; ++i) {
-        ids.push_back(++next_id_);
+        ids.push_back(next_id_.fetch_add(1) + 1);
       }
       return StatusOr<std::vector<MessageId>>(ids);
     });
@@ -51,7 +51,8 @@ class QueueTest : public ::testing::Test {
 
   evo::testing::TempDir dir_;
   ManualClock clock_;
-  MessageId next_id_ = 1000;
+  // The IdSource is called from every producer thread at once (queue.hpp).
+  std::atomic<MessageId> next_id_{1000};
   std::unique_ptr<Broker> broker_;
 };
 

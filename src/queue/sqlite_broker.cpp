@@ -257,7 +257,7 @@ struct QueueMetrics {
 struct QueueInfo {
   int64_t id = 0;
   std::string name;
-  QueueOptions options;
+  QueueOptions options;  // written on the writer thread under queues_mu_; read elsewhere with it
   QueueMetrics metrics;
   bool deleted = false;  // writer thread only: operations still holding it find nothing
 };
@@ -1157,7 +1157,7 @@ class SqliteBroker final : public Broker {
     if (!q.ok()) {
       return done(q.status());
     }
-    if (Status s = CheckMessages(**q, messages); !s.ok()) {
+    if (Status s = CheckMessages(OptionsOf(**q), messages); !s.ok()) {
       return done(s);
     }
     if (options_.read_only) {
@@ -1194,7 +1194,7 @@ class SqliteBroker final : public Broker {
                       .With(kPayloadPointer, "#/waitSeconds"));
     }
     const milliseconds visibility =
-        options.visibility.count() > 0 ? options.visibility : (*q)->options.default_visibility;
+        options.visibility.count() > 0 ? options.visibility : OptionsOf(**q).default_visibility;
     const int64_t deadline = options.wait.count() > 0 ? NowMs() + options.wait.count() : 0;
     Submit(std::make_unique<LeaseBatchOp>(*std::move(q), options.max, visibility, deadline,
                                           std::move(done)));
@@ -1403,7 +1403,13 @@ class SqliteBroker final : public Broker {
     return std::make_pair(std::move(q), ref);
   }
 
-  Status CheckMessages(const QueueInfo& q, const std::vector<NewMessage>& messages) const {
+  // A queue's settings as read off the writer thread, which changes them (DeclareQueue).
+  QueueOptions OptionsOf(const QueueInfo& q) {
+    std::lock_guard lock(queues_mu_);
+    return q.options;
+  }
+
+  Status CheckMessages(const QueueOptions& q, const std::vector<NewMessage>& messages) const {
     if (messages.empty() || messages.size() > options_.max_enqueue_batch) {
       return InvalidArgumentError(
                  fmt::format("a batch holds 1..{} messages", options_.max_enqueue_batch))
@@ -1412,9 +1418,9 @@ class SqliteBroker final : public Broker {
     for (size_t i = 0; i < messages.size(); ++i) {
       const NewMessage& m = messages[i];
       const std::string at = messages.size() > 1 ? fmt::format("#/messages/{}", i) : "#";
-      if (m.payload.size() > q.options.max_payload_bytes) {
+      if (m.payload.size() > q.max_payload_bytes) {
         return InvalidArgumentError(fmt::format("payload is {} bytes; the queue takes at most {}",
-                                                m.payload.size(), q.options.max_payload_bytes))
+                                                m.payload.size(), q.max_payload_bytes))
             .With(kPayloadPointer, at + "/payload")
             .With(kPayloadHttpStatus, "413");
       }

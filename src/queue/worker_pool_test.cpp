@@ -21,7 +21,7 @@ class WorkerPoolTest : public ::testing::Test {
     auto broker = OpenSqliteBroker(options, RealClock(), [this](size_t n) {
       std::vector<MessageId> ids;
       for (size_t i = 0; i < n; ++i) {
-        ids.push_back(++next_id_);
+        ids.push_back(next_id_.fetch_add(1) + 1);
       }
       return StatusOr<std::vector<MessageId>>(ids);
     });

@@ -38,7 +38,12 @@ http::Response PageAnswer(const char* items, const std::vector<T>& list, size_t 
   return http::Response::Json(200, out);
 }
 
-StatusOr<std::string> StringField(const json& body, const char* name, size_t max, bool required) {
+// Whether a string field is free text (a description: U+0000 is data) or names something (a
+// URL, id, key, name, secret or time: control characters are a 400, see http::CheckIdentifier).
+enum class Kind { kIdentifier, kText };
+
+StatusOr<std::string> StringField(const json& body, const char* name, size_t max, bool required,
+                                  Kind kind = Kind::kIdentifier) {
   const auto it = body.find(name);
   if (it == body.end() || it->is_null()) {
     if (required) {
@@ -50,6 +55,10 @@ StatusOr<std::string> StringField(const json& body, const char* name, size_t max
     return http::InvalidField(fmt::format("#/{}", name),
                               fmt::format("{} must be a string of at most {} bytes", name, max));
   }
+  if (kind == Kind::kIdentifier) {
+    EVO_RETURN_IF_ERROR(
+        http::CheckIdentifier(it->get_ref<const std::string&>(), fmt::format("#/{}", name)));
+  }
   return it->get<std::string>();
 }
 
@@ -59,7 +68,8 @@ Status ApplyEndpointFields(const json& body, Endpoint& ep, bool create) {
     EVO_ASSIGN_OR_RETURN(ep.url, StringField(body, "url", 2048, true));
   }
   if (body.contains("description")) {
-    EVO_ASSIGN_OR_RETURN(ep.description, StringField(body, "description", 1024, false));
+    EVO_ASSIGN_OR_RETURN(ep.description,
+                         StringField(body, "description", 1024, false, Kind::kText));
   }
   if (const auto it = body.find("eventTypes"); it != body.end() && !it->is_null()) {
     if (!it->is_array() || it->size() > 100) {
@@ -70,6 +80,8 @@ Status ApplyEndpointFields(const json& body, Endpoint& ep, bool create) {
       if (!(*it)[i].is_string()) {
         return http::InvalidField(fmt::format("#/eventTypes/{}", i), "a name is a string");
       }
+      EVO_RETURN_IF_ERROR(http::CheckIdentifier((*it)[i].get_ref<const std::string&>(),
+                                                fmt::format("#/eventTypes/{}", i)));
       ep.event_types.push_back((*it)[i].get<std::string>());
     }
   }
@@ -129,6 +141,9 @@ Status ApplyEndpointFields(const json& body, Endpoint& ep, bool create) {
         return http::InvalidField(fmt::format("#/headers/{}", name),
                                   "a header is a name of 1..128 bytes and a string value");
       }
+      const std::string pointer = fmt::format("#/headers/{}", name);
+      EVO_RETURN_IF_ERROR(http::CheckIdentifier(name, pointer));
+      EVO_RETURN_IF_ERROR(http::CheckIdentifier(value.get_ref<const std::string&>(), pointer));
       ep.headers.emplace_back(name, value.get<std::string>());
     }
   }
@@ -159,7 +174,7 @@ StatusOr<EventType> ParseEventType(const json& body, bool create, std::string na
   } else {
     t.name = std::move(name);
   }
-  EVO_ASSIGN_OR_RETURN(t.description, StringField(body, "description", 4096, false));
+  EVO_ASSIGN_OR_RETURN(t.description, StringField(body, "description", 4096, false, Kind::kText));
   if (const auto it = body.find("schema"); it != body.end() && !it->is_null()) {
     if (!it->is_object() && !it->is_boolean()) {
       return http::InvalidField("#/schema", "schema is a JSON Schema (an object)");

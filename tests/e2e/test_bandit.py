@@ -167,6 +167,16 @@ class Attribution(unittest.TestCase):
 
 
 class BadInput(unittest.TestCase):
+    def test_nul_in_an_arm_payload_is_data(self):
+        with Evo(args=["--modules", "bandit"]) as evo:
+            payload = {"html": "<b>x\u0000y</b>", "k\u0000": 1}
+            r = evo.post("/v1/experiments", json={"name": "nul", "arms": [
+                {"name": "a", "payload": payload}]})
+            self.assertEqual(r.status_code, 201, r.text)
+            r = evo.post("/v1/experiments/nul/pulls", json={})
+            self.assertEqual(r.status_code, 200, r.text)
+            self.assertEqual(r.json()["payload"], payload)
+
     def test_bad_requests_get_clear_4xx_and_store_nothing(self):
         with Evo() as evo:
             create(evo)
@@ -192,6 +202,14 @@ class BadInput(unittest.TestCase):
                 ("POST", "/v1/experiments", {"name": "exp", "arms": [{"name": "a"}]}, 409, None),
                 ("POST", "/v1/experiments/nope/pulls", {}, 404, None),
                 ("POST", "/v1/experiments/exp/pulls", {"unitId": 5}, 400, "#/unitId"),
+                # NUL in a name or id is a 400; in an arm's payload it is data (below).
+                ("POST", "/v1/experiments/exp/pulls", {"unitId": "u\u0000"}, 400, "#/unitId"),
+                ("POST", "/v1/experiments", {"name": "x\u0000", "arms": [{"name": "a"}]}, 400,
+                 "#/name"),
+                ("POST", "/v1/experiments", {"name": "x", "arms": [{"name": "a\u0000"}]}, 400,
+                 "#/arms/0/name"),
+                ("POST", "/v1/experiments/exp/rewards", {"pullId": "1.1\u0000", "reward": 1},
+                 400, "#/pullId"),
                 ("POST", "/v1/experiments/exp/rewards", {"pullId": "1.999999", "reward": 1}, 404,
                  None),
                 ("POST", "/v1/experiments/exp/rewards", {"pullId": "garbage", "reward": 1}, 400,

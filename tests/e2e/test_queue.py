@@ -133,6 +133,35 @@ class Basics(unittest.TestCase):
 
 
 class BadInput(unittest.TestCase):
+    def test_nul_in_payloads_and_header_values_round_trips_byte_exact(self):
+        # RFC 8259 allows \u0000; in a payload and a header value it is data (BAD_INPUTS.md).
+        with Evo(args=["--modules", "queue"]) as evo:
+            declare(evo, maxAttempts=1)
+            payload = {"a": "x\u0000y", "k\u0000": "\u0000", "bin": "\u0000\u0001\u00ff"}
+            r = enqueue(evo, {"payload": payload, "headers": {"h": "v\u0000w"}})
+            self.assertEqual(r.status_code, 201, r.text)
+            got = lease(evo, max=1)
+            self.assertEqual(got[0]["payload"], payload)
+            self.assertEqual(got[0]["headers"], {"h": "v\u0000w"})
+            # Through a dead letter too: fail it (1 attempt) and read it back.
+            r = evo.post("/v1/queues/jobs/leases/%s:nack" % got[0]["leaseId"],
+                         json={"error": "bad\u0000byte"})
+            self.assertIn(r.status_code, (200, 204), r.text)
+            dead = evo.get("/v1/queues/jobs/dead-letters").json()["deadLetters"]
+            self.assertEqual(dead[0]["payload"], payload)
+            self.assertEqual(dead[0]["headers"], {"h": "v\u0000w"})
+            # Keys and header names name things: a NUL there is a 400 naming the field.
+            for body, pointer in [({"payload": 1, "orderingKey": "k\u0000"}, "#/orderingKey"),
+                                  ({"payload": 1, "dedupeKey": "\u0000"}, "#/dedupeKey"),
+                                  ({"payload": 1, "headers": {"a\u0000": "1"}}, "#/headers")]:
+                r = enqueue(evo, body)
+                self.assertEqual(r.status_code, 400, r.text)
+                self.assertEqual(r.json().get("reason"), "INVALID_CHARACTER", r.text)
+                self.assertEqual(r.json()["errors"][0]["pointer"], pointer, r.text)
+            self.assertEqual(evo.session.put(evo.url("/v1/queues/a%00b"), json={}).status_code,
+                             400)
+            self.assertEqual(queue_stats(evo)["totals"]["enqueued"], 1)
+
     def test_bad_requests_get_clear_4xx_and_store_nothing(self):
         with Evo(args=["--modules", "queue"]) as evo:
             declare(evo, maxPayloadBytes=1000)

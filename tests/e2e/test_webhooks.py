@@ -124,6 +124,59 @@ class Delivery(unittest.TestCase):
             finally:
                 node.stop()
 
+    def test_nul_in_a_payload_arrives_byte_exact_and_verifies(self):
+        # RFC 8259 allows \u0000; in a payload it is data (BAD_INPUTS.md). The signature is
+        # checked by the standardwebhooks package over the bytes that arrived.
+        with Evo(args=ALLOW) as evo:
+            evo.post("/v1/event-types", json={"name": "blob"})
+            probe = evo.post("/v1/endpoints", json={"url": "http://127.0.0.1:9/x", "verify": False})
+            secret = probe.json()["secret"]
+            evo.session.delete(evo.url("/v1/endpoints/" + probe.json()["id"]))
+            node = node_receiver(secret)
+            try:
+                create_endpoint(evo, url=node.url(), secret=secret, verify=False)
+                payload = {"a": "x\u0000y", "k\u0000": ["\u0000"], "n": 1}
+                raw = '{"eventType":"blob","payload":{"a":"x\\u0000y","k\\u0000":["\\u0000"],"n":1}}'
+                r = evo.post("/v1/messages", data=raw,
+                             headers={"Content-Type": "application/json"})
+                self.assertEqual(r.status_code, 202, r.text)
+                mid = r.json()["id"]
+                self.assertTrue(wait_for(lambda: evo.get("/v1/messages/" + mid).ok))
+                self.assertEqual(evo.get("/v1/messages/" + mid).json()["payload"], payload)
+                stats = wait_for(lambda: (lambda s: s if s["distinct"] == 1 else None)(
+                    node.stats()))
+                self.assertIsNotNone(stats, node.stats())
+                self.assertEqual(stats["bad"], 0, stats)
+                body = requests.get(node.url("/bodies"), timeout=5).json()[-1]
+                self.assertEqual(json.loads(body)["data"], payload)
+                self.assertIn('"x\\u0000y"', body)
+            finally:
+                node.stop()
+
+    def test_nul_in_a_name_id_or_key_is_400(self):
+        with Evo(args=ALLOW) as evo:
+            evo.post("/v1/event-types", json={"name": "e"})
+            cases = [
+                ("/v1/event-types", {"name": "a\u0000b"}, "#/name"),
+                ("/v1/endpoints", {"url": "https://example.com/\u0000", "verify": False}, "#/url"),
+                ("/v1/endpoints", {"url": "https://example.com/x", "eventTypes": ["e\u0000"]},
+                 "#/eventTypes/0"),
+                ("/v1/endpoints", {"url": "https://example.com/x", "headers": {"X-A": "1\u00002"}},
+                 "#/headers/X-A"),
+                ("/v1/messages", {"eventType": "e\u0000", "payload": {}}, "#/eventType"),
+                ("/v1/messages", {"eventType": "e", "eventId": "k\u0000", "payload": {}},
+                 "#/eventId"),
+                ("/v1/applications", {"name": "a", "uid": "u\u0000"}, "#/uid"),
+            ]
+            for path, body, pointer in cases:
+                r = evo.post(path, json=body)
+                self.assertEqual(r.status_code, 400, "%s %s -> %s" % (path, body, r.text))
+                self.assertTrue(is_problem(r), r.text)
+                self.assertEqual(r.json().get("reason"), "INVALID_CHARACTER", r.text)
+                self.assertEqual(r.json()["errors"][0]["pointer"], pointer, r.text)
+            self.assertEqual(evo.get("/v1/endpoints").json()["endpoints"], [])
+            self.assertEqual(evo.get("/v1/applications").json()["applications"], [])
+
     def test_idempotent_publish_under_1000_concurrent_repeats(self):
         with Evo(args=ALLOW) as evo:
             evo.post("/v1/event-types", json={"name": "e"})

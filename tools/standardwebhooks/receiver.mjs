@@ -1,7 +1,8 @@
 // A webhook receiver that checks every delivery with the `standardwebhooks` npm package —
 // a verifier nobody on the evo team wrote. Usage: node receiver.mjs PORT SECRET [SECRET...]
 // Prints "listening PORT" once ready. POST /<any>: 204 when a secret verifies the delivery,
-// 401 otherwise (and answers the verification handshake). GET /stats: counts.
+// 401 otherwise (and answers the verification handshake). GET /stats: counts. GET /bodies:
+// the raw text of the last 100 verified deliveries, oldest first.
 import http from "node:http";
 import { Webhook } from "standardwebhooks";
 
@@ -9,11 +10,17 @@ const [port, ...secrets] = process.argv.slice(2);
 const verifiers = secrets.map((s) => new Webhook(s.replace(/^whsec_/, "")));
 const stats = { received: 0, verified: 0, bad: 0, distinct: 0, duplicates: 0, errors: [] };
 const seen = new Set();
+const bodies = [];
 
 const server = http.createServer((req, res) => {
   if (req.method === "GET" && req.url === "/stats") {
     res.writeHead(200, { "Content-Type": "application/json" });
     res.end(JSON.stringify(stats));
+    return;
+  }
+  if (req.method === "GET" && req.url === "/bodies") {
+    res.writeHead(200, { "Content-Type": "application/json" });
+    res.end(JSON.stringify(bodies));
     return;
   }
   const chunks = [];
@@ -37,6 +44,8 @@ const server = http.createServer((req, res) => {
       return;
     }
     stats.verified++;
+    bodies.push(body);
+    if (bodies.length > 100) bodies.shift();
     if (payload.type === "webhook.verification") {
       res.writeHead(200, { "Content-Type": "application/json" });
       res.end(JSON.stringify({ challenge: payload.challenge }));
