@@ -11,6 +11,8 @@ PACKAGES=(
   libboost-dev libcurl4-openssl-dev nlohmann-json3-dev libsqlite3-dev libpq-dev
   libnats-dev libhiredis-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
   libspdlog-dev libfmt-dev libcli11-dev libssl-dev
+  # spam: Unicode normalisation (NFC) of message text
+  libunistring-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # the evo binary's allocator (CMake option EVO_MIMALLOC)
   libmimalloc-dev

@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "spam/charset.hpp"
+
 namespace evo::spam {
 namespace {
 
@@ -91,80 +93,6 @@ size_t FindTagIgnoreCase(std::string_view hay, size_t from, std::string_view nee
     from = p + 1;
   }
   return kNpos;
-}
-
-void AppendUtf8(uint32_t cp, std::string* out) {
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Charsets.
-
-// Windows-1252 0x80..0x9F; the five unassigned bytes map to the C1 control of the same value.
-constexpr std::array<uint16_t, 32> kCp1252High = {
-    0x20AC, 0x0081, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
-    0x2039, 0x0152, 0x008D, 0x017D, 0x008F, 0x0090, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
-    0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x009D, 0x017E, 0x0178};
-
-uint32_t FromCp1252(uint8_t byte) {
-  return (byte >= 0x80 && byte < 0xA0) ? kCp1252High[byte - 0x80] : byte;
-}
-
-// iso-8859-1 is read as windows-1252, as browsers do: its 0x80..0x9F controls are never meant.
-bool IsWindows1252(std::string_view charset) {
-  charset = Trim(charset.substr(0, charset.find('*')));  // RFC 2231 language suffix
-  static constexpr std::string_view kNames[] = {
-      "iso-8859-1", "iso8859-1", "iso_8859-1", "iso-8859-1:1987", "latin1",
-      "latin-1",    "l1",        "cp819",      "ibm819",          "windows-1252",
-      "cp1252",     "x-cp1252",  "cp-1252",    "win-1252"};
-  for (std::string_view name : kNames) {
-    if (EqualsIgnoreCase(charset, name)) {
-      return true;
-    }
-  }
-  return false;
-}
-
-bool HasHighBytes(std::string_view s) {
-  return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<uint8_t>(c) >= 0x80; });
-}
-
-void AppendWindows1252AsUtf8(std::string_view in, std::string* out) {
-  out->reserve(out->size() + in.size() + in.size() / 4);
-  size_t run = 0;  // start of the pending ASCII run
-  for (size_t i = 0; i < in.size(); ++i) {
-    const auto byte = static_cast<uint8_t>(in[i]);
-    if (byte < 0x80) {
-      continue;
-    }
-    out->append(in.substr(run, i - run));
-    AppendUtf8(FromCp1252(byte), out);
-    run = i + 1;
-  }
-  out->append(in.substr(run));
-}
-
-// Appends `bytes` labelled `charset` to `out`, converted to UTF-8 where we know how.
-void AppendInCharset(std::string_view bytes, std::string_view charset, std::string* out) {
-  if (IsWindows1252(charset) && HasHighBytes(bytes)) {
-    AppendWindows1252AsUtf8(bytes, out);
-  } else {
-    out->append(bytes);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1106,9 +1034,15 @@ class Extractor {
             bool html, bool sniff_html) {
     std::string decoded;
     std::string_view text = DecodeTransfer(content, encoding, &decoded);
+    // Literal 8-bit text that is valid UTF-8 is taken as UTF-8 whatever its declared charset:
+    // a client that decoded the message before sending it as JSON text has already applied
+    // the charset (and text in a legacy 8-bit charset is hardly ever valid UTF-8).
+    const bool literal = text.data() == content.data();  // DecodeTransfer returned it as is
+    const bool convert =
+        IsAsciiIncompatible(charset) || (HasHighBytes(text) && !(literal && IsValidUtf8(text)));
     std::string converted;
-    if (IsWindows1252(charset) && HasHighBytes(text)) {
-      AppendWindows1252AsUtf8(text, &converted);
+    if (convert) {
+      AppendInCharset(text, charset, &converted);
       text = converted;
     }
     if (html || (sniff_html && LooksLikeHtml(text))) {
@@ -1153,6 +1087,10 @@ void DropCarriageReturns(std::string* s) {
 }
 
 Message Parse(std::string_view raw) {
+  std::string bytes;
+  if (UndoLatin1(raw, &bytes)) {
+    raw = bytes;
+  }
   if (raw.starts_with("\xEF\xBB\xBF")) {
     raw.remove_prefix(3);  // UTF-8 byte order mark
   }
@@ -1177,7 +1115,20 @@ Message Parse(std::string_view raw) {
   extractor.Entity(headers, raw.substr(body_start), 0, /*untyped_may_be_html=*/true);
   message.body = extractor.TakeBody();
   DropCarriageReturns(&message.body);
+  NormalizeText(&message.subject);
+  NormalizeText(&message.from);
+  NormalizeText(&message.body);
   return message;
+}
+
+std::string ParseSubjectValue(std::string_view value) {
+  std::string bytes;
+  if (UndoLatin1(value, &bytes)) {
+    value = bytes;
+  }
+  std::string subject = DecodeSubject(value);
+  NormalizeText(&subject);
+  return subject;
 }
 
 }  // namespace
@@ -1187,6 +1138,14 @@ Message ParseMessage(std::string_view raw) {
     return Parse(raw);
   } catch (...) {  // std::bad_alloc: nothing else in here throws
     return Message{};
+  }
+}
+
+std::string ParseSubject(std::string_view value) {
+  try {
+    return ParseSubjectValue(value);
+  } catch (...) {  // std::bad_alloc
+    return {};
   }
 }
 

@@ -29,9 +29,16 @@
 // attribute is kept as " URL " where its tag was. Text without a Content-Type that contains "<html"
 // or "<body" (any case) is taken as HTML. CRLF in the body becomes LF.
 //
-// Charsets: the output is UTF-8 when the input is. iso-8859-1 and windows-1252 text is converted
-// (both read as windows-1252, as browsers do); every other charset is passed through byte for
-// byte, as is undeclared 8-bit text.
+// Charsets (charset.hpp has the rules): the output is always valid UTF-8 in NFC, the same
+// for a message whether it arrives as raw bytes (a file) or as text a client decoded from them
+// (JSON). Parts and RFC 2047 encoded-words are decoded by their declared charset (any that
+// iconv knows); undeclared bytes that are not UTF-8 are read as windows-1252. Input that is
+// valid UTF-8 with no character above U+00FF and some above U+007F is first turned back into
+// the bytes a Latin-1 decoder read it from (UndoLatin1), so that a file a client decoded as
+// Latin-1 parses exactly as its bytes do. A literal (not base64 or quoted-printable) 8-bit
+// part that is valid UTF-8 is taken as UTF-8 whatever charset it declares: the client has
+// decoded it already. NUL bytes are data (they separate tokens like other control
+// characters).
 //
 // Limits: multipart and message/rfc822 nesting is followed 8 levels deep and 256 parts in all;
 // what lies deeper or further is ignored. Work and memory are linear in the input size.
@@ -58,5 +65,9 @@ struct Message {
 // Never fails and never throws on any input (binary garbage, truncated MIME, etc.).
 // Bounded work: O(input size).
 Message ParseMessage(std::string_view raw);
+
+// A Subject value read as ParseMessage reads the Subject header (Latin-1 undone, encoded-words
+// decoded, normalised): for a subject given apart from the text. Never fails.
+std::string ParseSubject(std::string_view value);
 
 }  // namespace evo::spam

@@ -184,8 +184,23 @@ TEST(Message, Rfc2047WhitespaceBetweenAdjacentWordsIsDropped) {
 
 TEST(Message, Rfc2047Windows1252AndUnknownCharsets) {
   EXPECT_EQ(ParseMessage("Subject: =?windows-1252?Q?=80_100?=\n\nx").subject, "\xE2\x82\xAC 100");
-  // Unknown charsets pass their bytes through.
-  EXPECT_EQ(ParseMessage("Subject: =?koi8-r?B?wdLC?=\n\nx").subject, "\xC1\xD2\xC2");
+  // Any charset iconv knows is decoded; an unknown one falls back to windows-1252.
+  EXPECT_EQ(ParseMessage("Subject: =?koi8-r?B?wdLC?=\n\nx").subject, "\xD0\xB0\xD1\x80\xD0\xB1");
+  EXPECT_EQ(ParseMessage("Subject: =?x-unknown-charset?Q?caf=E9?=\n\nx").subject, "caf\xC3\xA9");
+}
+
+TEST(Message, Rfc2047WordsInManyCharsets) {
+  EXPECT_EQ(ParseMessage("Subject: =?GB2312?B?1tDOxA==?= =?shift_jis?B?k/qWe4zq?=\n\nx").subject,
+            "\xE4\xB8\xAD\xE6\x96\x87\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E");  // 中文日本語
+  EXPECT_EQ(ParseMessage("Subject: =?utf-16?B?//5HAHIA/ADfAGUAIACsIA==?=\n\nx").subject,
+            "Gr\xC3\xBC\xC3\x9F"
+            "e \xE2\x82\xAC");
+  EXPECT_EQ(ParseMessage("Subject: =?iso-8859-2?Q?=A3=F3d=BC?=\n\nx").subject,
+            "\xC5\x81\xC3\xB3"
+            "d\xC5\xBA");
+  // Raw 8-bit bytes around an encoded word: windows-1252.
+  EXPECT_EQ(ParseMessage("Subject: caf\xE9 =?utf-8?Q?caf=C3=A9?=\n\nx").subject,
+            "caf\xC3\xA9 caf\xC3\xA9");
 }
 
 TEST(Message, MalformedEncodedWordsAreKeptLiterally) {
@@ -497,6 +512,103 @@ TEST(Message, ComplexMessage) {
   EXPECT_FALSE(Has(m.body, "ignore"));
   EXPECT_TRUE(Has(m.body, "forwarded one\nforwarded body"));
   EXPECT_EQ(m.body.find('\r'), std::string::npos);
+}
+
+TEST(Message, PartsAreDecodedByTheirDeclaredCharset) {
+  const Message m = ParseMessage(
+      "Subject: x\n"
+      "Content-Type: multipart/mixed; boundary=b\n"
+      "\n"
+      "--b\n"
+      "Content-Type: text/plain; charset=koi8-r\n"
+      "Content-Transfer-Encoding: 8bit\n"
+      "\n"
+      "\xD0\xD2\xC9\xD7\xC5\xD4\n"
+      "--b\n"
+      "Content-Type: text/plain; charset=utf-16\n"
+      "Content-Transfer-Encoding: base64\n"
+      "\n"
+      "//5HAHIA/ADfAGUAIACsIA==\n"
+      "--b\n"
+      "Content-Type: text/html; charset=gb2312\n"
+      "\n"
+      "<p>\xD6\xD0\xCE\xC4</p>\n"
+      "--b\n"
+      "Content-Type: text/plain\n"
+      "\n"
+      "undeclared caf\xE9\n"
+      "--b--\n");
+  EXPECT_EQ(m.body,
+            "\xD0\xBF\xD1\x80\xD0\xB8\xD0\xB2\xD0\xB5\xD1\x82\nGr\xC3\xBC\xC3\x9F"
+            "e \xE2\x82\xAC\n\xE4\xB8\xAD\xE6\x96\x87\n\nundeclared caf\xC3\xA9");
+}
+
+// What a JSON client sends: each byte of the file as the code point of the same value.
+std::string Latin1ToUtf8(std::string_view bytes) {
+  std::string out;
+  for (char c : bytes) {
+    const auto b = static_cast<unsigned char>(c);
+    if (b < 0x80) {
+      out.push_back(c);
+    } else {
+      out.push_back(static_cast<char>(0xC0 | (b >> 6)));
+      out.push_back(static_cast<char>(0x80 | (b & 0x3F)));
+    }
+  }
+  return out;
+}
+
+void ExpectSameMessage(const Message& a, const Message& b) {
+  EXPECT_EQ(a.subject, b.subject);
+  EXPECT_EQ(a.from, b.from);
+  EXPECT_EQ(a.body, b.body);
+}
+
+TEST(Message, BytesAndTheirLatin1DecodingParseTheSame) {
+  const std::string raws[] = {
+      // Enron style: windows-1252 bytes, no charset anywhere.
+      "Subject: caf\xE9 \x93"
+      "deal\x94\nprices in \x80 and \xA3, don\x92t wait\n",
+      // A declared koi8-r part and a windows-1252 encoded-word.
+      "Subject: =?windows-1252?Q?=80?= \xE9\nContent-Type: text/plain; charset=koi8-r\n\n"
+      "\xD0\xD2\xC9\xD7\xC5\xD4 \xC1\n",
+      // A UTF-8 file: valid UTF-8 stays UTF-8 either way.
+      "Subject: caf\xC3\xA9\n\nna\xC3\xAFve \xE2\x82\xAC \xC2\xA9\n",
+      // A NUL byte.
+      std::string("Subject: a\0b\n\nnul\0\xE9\n", 20),
+  };
+  for (const std::string& raw : raws) {
+    SCOPED_TRACE(raw);
+    ExpectSameMessage(ParseMessage(raw), ParseMessage(Latin1ToUtf8(raw)));
+  }
+  const Message m = ParseMessage(raws[0]);
+  EXPECT_EQ(m.subject,
+            "caf\xC3\xA9 \xE2\x80\x9C"
+            "deal\xE2\x80\x9D");
+  EXPECT_EQ(m.body, "prices in \xE2\x82\xAC and \xC2\xA3, don\xE2\x80\x99t wait\n");
+}
+
+TEST(Message, TextAClientDecodedAlreadyIsNotDecodedTwice) {
+  // The client decoded the koi8-r part and sends Unicode: the literal part is valid UTF-8,
+  // and is taken as it is.
+  const Message raw = ParseMessage(
+      "Subject: x\nContent-Type: text/plain; charset=koi8-r\n\n\xD0\xD2\xC9\xD7\xC5\xD4\n");
+  const Message decoded = ParseMessage(
+      "Subject: x\nContent-Type: text/plain; charset=koi8-r\n\n"
+      "\xD0\xBF\xD1\x80\xD0\xB8\xD0\xB2\xD0\xB5\xD1\x82\n");
+  ExpectSameMessage(raw, decoded);
+  // A windows-1252 file decoded by windows-1252 (not Latin-1) gives the same text too.
+  ExpectSameMessage(ParseMessage("Subject: \x93hi\x94\n\n\x80 5\n"),
+                    ParseMessage("Subject: \xE2\x80\x9Chi\xE2\x80\x9D\n\n\xE2\x82\xAC 5\n"));
+  // So does decomposed text (NFC).
+  ExpectSameMessage(ParseMessage("Subject: cafe\xCC\x81\n\nna\xC3\xAFve"),
+                    ParseMessage("Subject: caf\xC3\xA9\n\nnai\xCC\x88ve"));
+}
+
+TEST(Message, ParseSubjectReadsAValueAsTheHeader) {
+  EXPECT_EQ(ParseSubject("=?koi8-r?B?wdLC?= caf\xE9"), "\xD0\xB0\xD1\x80\xD0\xB1 caf\xC3\xA9");
+  EXPECT_EQ(ParseSubject("caf\xC3\xA9"), "caf\xC3\xA9");  // Latin-1-decoded \xE9: the same
+  EXPECT_EQ(ParseSubject(std::string("a\0b", 3)), std::string("a\0b", 3));
 }
 
 TEST(Message, NulBytesAreKept) {
