@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "core/logging.hpp"
+#include "spam/charset.hpp"
 
 namespace evo::spam {
 namespace {
@@ -66,30 +67,13 @@ void AppendJsonString(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
-// Tokens may hold bytes of a non-UTF-8 message (cut at max_token_bytes, or latin-1 input):
-// replace what is not valid UTF-8 so that the answer stays valid JSON.
+// Tokens are cut at max_token_bytes, possibly inside a character: replace what is not valid
+// UTF-8 so that the answer stays valid JSON.
 std::string ValidUtf8(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    bool ok = n > 0 && i + n <= s.size();
-    for (size_t k = 1; ok && k < n; ++k) {
-      ok = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
-    }
-    if (ok && n == 2) {
-      ok = c >= 0xc2;
-    }
-    if (ok && n == 3) {
-      const auto d = static_cast<unsigned char>(s[i + 1]);
-      ok = !(c == 0xe0 && d < 0xa0) && !(c == 0xed && d >= 0xa0);
-    }
-    if (ok && n == 4) {
-      const auto d = static_cast<unsigned char>(s[i + 1]);
-      ok = c <= 0xf4 && !(c == 0xf0 && d < 0x90) && !(c == 0xf4 && d >= 0x90);
-    }
-    if (ok) {
+    if (const size_t n = Utf8SequenceLength(s, i); n > 0) {
       out.append(s.substr(i, n));
       i += n;
     } else {
@@ -192,6 +176,22 @@ json MessageSchema(bool labelled) {
   return s;
 }
 
+// {"results": [verdict | {"error": problem}...]}
+json BatchResultsSchema() {
+  const json item_error = {
+      {"type", "object"},
+      {"required", {"error"}},
+      {"properties",
+       {{"error",
+         {{"$ref", "#/components/schemas/Problem"},
+          {"description",
+           "Why this message was not classified: the problem the single route would answer "
+           "with (status, code, reason, detail, errors[].pointer to the message's text)."}}}}}};
+  const json results = {{"type", "array"},
+                        {"items", {{"oneOf", json::array({ClassificationSchema(), item_error})}}}};
+  return {{"type", "object"}, {"required", {"results"}}, {"properties", {{"results", results}}}};
+}
+
 json ModelInfoSchema() {
   return {
       {"type", "object"},
@@ -274,7 +274,14 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
   batch.max_body_bytes = kMaxBatchBodyBytes;
   batch.openapi = {
       {"summary", "Classify up to 1000 messages"},
-      {"description", "All messages are answered by the same model version, in request order."},
+      {"description",
+       "All messages are answered by the same model version, in request order. Each message is "
+       "answered on its own: a message that cannot be classified (empty or only white space, "
+       "reason EMPTY_TEXT; larger than 1 MiB, TEXT_TOO_LARGE) gets {\"error\": problem} in its "
+       "slot, with errors[].pointer naming it, and the others are classified. A malformed "
+       "request (not JSON, messages missing, not an array or more than 1000 items, an item "
+       "that is not an object, a text that is not a string) and a missing model (NO_MODEL) "
+       "are answered with 400 for the whole request."},
       {"operationId", "classifySpamBatch"},
       {"tags", {"spam"}},
       {"requestBody", http::JsonRequestSpec({{"type", "object"},
@@ -286,11 +293,9 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
                                                  {"maxItems", kMaxBatch},
                                                  {"items", MessageSchema(false)}}}}}})},
       {"responses",
-       {{"200", http::JsonResponseSpec(
-                    "One verdict per message, same order.",
-                    {{"type", "object"},
-                     {"properties",
-                      {{"results", {{"type", "array"}, {"items", ClassificationSchema()}}}}}})},
+       {{"200",
+         http::JsonResponseSpec("One answer per message, same order: a verdict, or an error.",
+                                BatchResultsSchema())},
         {"400", CommonErrors()["400"]},
         {"413", http::ProblemResponseSpec("Body larger than 32 MiB.")},
         {"415", CommonErrors()["415"]}}}};
@@ -317,14 +322,21 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
                                StringField(m, "subject", pointer + "/subject", false));
           texts.emplace_back(std::move(*text), subject.value_or(std::string()));
         }
-        EVO_ASSIGN_OR_RETURN(std::vector<Classification> results, service.ClassifyBatch(texts));
+        EVO_ASSIGN_OR_RETURN(auto results, service.ClassifyBatch(texts));
         std::string out = R"({"results":[)";
         for (size_t i = 0; i < results.size(); ++i) {
           if (i > 0) {
             out.push_back(',');
           }
-          AppendClassification(out, results[i]);
-          (results[i].spam ? spam_count : ham_count)->Inc();
+          if (!results[i].ok()) {
+            // The problem object the single route would answer with, in this item's slot.
+            out += R"({"error":)";
+            out += http::ProblemResponse(results[i].status()).body;
+            out.push_back('}');
+            continue;
+          }
+          AppendClassification(out, *results[i]);
+          (results[i]->spam ? spam_count : ham_count)->Inc();
         }
         out += "]}";
         return http::Response::Text(200, std::move(out), "application/json");

@@ -43,6 +43,15 @@ Status TextError(const std::string& message, std::string_view reason) {
   return InvalidArgumentError(message).With(kPayloadReason, std::string(reason));
 }
 
+// The message the model sees: `text` parsed, with `subject` (if not empty) as its subject.
+Message ToMessage(std::string_view text, std::string_view subject) {
+  Message m = ParseMessage(text);
+  if (!subject.empty()) {
+    m.subject = ParseSubject(subject);
+  }
+  return m;
+}
+
 // The loaded active version: the classifier and the feedback already applied to it.
 struct Active {
   int64_t version = 0;
@@ -121,10 +130,7 @@ struct Service::Impl {
       EVO_ASSIGN_OR_RETURN(int64_t unlearn, store::AsInt64(r[2]));
       EVO_ASSIGN_OR_RETURN(std::string subject, store::AsText(r[3]));
       EVO_ASSIGN_OR_RETURN(std::string text, store::AsText(r[4]));
-      Message m = ParseMessage(text);
-      if (!subject.empty()) {
-        m.subject = subject;
-      }
+      const Message m = ToMessage(text, subject);
       // A row that no longer applies (unlearning what was not learned) was rejected when
       // it was recorded; ignore the error rather than refuse to load.
       (void)a.classifier->Learn(m, spam != 0, unlearn != 0);
@@ -198,22 +204,11 @@ Status Service::CheckText(std::string_view text) const {
                "TEXT_TOO_LARGE")
         .With(kPayloadPointer, "#/text");
   }
-  // Binary content: NUL bytes, or mostly control characters, is not a message.
-  size_t control = 0;
-  bool blank = true;
-  for (unsigned char c : text) {
-    if (c == 0) {
-      return TextError("text contains NUL bytes: binary content is not a message", "BINARY_CONTENT")
-          .With(kPayloadPointer, "#/text");
-    }
-    control += (c < 0x20 && c != '\n' && c != '\r' && c != '\t' && c != '\f') || c == 0x7f;
-    blank = blank && (c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\f');
-  }
-  if (control * 10 > text.size()) {
-    return TextError("text is mostly control characters: binary content is not a message",
-                     "BINARY_CONTENT")
-        .With(kPayloadPointer, "#/text");
-  }
+  // Any other text is classified, NUL bytes and other control characters included: a spam
+  // filter judges what arrives, binary parts too.
+  const bool blank = std::all_of(text.begin(), text.end(), [](char c) {
+    return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\f';
+  });
   if (blank) {
     return TextError("text is only white space", "EMPTY_TEXT").With(kPayloadPointer, "#/text");
   }
@@ -240,13 +235,6 @@ Classification Answer(const Active& a, const Message& m, const ServiceOptions& o
   return c;
 }
 
-Message ToMessage(std::string_view text, std::string_view subject) {
-  Message m = ParseMessage(text);
-  if (!subject.empty()) {
-    m.subject = std::string(subject);
-  }
-  return m;
-}
 }  // namespace
 
 StatusOr<Classification> Service::Classify(std::string_view text, std::string_view subject) const {
@@ -258,23 +246,22 @@ StatusOr<Classification> Service::Classify(std::string_view text, std::string_vi
   return Answer(*a, ToMessage(text, subject), impl_->options);
 }
 
-StatusOr<std::vector<Classification>> Service::ClassifyBatch(
+StatusOr<std::vector<StatusOr<Classification>>> Service::ClassifyBatch(
     const std::vector<std::pair<std::string, std::string>>& texts) const {
-  for (size_t i = 0; i < texts.size(); ++i) {
-    if (Status s = CheckText(texts[i].first); !s.ok()) {
-      return Status(s.code(), "messages[" + std::to_string(i) + "]: " + std::string(s.message()))
-          .With(kPayloadReason, s.GetPayload(kPayloadReason).value_or(""))
-          .With(kPayloadPointer, "#/messages/" + std::to_string(i) + "/text");
-    }
-  }
   const auto a = impl_->active.load();
   if (!a) {
     return NoModel();
   }
-  std::vector<Classification> out;
+  std::vector<StatusOr<Classification>> out;
   out.reserve(texts.size());
-  for (const auto& [text, subject] : texts) {
-    out.push_back(Answer(*a, ToMessage(text, subject), impl_->options));
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const auto& [text, subject] = texts[i];
+    if (Status s = CheckText(text); !s.ok()) {
+      s.SetPayload(kPayloadPointer, "#/messages/" + std::to_string(i) + "/text");
+      out.emplace_back(std::move(s));
+    } else {
+      out.emplace_back(Answer(*a, ToMessage(text, subject), impl_->options));
+    }
   }
   return out;
 }
@@ -337,10 +324,9 @@ StatusOr<int64_t> Service::Feedback(std::string_view text, std::string_view subj
 
 StatusOr<ModelInfo> Service::Train(const TrainRequest& request) {
   std::lock_guard lock(impl_->train_mu);
-  // A corpus directory is bulk data: a file that is not a message (binary, blank) is skipped
-  // and reported in the metrics instead of failing the whole training (Enron1 holds a spam
-  // file with a NUL byte). Inline messages are the caller's own: a bad one is an error
-  // pointing at it.
+  // A corpus directory is bulk data: a file that is not a message (empty, blank, too large)
+  // is skipped and reported in the metrics instead of failing the whole training. Inline
+  // messages are the caller's own: a bad one is an error pointing at it.
   std::vector<size_t> bad;
   std::vector<std::string> skipped;
   for (size_t i = 0; i < request.messages.size(); ++i) {

@@ -21,6 +21,8 @@ using testing::SpamProbes;
 using testing::SyntheticCorpus;
 using testing::TempDir;
 
+using namespace std::string_literals;
+
 std::string Reason(const Status& s) { return s.GetPayload(kPayloadReason).value_or("(none)"); }
 
 TrainRequest Request(std::optional<Family> family = std::nullopt, bool activate = false,
@@ -127,19 +129,28 @@ TEST_F(ServiceTest, ClassifyBatchAnswersEachWithOneVersion) {
       {{SpamProbes()[0], ""}, {HamProbes()[0], ""}, {"the and for", "cheap viagra"}});
   ASSERT_TRUE(batch.ok()) << batch.status();
   ASSERT_EQ(batch->size(), 3u);
-  EXPECT_TRUE((*batch)[0].spam);
-  EXPECT_FALSE((*batch)[1].spam);
-  for (const Classification& c : *batch) {
-    EXPECT_EQ(c.version, 1);
+  for (const auto& c : *batch) {
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_EQ(c->version, 1);
   }
+  EXPECT_TRUE((*batch)[0]->spam);
+  EXPECT_FALSE((*batch)[1]->spam);
 }
 
-TEST_F(ServiceTest, ClassifyBatchRejectsABadMessageNamingIt) {
+TEST_F(ServiceTest, ClassifyBatchAnswersABadMessageInItsSlotAndTheOthers) {
   MustTrain(Request());
-  auto batch = service_->ClassifyBatch({{"fine text", ""}, {"", ""}});
-  EXPECT_EQ(batch.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(Reason(batch.status()), "EMPTY_TEXT");
-  EXPECT_NE(batch.status().message().find("messages[1]"), std::string::npos) << batch.status();
+  auto batch =
+      service_->ClassifyBatch({{"fine text", ""}, {"", ""}, {"nul\0bytes"s, ""}, {" \n", ""}});
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  ASSERT_EQ(batch->size(), 4u);
+  EXPECT_TRUE((*batch)[0].ok());
+  EXPECT_TRUE((*batch)[2].ok()) << (*batch)[2].status();  // NUL bytes are data
+  for (size_t i : {1, 3}) {
+    const Status& s = (*batch)[i].status();
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(Reason(s), "EMPTY_TEXT");
+    EXPECT_EQ(s.GetPayload(kPayloadPointer), "#/messages/" + std::to_string(i) + "/text");
+  }
 }
 
 TEST_F(ServiceTest, SecondTrainingWithoutActivateKeepsVersionOneActive) {
@@ -249,10 +260,11 @@ TEST_F(ServiceTest, TrainingWithTooFewMessagesIsInvalidArgument) {
 
 TEST_F(ServiceTest, TrainingWithABadInlineMessageIsInvalidArgument) {
   TrainRequest r = Request();
-  r.messages[3].text = std::string("bin\0ary", 7);
+  r.messages[3].text = " \n\t";
   auto info = service_->Train(r);
   EXPECT_EQ(info.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(Reason(info.status()), "BINARY_CONTENT");
+  EXPECT_EQ(Reason(info.status()), "EMPTY_TEXT");
+  EXPECT_EQ(info.status().GetPayload(kPayloadPointer), "#/messages/3/text");
   EXPECT_EQ(service_->active_version(), 0);
 }
 
@@ -272,20 +284,15 @@ TEST_F(ServiceTest, CheckTextRejectsWhitespaceOnlyText) {
   }
 }
 
-TEST_F(ServiceTest, CheckTextRejectsNulBytes) {
-  const Status s = service_->CheckText(std::string("Subject: x\nhello\0world", 22));
-  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(Reason(s), "BINARY_CONTENT");
-}
-
-TEST_F(ServiceTest, CheckTextRejectsControlHeavyText) {
+TEST_F(ServiceTest, CheckTextAcceptsNulBytesAndControlCharacters) {
+  // A spam filter classifies what arrives: binary parts are data.
+  EXPECT_TRUE(service_->CheckText(std::string("Subject: x\nhello\0world", 22)).ok());
+  EXPECT_TRUE(service_->CheckText(std::string(5, '\0')).ok());
   std::string text = "abc";
   for (int i = 0; i < 10; ++i) {
     text += "\x01\x02\x1b\x7f";
   }
-  const Status s = service_->CheckText(text);
-  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(Reason(s), "BINARY_CONTENT");
+  EXPECT_TRUE(service_->CheckText(text).ok());
 }
 
 TEST_F(ServiceTest, CheckTextAcceptsOrdinaryText) {
@@ -307,12 +314,45 @@ TEST_F(ServiceTest, CheckTextRejectsTextOverTheSizeLimit) {
 }
 
 TEST_F(ServiceTest, ClassifyChecksTheTextFirst) {
-  for (const std::string& bad : {std::string(), std::string("  \n"), std::string("a\0b", 3)}) {
+  for (const std::string& bad : {std::string(), std::string("  \n")}) {
     EXPECT_EQ(service_->Classify(bad).status().code(), StatusCode::kInvalidArgument);
   }
   MustTrain(Request());
   EXPECT_EQ(Reason(service_->Classify("").status()), "EMPTY_TEXT");
-  EXPECT_EQ(Reason(service_->Classify(std::string("a\0b", 3)).status()), "BINARY_CONTENT");
+  auto nul = service_->Classify("Subject: cheap viagra\n\nbuy\0now"s);
+  ASSERT_TRUE(nul.ok()) << nul.status();
+  EXPECT_EQ(nul->version, 1);
+}
+
+TEST_F(ServiceTest, FilesWithNulBytesAreTrainedOnAndEmptyOnesSkipped) {
+  TrainRequest r = Request();
+  r.messages.push_back({"nul.txt", "Subject: cheap\n\nbuy\0now"s, true});
+  r.messages.push_back({"empty.txt", "", false});
+  const ModelInfo info = MustTrain(r);
+  EXPECT_EQ(info.messages, 61);
+  EXPECT_EQ(info.metrics["skipped"]["count"], 1);
+}
+
+TEST_F(ServiceTest, FeedbackWithNulBytesIsStoredAndReplayed) {
+  MustTrain(Request(Family::kNaiveBayes));
+  const std::string text = "Subject: zorblax\n\nzorblax\0offer"s;
+  const double before = Probability(text);
+  ASSERT_TRUE(service_->Feedback(text, "", /*spam=*/true, /*unlearn=*/false).ok());
+  const double learned = Probability(text);
+  EXPECT_GT(learned, before);
+  Reopen();  // replayed from the store, NUL byte included
+  EXPECT_DOUBLE_EQ(Probability(text), learned);
+}
+
+TEST_F(ServiceTest, ASubjectGivenApartIsNormalisedLikeAParsedOne) {
+  MustTrain(Request());
+  // "caf\xE9" as raw bytes, and as a JSON client sends it (U+00E9), and decomposed.
+  auto a = service_->Classify("hello there", "caf\xE9 deal");
+  auto b = service_->Classify("hello there", "caf\xC3\xA9 deal");
+  auto c = service_->Classify("hello there", "cafe\xCC\x81 deal");
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  EXPECT_EQ(a->probability, b->probability);
+  EXPECT_EQ(a->probability, c->probability);
 }
 
 TEST(ServiceOptions, BadOptionsAreInvalidArgument) {

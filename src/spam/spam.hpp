@@ -14,8 +14,11 @@
 // feedback is lost when the process is killed.
 //
 // Errors:
-//   InvalidArgument     bad text (empty, binary, too large), bad options, a training set
-//                       without both classes
+//   InvalidArgument     bad text (empty or only white space, reason EMPTY_TEXT; too large,
+//                       TEXT_TOO_LARGE), bad options, a training set without both classes.
+//                       Any other text is classified: NUL bytes, control characters and
+//                       binary parts are data, and text in any charset is normalised
+//                       (message.hpp)
 //   NotFound            an unknown version; a training directory that does not exist
 //   FailedPrecondition  no active model yet (reason NO_MODEL); feedback to a
 //                       non-incremental model (reason MODEL_NOT_INCREMENTAL); unlearning
@@ -77,8 +80,9 @@ struct ModelInfo {
 nlohmann::json ToJson(const ModelInfo& info);
 
 struct TrainRequest {
-  // Messages read from files (`name` set) that fail CheckText are skipped and listed under
-  // metrics.skipped; an inline one (no name) fails the training with a pointer to it.
+  // Messages read from files (`name` set) that fail CheckText (empty, blank, too large) are
+  // skipped and listed under metrics.skipped; an inline one (no name) fails the training with a
+  // pointer to it.
   std::vector<LabeledText> messages;
   std::optional<Family> family;  // default: ServiceOptions::family
   bool activate = false;         // the first model is always activated
@@ -95,8 +99,10 @@ class Service {
   // Classifies a raw RFC 822 message or plain text (`subject`, if not empty, is the subject
   // of a plain-text body).
   StatusOr<Classification> Classify(std::string_view text, std::string_view subject = {}) const;
-  // The same for many messages, all with the same model version.
-  StatusOr<std::vector<Classification>> ClassifyBatch(
+  // The same for many messages, all with the same model version. Only a missing model fails
+  // the whole batch; a text that cannot be classified (CheckText) gets its own error, with
+  // a kPayloadPointer to "#/messages/<index>/text", in its slot.
+  StatusOr<std::vector<StatusOr<Classification>>> ClassifyBatch(
       const std::vector<std::pair<std::string, std::string>>& texts_and_subjects) const;
 
   // Learns one labelled message into the active model (unlearn = take it back). Returns the
