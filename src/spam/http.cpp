@@ -223,8 +223,10 @@ json VersionParameter() {
 
 const json& CommonErrors() {
   static const json errors = {
-      {"400", http::ProblemResponseSpec("Malformed body, wrong field type, or bad text "
-                                        "(empty, binary); `errors[].pointer` names the field.")},
+      {"400", http::ProblemResponseSpec(
+                  "Malformed body, wrong field type, or bad text "
+                  "(empty or only white space, too large); `errors[].pointer` names the field. "
+                  "NUL and other control characters are data.")},
       {"415", http::ProblemResponseSpec("Body is not application/json.")}};
   return errors;
 }
