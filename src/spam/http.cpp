@@ -427,6 +427,9 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
           tr.family = *parsed;
         }
         EVO_ASSIGN_OR_RETURN(auto directory, StringField(body, "directory", "#/directory", false));
+        if (directory) {  // a path: a NUL would cut it short when it reaches the file system
+          EVO_RETURN_IF_ERROR(http::CheckIdentifier(*directory, "#/directory"));
+        }
         const auto messages = body.find("messages");
         const bool has_messages = messages != body.end() && !messages->is_null();
         if (directory.has_value() == has_messages) {
