@@ -253,6 +253,10 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
     return http::Response::Json(200, ToJson(updated));
   };
   router.Put("/v1/experiments/{name}", do_update, update);
+  // PATCH is the same full replacement, for clients that send one; it needs its own
+  // operationId (client generators name a function after it).
+  update.openapi["operationId"] = "patchExperiment";
+  update.openapi["summary"] = "Replace an experiment's settings (the same as PUT)";
   router.Patch("/v1/experiments/{name}", do_update, update);
 
   http::RouteOptions remove;
@@ -415,10 +419,12 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
   // The original bandit server's surface, on one configured experiment: GET /arms pulls,
   // POST /arms rewards, GET /arms/stats reports.
   http::RouteOptions compat_pull;
-  compat_pull.openapi = {{"summary", "Original server: choose an arm of the default experiment"},
-                         {"operationId", "compatPull"},
-                         {"tags", {"bandit-compat"}},
-                         {"responses", {{"200", http::JsonResponseSpec("{\"arm\", \"pullId\"}")}}}};
+  compat_pull.openapi = {
+      {"summary", "Original server: choose an arm of the default experiment"},
+      {"operationId", "compatPull"},
+      {"tags", {"bandit-compat"}},
+      {"responses",
+       {{"200", http::JsonResponseSpec("{\"arm\", \"pullId\"}")}, {"404", Errors()["404"]}}}};
   router.Get(
       "/arms",
       [&service, compat_experiment, pulls_total](const http::Request&) -> StatusOr<http::Response> {
@@ -462,10 +468,12 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       },
       compat_reward);
   http::RouteOptions compat_stats;
-  compat_stats.openapi = {{"summary", "Original server: statistics of the default experiment"},
-                          {"operationId", "compatStats"},
-                          {"tags", {"bandit-compat"}},
-                          {"responses", {{"200", http::JsonResponseSpec("Per-arm statistics.")}}}};
+  compat_stats.openapi = {
+      {"summary", "Original server: statistics of the default experiment"},
+      {"operationId", "compatStats"},
+      {"tags", {"bandit-compat"}},
+      {"responses",
+       {{"200", http::JsonResponseSpec("Per-arm statistics.")}, {"404", Errors()["404"]}}}};
   router.Get(
       "/arms/stats",
       [&service, compat_experiment](const http::Request&) -> StatusOr<http::Response> {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <future>
 #include <map>
@@ -265,6 +267,57 @@ nlohmann::json ProblemSchema() {
   };
 }
 
+// The answers the server gives on every route before its handler runs (server.cpp), declared
+// once under #/components/responses and referred to by every operation.
+constexpr std::string_view kRefusedResponse = "RequestRefused";
+
+nlohmann::json RefusedResponseSpec() {
+  return ProblemResponseSpec(
+      "Refused before the route runs: a malformed request or Host header (400), a body over "
+      "the route's limit (413), a request-target too long (414) or header fields too large "
+      "(431).");
+}
+
+// The operation's operationId, or "" when it declares none.
+std::string_view OperationId(const RouteOptions& options) {
+  if (!options.openapi.is_object()) {
+    return {};
+  }
+  const auto it = options.openapi.find("operationId");
+  return it != options.openapi.end() && it->is_string()
+             ? std::string_view(it->get_ref<const std::string&>())
+             : std::string_view();
+}
+
+// Adds to `responses` the 4xx answers the router and server give on `route` whatever its
+// handler does, unless the route documents the code itself (its description is more precise).
+void AddRouterResponses(const Route& route, const nlohmann::json& parameters,
+                        nlohmann::json& responses) {
+  const bool query = std::any_of(parameters.begin(), parameters.end(), [](const auto& p) {
+    return p.is_object() && p.value("in", "") == "query";
+  });
+  // Router::Dispatch checks every path parameter; Request::Query, which every handler reads
+  // its query parameters through, checks the whole query string.
+  std::string bad_input;
+  if (!route.param_names.empty()) {
+    bad_input =
+        "A path parameter is not valid (bad percent-encoding, a '/', control characters or "
+        "invalid UTF-8).";
+  }
+  if (query) {
+    bad_input += bad_input.empty() ? "" : " ";
+    bad_input +=
+        "The query string is malformed (bad percent-encoding, invalid UTF-8, control "
+        "characters) or repeats a parameter.";
+  }
+  if (!bad_input.empty() && !responses.contains("400")) {
+    responses["400"] = ProblemResponseSpec(bad_input);
+  }
+  if (!responses.contains("4XX")) {
+    responses["4XX"] = {{"$ref", "#/components/responses/" + std::string(kRefusedResponse)}};
+  }
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -332,6 +385,8 @@ Response Response::Empty(int status) {
 struct Router::Impl {
   Node root;
   std::vector<std::unique_ptr<Endpoint>> endpoints;  // registration order
+  // operationId -> "METHOD pattern" of the route that declares it.
+  std::map<std::string, std::string, std::less<>> operation_ids;
 
   // The endpoint for `path` and its raw parameter values; false for no route (404).
   bool Resolve(std::string_view path, MatchState& state) const {
@@ -432,6 +487,21 @@ void Router::Impl::Add(std::string method, std::string pattern, Handler handler,
               std::move(handler), std::move(options), std::move(async_handler)};
   const auto existing = std::find_if(endpoint.routes.begin(), endpoint.routes.end(),
                                      [&](const Route& r) { return r.method == route.method; });
+  if (existing != endpoint.routes.end()) {
+    operation_ids.erase(std::string(OperationId(existing->options)));
+  }
+  if (const std::string_view id = OperationId(route.options); !id.empty()) {
+    const auto [other, inserted] =
+        operation_ids.try_emplace(std::string(id), route.method + " " + route.pattern);
+    if (!inserted) {
+      // Client generators name functions after it: a duplicate is a bug in our route table
+      // that every test run that starts the server would hit, so it stops the process.
+      std::fprintf(stderr, "evo::http: operationId '%s' of %s %s is already used by %s\n",
+                   std::string(id).c_str(), route.method.c_str(), route.pattern.c_str(),
+                   other->second.c_str());
+      std::abort();
+    }
+  }
   if (existing != endpoint.routes.end()) {
     *existing = std::move(route);
   } else {
@@ -599,12 +669,13 @@ nlohmann::json Router::OpenApi(std::string_view title, std::string_view version)
                                 {"schema", {{"type", "string"}}}});
         }
       }
-      if (parameters.empty()) {
-        operation.erase("parameters");
-      }
       nlohmann::json& responses = operation["responses"];
       if (!responses.is_object()) {
         responses = nlohmann::json::object();
+      }
+      AddRouterResponses(route, parameters, responses);
+      if (parameters.empty()) {
+        operation.erase("parameters");
       }
       if (!responses.contains("default")) {
         responses["default"] = {{"description", "Error (RFC 9457 problem details)."},
@@ -615,11 +686,17 @@ nlohmann::json Router::OpenApi(std::string_view title, std::string_view version)
       paths[route.pattern][method] = std::move(operation);
     }
   }
+  // A relative server URL resolves against wherever this document was fetched from (OpenAPI
+  // 3.1, Server Object), which is the instance (or the load balancer in front of several) that
+  // answers the routes it lists, whatever address or port it listens on.
   return {
       {"openapi", "3.1.0"},
       {"info", {{"title", title}, {"version", version}}},
+      {"servers", {{{"url", "/"}, {"description", "The evo instance serving this document."}}}},
       {"paths", std::move(paths)},
-      {"components", {{"schemas", {{"Problem", ProblemSchema()}}}}},
+      {"components",
+       {{"schemas", {{"Problem", ProblemSchema()}}},
+        {"responses", {{kRefusedResponse, RefusedResponseSpec()}}}}},
   };
 }
 

@@ -125,7 +125,8 @@ class Router {
   Router& operator=(const Router&) = delete;
 
   // Registers `handler` for `method` on `pattern`. Registering the same method and pattern
-  // twice replaces the first.
+  // twice replaces the first. An `operationId` (in `options.openapi`) that another route
+  // already declares is a bug in the route table: it is logged and the process aborts.
   void Handle(std::string method, std::string pattern, Handler handler, RouteOptions options = {});
   void Get(std::string pattern, Handler h, RouteOptions o = {});
   void Post(std::string pattern, Handler h, RouteOptions o = {});
@@ -163,7 +164,11 @@ class Router {
   std::optional<Response> DispatchDeferred(Request& request,
                                            std::function<void(Response)> finish) const;
 
-  // The OpenAPI 3.1 document describing every registered route.
+  // The OpenAPI 3.1 document describing every registered route; its server is "/" (relative:
+  // the instance the document was fetched from). Besides what each route declares, every
+  // operation gets the answers the server and router give before its handler runs, unless it
+  // declares the code itself: a 400 when it has path or query parameters, "4XX"
+  // (#/components/responses/RequestRefused: 400, 413, 414, 431) and a problem+json "default".
   nlohmann::json OpenApi(std::string_view title, std::string_view version) const;
 
  private:

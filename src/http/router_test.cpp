@@ -254,6 +254,52 @@ TEST_F(RouterTest, OpenApiDescribesEveryRoute) {
   EXPECT_FALSE(doc["paths"]["/v1/ids"]["get"].contains("parameters"));
 }
 
+TEST_F(RouterTest, OpenApiDeclaresTheServerAndTheRouterAnswers) {
+  RouteOptions list;
+  list.openapi = {{"parameters", PageParametersSpec()},
+                  {"responses", {{"200", {{"description", "OK"}}}}}};
+  router_.Get("/v1/things", Echo("things"), list);
+  RouteOptions own;
+  own.openapi = {{"responses", {{"400", ProblemResponseSpec("Not a version number.")}}}};
+  router_.Get("/v1/spam/models/{version}", Echo("model"), own);
+  const json doc = router_.OpenApi("evo", "1.2.3");
+  EXPECT_EQ(doc["servers"], json::parse(R"([{"url": "/",
+      "description": "The evo instance serving this document."}])"));
+  const json& refused = doc["components"]["responses"]["RequestRefused"];
+  EXPECT_EQ(refused["content"]["application/problem+json"]["schema"]["$ref"],
+            "#/components/schemas/Problem");
+
+  // Every operation may be refused by the server before its handler runs.
+  for (const auto& [path, item] : doc["paths"].items()) {
+    for (const auto& [method, op] : item.items()) {
+      EXPECT_EQ(op["responses"]["4XX"]["$ref"], "#/components/responses/RequestRefused")
+          << method << " " << path;
+    }
+  }
+  // No parameters: nothing the router checks, so no 400 of its own.
+  EXPECT_FALSE(doc["paths"]["/v1/ids"]["get"]["responses"].contains("400"));
+  // Path parameters are checked by the router; query parameters by Request::Query.
+  const json& part = doc["paths"]["/v1/ids/{id}/parts/{part}"]["get"]["responses"]["400"];
+  EXPECT_NE(part["description"].get<std::string>().find("path parameter"), std::string::npos);
+  EXPECT_EQ(part["description"].get<std::string>().find("query"), std::string::npos);
+  const json& things = doc["paths"]["/v1/things"]["get"]["responses"]["400"];
+  EXPECT_NE(things["description"].get<std::string>().find("query string"), std::string::npos);
+  // A route's own description of a code wins.
+  EXPECT_EQ(doc["paths"]["/v1/spam/models/{version}"]["get"]["responses"]["400"]["description"],
+            "Not a version number.");
+}
+
+TEST(RouterDeathTest, AnOperationIdUsedTwiceStopsTheProcess) {
+  RouteOptions update;
+  update.openapi = {{"operationId", "updateThing"}};
+  Router router;
+  router.Put("/v1/things/{name}", Echo("put"), update);
+  router.Put("/v1/things/{name}", Echo("put again"), update);  // a replacement keeps its id
+  EXPECT_DEATH(router.Patch("/v1/things/{name}", Echo("patch"), update),
+               "operationId 'updateThing' of PATCH /v1/things/\\{name\\} is already used by "
+               "PUT /v1/things/\\{name\\}");
+}
+
 TEST(RouterAsync, DeferredRouteFinishesThroughTheCallbackWithDispatchPostProcessing) {
   Router router;
   Reply saved;

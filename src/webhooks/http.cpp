@@ -159,6 +159,18 @@ http::RouteOptions Doc(std::string summary, std::string id, json responses) {
   return o;
 }
 
+// Doc of a list route: it reads pageSize and pageToken (PageOf), and `extra` query parameters.
+http::RouteOptions ListDoc(std::string summary, std::string id, json responses,
+                           json extra = json::array()) {
+  responses["400"] = http::ProblemResponseSpec("Bad pageSize or pageToken, or a malformed query.");
+  http::RouteOptions o = Doc(std::move(summary), std::move(id), std::move(responses));
+  o.openapi["parameters"] = http::PageParametersSpec();
+  for (json& parameter : extra) {
+    o.openapi["parameters"].push_back(std::move(parameter));
+  }
+  return o;
+}
+
 json Problem(const char* what) { return http::ProblemResponseSpec(what); }
 
 std::string EndpointCursor(const Endpoint& e) { return e.id; }
@@ -212,8 +224,8 @@ void RegisterRoutes(http::Router& router, Service& service) {
             "applications", list, page.size, [](const Application& a) { return ToJson(a); },
             &AppCursor);
       },
-      Doc("List applications", "listApplications",
-          {{"200", http::JsonResponseSpec("{\"applications\", \"nextPageToken\"?}.")}}));
+      ListDoc("List applications", "listApplications",
+              {{"200", http::JsonResponseSpec("{\"applications\", \"nextPageToken\"?}.")}}));
   router.Get(
       "/v1/applications/{id}",
       [&service](const http::Request& request) -> StatusOr<http::Response> {
@@ -256,8 +268,8 @@ void RegisterRoutes(http::Router& router, Service& service) {
             "eventTypes", list, page.size, [](const EventType& t) { return ToJson(t); },
             &TypeCursor);
       },
-      Doc("List event types by name", "listEventTypes",
-          {{"200", http::JsonResponseSpec("{\"eventTypes\", \"nextPageToken\"?}.")}}));
+      ListDoc("List event types by name", "listEventTypes",
+              {{"200", http::JsonResponseSpec("{\"eventTypes\", \"nextPageToken\"?}.")}}));
   router.Get(
       "/v1/event-types/{name}",
       [&service](const http::Request& request) -> StatusOr<http::Response> {
@@ -342,8 +354,8 @@ void RegisterRoutes(http::Router& router, Service& service) {
             "endpoints", list, page.size, [](const Endpoint& e) { return ToJson(e, false); },
             &EndpointCursor);
       },
-      Doc("List endpoints", "listEndpoints",
-          {{"200", http::JsonResponseSpec("{\"endpoints\", \"nextPageToken\"?}.")}}));
+      ListDoc("List endpoints", "listEndpoints",
+              {{"200", http::JsonResponseSpec("{\"endpoints\", \"nextPageToken\"?}.")}}));
   router.Get(
       "/v1/endpoints/{id}",
       [&service](const http::Request& request) -> StatusOr<http::Response> {
@@ -459,8 +471,9 @@ void RegisterRoutes(http::Router& router, Service& service) {
             "messages", list, page.size, [](const Message& m) { return ToJson(m); },
             &MessageCursor);
       },
-      Doc("List messages, oldest first (optionally ?eventType=)", "listMessages",
-          {{"200", http::JsonResponseSpec("{\"messages\", \"nextPageToken\"?}.")}}));
+      ListDoc("List messages, oldest first (optionally ?eventType=)", "listMessages",
+              {{"200", http::JsonResponseSpec("{\"messages\", \"nextPageToken\"?}.")}},
+              {{{"name", "eventType"}, {"in", "query"}, {"schema", {{"type", "string"}}}}}));
   router.Get(
       "/v1/messages/{id}",
       [&service](const http::Request& request) -> StatusOr<http::Response> {
@@ -478,8 +491,8 @@ void RegisterRoutes(http::Router& router, Service& service) {
             "attempts", list, page.size, [](const Attempt& a) { return ToJson(a); },
             &AttemptCursor);
       },
-      Doc("Delivery attempts of a message", "listMessageAttempts",
-          {{"200", http::JsonResponseSpec("{\"attempts\", \"nextPageToken\"?}.")}}));
+      ListDoc("Delivery attempts of a message", "listMessageAttempts",
+              {{"200", http::JsonResponseSpec("{\"attempts\", \"nextPageToken\"?}.")}}));
   router.Get(
       "/v1/endpoints/{id}/attempts",
       [&service](const http::Request& request) -> StatusOr<http::Response> {
@@ -490,11 +503,11 @@ void RegisterRoutes(http::Router& router, Service& service) {
             "attempts", list, page.size, [](const Attempt& a) { return ToJson(a); },
             &AttemptCursor);
       },
-      Doc("Delivery attempts to an endpoint: request headers, status, first 4 KiB of the "
-          "answer, latency, error",
-          "listEndpointAttempts",
-          {{"200", http::JsonResponseSpec("{\"attempts\", \"nextPageToken\"?}.")},
-           {"404", Problem("Unknown endpoint.")}}));
+      ListDoc("Delivery attempts to an endpoint: request headers, status, first 4 KiB of the "
+              "answer, latency, error",
+              "listEndpointAttempts",
+              {{"200", http::JsonResponseSpec("{\"attempts\", \"nextPageToken\"?}.")},
+               {"404", Problem("Unknown endpoint.")}}));
   router.Post(
       "/v1/endpoints/{id}/messages/{messageId}:replay",
       [&service](const http::Request& request) -> StatusOr<http::Response> {

@@ -20,6 +20,16 @@ import requests
 
 EVO = os.environ.get("EVO_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "build", "evo"))
 LISTENING = re.compile(r"listening on http://([0-9.]+):(\d+)")
+TOOLS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "tools"))
+
+
+def npm_tool(name):
+    """The directory of tools/<name>, an npm tool of the tests; AssertionError (a test failure)
+    when its packages are missing (scripts/install-deps.sh runs `npm ci` there)."""
+    tool = os.path.join(TOOLS, name)
+    if not os.path.isdir(os.path.join(tool, "node_modules")):
+        raise AssertionError("tools/%s is not installed (scripts/install-deps.sh does it)" % name)
+    return tool
 
 
 class Evo:

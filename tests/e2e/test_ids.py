@@ -14,7 +14,7 @@ import unittest
 
 import requests
 
-from harness import Evo, EVO, is_problem, raw_request, status_of
+from harness import Evo, EVO, is_problem, npm_tool, raw_request, status_of
 
 
 def assert_increasing(test, ids):
@@ -405,10 +405,7 @@ class HttpBasics(unittest.TestCase):
         self.assertIn("evo_ids_issued", names)
 
     def test_openapi_is_a_valid_3_1_document(self):
-        tool = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools",
-                            "openapi-check")
-        if not os.path.isdir(os.path.join(tool, "node_modules")):
-            self.fail("tools/openapi-check is not installed (scripts/install-deps.sh does it)")
+        tool = npm_tool("openapi-check")
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             f.write(self.evo.get("/openapi.json").text)
         try:
