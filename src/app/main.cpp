@@ -402,7 +402,11 @@ int Main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version are "errors" that exit 0; every real parse error (unknown flag,
+    // missing subcommand, bad value) is a usage error: 2, as README's exit codes say, instead
+    // of CLI11's own codes (105, 106, 109...).
+    const int code = app.exit(e);
+    return code == 0 ? cli::kExitOk : cli::kExitUsage;
   }
   return commands.Run();
 }

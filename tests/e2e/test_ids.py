@@ -460,7 +460,8 @@ class Cli(unittest.TestCase):
         for args, code, flag in [(["--max-borrow", "soon"], 2, "--max-borrow"),
                                  (["--id-worker-bits", "30"], 2, "--id-worker-bits"),
                                  (["--modules", "nope"], 2, "--modules"),
-                                 (["--threads", "-3"], None, "--threads")]:
+                                 (["--threads", "-3"], 2, "--threads"),
+                                 (["--no-such-flag"], 2, "--no-such-flag")]:
             p = self.run_evo("serve", *args)
             if code is None:
                 self.assertNotEqual(p.returncode, 0, args)
