@@ -250,7 +250,9 @@ int Serve(const Config& config) {
     }
     broker = std::move(*opened);
     if (enabled("queue")) {
-      queue::RegisterRoutes(router, *broker);
+      // The modules' own queues are internal: not listed, read or written through the API.
+      queue::RegisterRoutes(router, *broker,
+                            {.internal_prefixes = {std::string(webhooks::kQueuePrefix)}});
     }
     spdlog::info("queue: messages in {}", QueuePath(config).string());
   }

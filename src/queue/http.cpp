@@ -3,8 +3,10 @@
 // are, not parsed and printed again.
 #include "queue/http.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -312,15 +314,40 @@ Callback<T> Answer(http::Reply reply, F make) {
 
 }  // namespace
 
-void RegisterRoutes(http::Router& router, Broker& broker) {
+bool IsInternalQueue(std::string_view name, const std::vector<std::string>& prefixes) {
+  return std::any_of(prefixes.begin(), prefixes.end(),
+                     [name](const std::string& p) { return name.starts_with(p); });
+}
+
+void RegisterRoutes(http::Router& router, Broker& broker, RouteOptions route_options) {
+  // The {name} of a request as the public API sees it: an internal queue does not exist.
+  auto internal =
+      std::make_shared<const std::vector<std::string>>(std::move(route_options.internal_prefixes));
+  auto public_name = [internal](const http::Request& request) -> StatusOr<std::string_view> {
+    const std::string_view queue = request.Param("name");
+    if (IsInternalQueue(queue, *internal)) {
+      return NotFoundError(fmt::format("no queue named '{}'", queue))
+          .With(kPayloadReason, "QUEUE_NOT_FOUND");
+    }
+    return queue;
+  };
   const json name = json::array({NameParameter()});
   const json lease = json::array({NameParameter(), LeaseParameter()});
 
   router.Put(
       "/v1/queues/{name}",
-      [&broker](const http::Request& request) -> StatusOr<http::Response> {
+      [&broker, internal](const http::Request& request) -> StatusOr<http::Response> {
         EVO_ASSIGN_OR_RETURN(const json body, OptionalObjectBody(request));
         const std::string queue(request.Param("name"));
+        if (IsInternalQueue(queue, *internal)) {
+          return PermissionDeniedError(
+                     fmt::format(
+                         "queue names starting with '{}' are reserved for evo's own "
+                         "modules",
+                         *std::find_if(internal->begin(), internal->end(),
+                                       [&](const std::string& p) { return queue.starts_with(p); })))
+              .With(kPayloadReason, "RESERVED_QUEUE_NAME");
+        }
         QueueOptions options;
         if (auto existing = broker.Stats(queue); existing.ok()) {
           options = existing->options;  // a PUT with fewer fields keeps the others
@@ -349,7 +376,9 @@ void RegisterRoutes(http::Router& router, Broker& broker) {
         return http::Response::Json(200, ToJson(stats));
       },
       Doc("Declare a queue or change its settings", "putQueue",
-          {{"200", http::JsonResponseSpec("The queue.")}, {"400", Problem("Bad name or field.")}},
+          {{"200", http::JsonResponseSpec("The queue.")},
+           {"400", Problem("Bad name or field.")},
+           {"403", Problem("A name reserved for evo's own modules.")}},
           {{"type", "object"},
            {"properties",
             {{"maxAttempts", {{"type", "integer"}, {"minimum", 1}, {"maximum", 1000}}},
@@ -360,10 +389,13 @@ void RegisterRoutes(http::Router& router, Broker& broker) {
 
   router.Get(
       "/v1/queues",
-      [&broker](const http::Request&) -> StatusOr<http::Response> {
+      [&broker, internal](const http::Request&) -> StatusOr<http::Response> {
         EVO_ASSIGN_OR_RETURN(std::vector<QueueStats> all, broker.ListQueues());
         json out = {{"queues", json::array()}};
         for (const QueueStats& s : all) {
+          if (IsInternalQueue(s.name, *internal)) {
+            continue;
+          }
           out["queues"].push_back(ToJson(s));
         }
         return http::Response::Json(200, out);
@@ -373,8 +405,9 @@ void RegisterRoutes(http::Router& router, Broker& broker) {
 
   router.Get(
       "/v1/queues/{name}",
-      [&broker](const http::Request& request) -> StatusOr<http::Response> {
-        EVO_ASSIGN_OR_RETURN(QueueStats s, broker.Stats(request.Param("name")));
+      [&broker, public_name](const http::Request& request) -> StatusOr<http::Response> {
+        EVO_ASSIGN_OR_RETURN(const std::string_view queue, public_name(request));
+        EVO_ASSIGN_OR_RETURN(QueueStats s, broker.Stats(queue));
         return http::Response::Json(200, ToJson(s));
       },
       Doc("Queue stats: depth, in flight, dead letters, age of the oldest message", "getQueue",
@@ -383,8 +416,9 @@ void RegisterRoutes(http::Router& router, Broker& broker) {
 
   router.Delete(
       "/v1/queues/{name}",
-      [&broker](const http::Request& request) -> StatusOr<http::Response> {
-        EVO_RETURN_IF_ERROR(broker.DeleteQueue(request.Param("name")));
+      [&broker, public_name](const http::Request& request) -> StatusOr<http::Response> {
+        EVO_ASSIGN_OR_RETURN(const std::string_view queue, public_name(request));
+        EVO_RETURN_IF_ERROR(broker.DeleteQueue(queue));
         return http::Response::Empty(204);
       },
       Doc("Delete a queue with its messages and dead letters", "deleteQueue",
@@ -406,7 +440,11 @@ void RegisterRoutes(http::Router& router, Broker& broker) {
   enqueue.max_body_bytes = kMaxMessagesBody;
   router.HandleAsync(
       "POST", "/v1/queues/{name}/messages",
-      [&broker](const http::Request& request, http::Reply reply) {
+      [&broker, public_name](const http::Request& request, http::Reply reply) {
+        const auto queue_name = public_name(request);
+        if (!queue_name.ok()) {
+          return reply(queue_name.status());
+        }
         auto body = request.JsonObjectBody();
         if (!body.ok()) {
           return reply(body.status());
@@ -432,7 +470,7 @@ void RegisterRoutes(http::Router& router, Broker& broker) {
           }
           messages.push_back(*std::move(m));
         }
-        broker.EnqueueAsync(request.Param("name"), std::move(messages),
+        broker.EnqueueAsync(*queue_name, std::move(messages),
                             Answer<std::vector<MessageId>>(
                                 std::move(reply), [is_batch](std::vector<MessageId> ids) {
                                   std::string out = is_batch ? "{\"ids\":[" : "{\"id\":";
@@ -450,7 +488,11 @@ void RegisterRoutes(http::Router& router, Broker& broker) {
 
   router.HandleAsync(
       "POST", "/v1/queues/{name}/leases",
-      [&broker](const http::Request& request, http::Reply reply) {
+      [&broker, public_name](const http::Request& request, http::Reply reply) {
+        const auto queue_name = public_name(request);
+        if (!queue_name.ok()) {
+          return reply(queue_name.status());
+        }
         auto body = OptionalObjectBody(request);
         if (!body.ok()) {
           return reply(body.status());
@@ -471,7 +513,7 @@ void RegisterRoutes(http::Router& router, Broker& broker) {
         options.visibility = *visibility;
         options.wait = *wait;
         broker.LeaseAsync(
-            request.Param("name"), options,
+            *queue_name, options,
             Answer<std::vector<Leased>>(std::move(reply), [](const std::vector<Leased>& leases) {
               return http::Response::Text(200, LeasesJson(leases), "application/json");
             }));
@@ -498,9 +540,13 @@ void RegisterRoutes(http::Router& router, Broker& broker) {
   };
   router.HandleAsync(
       "POST", "/v1/queues/{name}/leases/{leaseId}:ack",
-      [&broker](const http::Request& request, http::Reply reply) {
+      [&broker, public_name](const http::Request& request, http::Reply reply) {
+        const auto queue_name = public_name(request);
+        if (!queue_name.ok()) {
+          return reply(queue_name.status());
+        }
         broker.AckAsync(
-            request.Param("name"), request.Param("leaseId"),
+            *queue_name, request.Param("leaseId"),
             Answer<bool>(std::move(reply), [](bool) { return http::Response::Empty(204); }));
       },
       Doc("Ack: the message is done and deleted", "ack",
@@ -508,7 +554,11 @@ void RegisterRoutes(http::Router& router, Broker& broker) {
 
   router.HandleAsync(
       "POST", "/v1/queues/{name}/leases:ack",
-      [&broker](const http::Request& request, http::Reply reply) {
+      [&broker, public_name](const http::Request& request, http::Reply reply) {
+        const auto queue_name = public_name(request);
+        if (!queue_name.ok()) {
+          return reply(queue_name.status());
+        }
         auto body = request.JsonObjectBody();
         if (!body.ok()) {
           return reply(body.status());
@@ -527,7 +577,7 @@ void RegisterRoutes(http::Router& router, Broker& broker) {
           lease_ids.push_back((*ids)[i].get<std::string>());
         }
         broker.AckBatchAsync(
-            request.Param("name"), lease_ids,
+            *queue_name, lease_ids,
             Answer<std::vector<Status>>(
                 std::move(reply), [lease_ids](const std::vector<Status>& results) {
                   json out = {{"results", json::array()}};
@@ -556,7 +606,11 @@ void RegisterRoutes(http::Router& router, Broker& broker) {
 
   router.HandleAsync(
       "POST", "/v1/queues/{name}/leases/{leaseId}:nack",
-      [&broker](const http::Request& request, http::Reply reply) {
+      [&broker, public_name](const http::Request& request, http::Reply reply) {
+        const auto queue_name = public_name(request);
+        if (!queue_name.ok()) {
+          return reply(queue_name.status());
+        }
         auto body = OptionalObjectBody(request);
         if (!body.ok()) {
           return reply(body.status());
@@ -576,10 +630,10 @@ void RegisterRoutes(http::Router& router, Broker& broker) {
         }
         auto done = Answer<bool>(std::move(reply), [](bool) { return http::Response::Empty(204); });
         if (permanent) {
-          broker.FailAsync(request.Param("name"), request.Param("leaseId"), *std::move(error),
+          broker.FailAsync(*queue_name, request.Param("leaseId"), *std::move(error),
                            std::move(done));
         } else {
-          broker.NackAsync(request.Param("name"), request.Param("leaseId"),
+          broker.NackAsync(*queue_name, request.Param("leaseId"),
                            {.delay = *delay, .error = *std::move(error)}, std::move(done));
         }
       },
@@ -594,7 +648,11 @@ void RegisterRoutes(http::Router& router, Broker& broker) {
 
   router.HandleAsync(
       "POST", "/v1/queues/{name}/leases/{leaseId}:extend",
-      [&broker](const http::Request& request, http::Reply reply) {
+      [&broker, public_name](const http::Request& request, http::Reply reply) {
+        const auto queue_name = public_name(request);
+        if (!queue_name.ok()) {
+          return reply(queue_name.status());
+        }
         auto body = OptionalObjectBody(request);
         if (!body.ok()) {
           return reply(body.status());
@@ -605,7 +663,7 @@ void RegisterRoutes(http::Router& router, Broker& broker) {
           return reply(visibility.status());
         }
         broker.ExtendAsync(
-            request.Param("name"), request.Param("leaseId"), *visibility,
+            *queue_name, request.Param("leaseId"), *visibility,
             Answer<int64_t>(std::move(reply), [](int64_t until) {
               return http::Response::Json(200, {{"leaseExpiresAt", FormatUnixMillis(until)}});
             }));
@@ -619,7 +677,8 @@ void RegisterRoutes(http::Router& router, Broker& broker) {
   list_params.push_back(NameParameter());
   router.Get(
       "/v1/queues/{name}/dead-letters",
-      [&broker](const http::Request& request) -> StatusOr<http::Response> {
+      [&broker, public_name](const http::Request& request) -> StatusOr<http::Response> {
+        EVO_ASSIGN_OR_RETURN(const std::string_view queue_name, public_name(request));
         EVO_ASSIGN_OR_RETURN(size_t size, http::PageSizeParam(request));
         EVO_ASSIGN_OR_RETURN(auto token, request.Query("pageToken"));
         std::optional<MessageId> after;
@@ -630,8 +689,7 @@ void RegisterRoutes(http::Router& router, Broker& broker) {
           }
           after = *id;
         }
-        EVO_ASSIGN_OR_RETURN(DeadLetterPage page,
-                             broker.ListDeadLetters(request.Param("name"), after, size));
+        EVO_ASSIGN_OR_RETURN(DeadLetterPage page, broker.ListDeadLetters(queue_name, after, size));
         json out = {{"deadLetters", json::array()}};
         for (const DeadLetter& d : page.items) {
           out["deadLetters"].push_back(DeadLetterJson(d));
@@ -649,9 +707,10 @@ void RegisterRoutes(http::Router& router, Broker& broker) {
 
   router.Get(
       "/v1/queues/{name}/dead-letters/{id}",
-      [&broker](const http::Request& request) -> StatusOr<http::Response> {
+      [&broker, public_name](const http::Request& request) -> StatusOr<http::Response> {
+        EVO_ASSIGN_OR_RETURN(const std::string_view queue_name, public_name(request));
         EVO_ASSIGN_OR_RETURN(MessageId id, ParseMessageId(request.Param("id"), "#/id"));
-        EVO_ASSIGN_OR_RETURN(DeadLetter d, broker.GetDeadLetter(request.Param("name"), id));
+        EVO_ASSIGN_OR_RETURN(DeadLetter d, broker.GetDeadLetter(queue_name, id));
         return http::Response::Json(200, DeadLetterJson(d));
       },
       Doc("Inspect a dead letter: payload, last error, attempt history", "getDeadLetter",
@@ -661,10 +720,11 @@ void RegisterRoutes(http::Router& router, Broker& broker) {
 
   router.Post(
       "/v1/queues/{name}/dead-letters:redrive",
-      [&broker](const http::Request& request) -> StatusOr<http::Response> {
+      [&broker, public_name](const http::Request& request) -> StatusOr<http::Response> {
+        EVO_ASSIGN_OR_RETURN(const std::string_view queue_name, public_name(request));
         EVO_ASSIGN_OR_RETURN(const json body, OptionalObjectBody(request));
         EVO_ASSIGN_OR_RETURN(DeadLetterFilter filter, ParseFilter(body));
-        EVO_ASSIGN_OR_RETURN(int64_t n, broker.Redrive(request.Param("name"), filter));
+        EVO_ASSIGN_OR_RETURN(int64_t n, broker.Redrive(queue_name, filter));
         return http::Response::Json(200, {{"redriven", n}});
       },
       Doc("Move dead letters back onto the queue (all, or filtered by ids, errorContains, "
@@ -682,10 +742,11 @@ void RegisterRoutes(http::Router& router, Broker& broker) {
 
   router.Delete(
       "/v1/queues/{name}/dead-letters",
-      [&broker](const http::Request& request) -> StatusOr<http::Response> {
+      [&broker, public_name](const http::Request& request) -> StatusOr<http::Response> {
+        EVO_ASSIGN_OR_RETURN(const std::string_view queue_name, public_name(request));
         EVO_ASSIGN_OR_RETURN(const json body, OptionalObjectBody(request));
         EVO_ASSIGN_OR_RETURN(DeadLetterFilter filter, ParseFilter(body));
-        EVO_ASSIGN_OR_RETURN(int64_t n, broker.PurgeDeadLetters(request.Param("name"), filter));
+        EVO_ASSIGN_OR_RETURN(int64_t n, broker.PurgeDeadLetters(queue_name, filter));
         return http::Response::Json(200, {{"purged", n}});
       },
       Doc("Purge dead letters (all, or filtered like redrive)", "purgeDeadLetters",

@@ -16,6 +16,10 @@
 // without holding an HTTP I/O thread meanwhile.
 #pragma once
 
+#include <string>
+#include <string_view>
+#include <vector>
+
 #include "http/router.hpp"
 #include "queue/queue.hpp"
 
@@ -24,7 +28,18 @@ namespace evo::queue {
 // A queue's stats as the API answers them (also `evo queue stats --format json`).
 nlohmann::json ToJson(const QueueStats& stats);
 
+struct RouteOptions {
+  // Name prefixes of queues evo's own modules keep (e.g. "webhooks."): their jobs are
+  // internal state, not a public API. Every route answers 404 for such a queue, as for one
+  // that does not exist, the list leaves them out, and declaring one is 403 (reason
+  // RESERVED_QUEUE_NAME). Operators read them with `evo queue ls|stats|dlq` and /metrics.
+  std::vector<std::string> internal_prefixes;
+};
+
+// True when `name` starts with one of `prefixes`.
+bool IsInternalQueue(std::string_view name, const std::vector<std::string>& prefixes);
+
 // Registers the routes. `broker` must outlive the router.
-void RegisterRoutes(http::Router& router, Broker& broker);
+void RegisterRoutes(http::Router& router, Broker& broker, RouteOptions options = {});
 
 }  // namespace evo::queue

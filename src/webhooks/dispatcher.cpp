@@ -163,7 +163,15 @@ class DispatcherImpl final : public Dispatcher {
         events.swap(inbox_);
       }
       for (Event& e : events) {
-        std::visit([this](auto& ev) { Handle(ev); }, e);
+        // The boundary nothing read from a queue or a receiver crosses: logged, and the loop
+        // goes on (a delivery that throws is dead-lettered in Send).
+        try {
+          std::visit([this](auto& ev) { Handle(ev); }, e);
+        } catch (const std::exception& ex) {
+          spdlog::error("webhooks: dispatcher event: {}", ex.what());
+        } catch (...) {
+          spdlog::error("webhooks: dispatcher event: unknown exception");
+        }
       }
       events.clear();
       bool stopping = false;
@@ -184,8 +192,14 @@ class DispatcherImpl final : public Dispatcher {
         if (start == lanes_.end()) {
           start = lanes_.begin();
         }
-        if (Pump(start->first, start->second, now)) {
-          rr_cursor_ = start->first;
+        try {
+          if (Pump(start->first, start->second, now)) {
+            rr_cursor_ = start->first;
+          }
+        } catch (const std::exception& ex) {
+          spdlog::error("webhooks: dispatcher lane {}: {}", start->first, ex.what());
+        } catch (...) {
+          spdlog::error("webhooks: dispatcher lane {}: unknown exception", start->first);
         }
       }
       FlushAcks();
@@ -363,8 +377,26 @@ class DispatcherImpl final : public Dispatcher {
     return served;
   }
 
+  // SendUnguarded, with a delivery that throws dead-lettered with what it threw.
   void Send(const std::string& id, Lane& lane, queue::Leased delivery,
             std::shared_ptr<resilience::CircuitBreaker::Permit> permit) {
+    const std::string lease_id = delivery.lease_id;
+    std::string thrown;
+    try {
+      SendUnguarded(id, lane, std::move(delivery), std::move(permit));
+      return;
+    } catch (const std::exception& e) {
+      thrown = e.what();
+    } catch (...) {
+      thrown = "unknown exception";
+    }
+    spdlog::error("webhooks: delivery to {} dead-lettered: {}", id, thrown);
+    broker_.FailAsync(EndpointQueue(id), lease_id, "delivery failed: " + thrown,
+                      [](const StatusOr<bool>&) {});
+  }
+
+  void SendUnguarded(const std::string& id, Lane& lane, queue::Leased delivery,
+                     std::shared_ptr<resilience::CircuitBreaker::Permit> permit) {
     std::string message_id = JobMessageId(delivery.payload);
     auto body = message_id.empty() ? StatusOr<std::shared_ptr<const std::string>>(
                                          InvalidArgumentError("malformed delivery job"))

@@ -977,63 +977,151 @@ class ServiceImpl final : public Service {
 
   void FanoutLoop() {
     while (!stopped_.load()) {
-      // A batch takes milliseconds; after a crash, the next process fans it out again once
-      // this lease runs out.
-      auto leases = broker_.Lease(kFanoutQueue, {.max = kFanoutBatch,
-                                                 .visibility = std::chrono::seconds(10),
-                                                 .wait = std::chrono::milliseconds(200)});
-      if (!leases.ok()) {
-        if (!stopped_.load()) {
-          spdlog::warn("webhooks: fan-out lease: {}", leases.status().ToString());
-          clock_.SleepFor(milliseconds(200));
-        }
-        continue;
+      // The boundary nothing read from the queue crosses: whatever a batch throws is logged
+      // and the loop goes on (FanOutBatch dead-letters the job that threw).
+      try {
+        FanOutBatch();
+      } catch (const std::exception& e) {
+        spdlog::error("webhooks: fan-out: {}", e.what());
+        clock_.SleepFor(milliseconds(200));
+      } catch (...) {
+        spdlog::error("webhooks: fan-out: unknown exception");
+        clock_.SleepFor(milliseconds(200));
       }
-      if (leases->empty()) {
-        continue;
-      }
-      if (Status s = FanOut(*leases); !s.ok()) {
-        spdlog::error("webhooks: fan-out of {} messages failed (retried): {}", leases->size(),
-                      s.ToString());
-        for (const queue::Leased& l : *leases) {
-          broker_.NackAsync(kFanoutQueue, l.lease_id,
-                            {.delay = std::chrono::seconds(1), .error = s.ToString()},
-                            [](const StatusOr<bool>&) {});
-        }
-        continue;
-      }
-      std::vector<std::string> ids;
-      ids.reserve(leases->size());
-      for (const queue::Leased& l : *leases) {
-        ids.push_back(l.lease_id);
-      }
-      // Not waited for: the next lease shares its group commit. Lost, the batch is fanned out
-      // again after its lease runs out, which stores and enqueues nothing twice.
-      broker_.AckBatchAsync(kFanoutQueue, ids, [](const StatusOr<std::vector<Status>>& acked) {
-        if (!acked.ok()) {
-          spdlog::warn("webhooks: fan-out ack: {}", acked.status().ToString());
-        }
-      });
     }
+  }
+
+  void FanOutBatch() {
+    // A batch takes milliseconds; after a crash, the next process fans it out again once
+    // this lease runs out.
+    auto leases = broker_.Lease(kFanoutQueue, {.max = kFanoutBatch,
+                                               .visibility = std::chrono::seconds(10),
+                                               .wait = std::chrono::milliseconds(200)});
+    if (!leases.ok()) {
+      if (!stopped_.load()) {
+        spdlog::warn("webhooks: fan-out lease: {}", leases.status().ToString());
+        clock_.SleepFor(milliseconds(200));
+      }
+      return;
+    }
+    if (leases->empty()) {
+      return;
+    }
+    std::string thrown;
+    const Status s = FanOutCatching(*leases, thrown);
+    if (!thrown.empty()) {
+      // One job makes the batch throw: fan each out alone, and dead-letter the one that
+      // throws again with what it threw.
+      for (const queue::Leased& l : *leases) {
+        std::string one_thrown;
+        const Status one = FanOutCatching({l}, one_thrown);
+        if (!one_thrown.empty()) {
+          spdlog::error("webhooks: fan-out job {} dead-lettered: {}", l.id, one_thrown);
+          broker_.FailAsync(kFanoutQueue, l.lease_id, "fan-out failed: " + one_thrown,
+                            [](const StatusOr<bool>&) {});
+        } else {
+          Settle({l}, one);
+        }
+      }
+      return;
+    }
+    Settle(*leases, s);
+  }
+
+  // FanOut, with an exception turned into `thrown` (and an Internal status).
+  Status FanOutCatching(const std::vector<queue::Leased>& leases, std::string& thrown) {
+    try {
+      return FanOut(leases);
+    } catch (const std::exception& e) {
+      thrown = e.what();
+    } catch (...) {
+      thrown = "unknown exception";
+    }
+    if (thrown.empty()) {
+      thrown = "exception without a message";
+    }
+    return InternalError(thrown);
+  }
+
+  // Acks the fanned-out leases, or hands them back to be retried when `s` failed.
+  void Settle(const std::vector<queue::Leased>& leases, const Status& s) {
+    if (!s.ok()) {
+      spdlog::error("webhooks: fan-out of {} messages failed (retried): {}", leases.size(),
+                    s.ToString());
+      for (const queue::Leased& l : leases) {
+        broker_.NackAsync(kFanoutQueue, l.lease_id,
+                          {.delay = std::chrono::seconds(1), .error = s.ToString()},
+                          [](const StatusOr<bool>&) {});
+      }
+      return;
+    }
+    std::vector<std::string> ids;
+    ids.reserve(leases.size());
+    for (const queue::Leased& l : leases) {
+      ids.push_back(l.lease_id);
+    }
+    // Not waited for: the next lease shares its group commit. Lost, the batch is fanned out
+    // again after its lease runs out, which stores and enqueues nothing twice.
+    broker_.AckBatchAsync(kFanoutQueue, ids, [](const StatusOr<std::vector<Status>>& acked) {
+      if (!acked.ok()) {
+        spdlog::warn("webhooks: fan-out ack: {}", acked.status().ToString());
+      }
+    });
   }
 
   // Stores the messages and their delivery rows, then enqueues one delivery per matching
   // endpoint. Repeating it (after a crash) stores and enqueues nothing twice.
+  // A fan-out job as Publish writes it: {"t": type, "e"?: event id, "a"?: application id,
+  // "c"?: created (unix ms), "p"?: payload}. Anything else (a job written by hand below the
+  // API, a damaged row) is InvalidArgument naming what is wrong; nothing here throws.
+  static StatusOr<Message> ReadFanoutJob(const queue::Leased& l) {
+    const json job = json::parse(l.payload, nullptr, false);
+    if (!job.is_object()) {
+      return InvalidArgumentError("a fan-out job is a JSON object");
+    }
+    auto text = [&job](const char* key, bool required) -> StatusOr<std::string> {
+      const auto it = job.find(key);
+      if (it == job.end() || it->is_null()) {
+        if (required) {
+          return InvalidArgumentError(fmt::format("a fan-out job needs \"{}\"", key));
+        }
+        return std::string();
+      }
+      if (!it->is_string()) {
+        return InvalidArgumentError(fmt::format("\"{}\" of a fan-out job is a string", key));
+      }
+      return it->get<std::string>();
+    };
+    Message m;
+    m.id = fmt::format("msg_{}", l.id);
+    EVO_ASSIGN_OR_RETURN(m.event_type, text("t", true));
+    EVO_ASSIGN_OR_RETURN(m.event_id, text("e", false));
+    EVO_ASSIGN_OR_RETURN(m.application_id, text("a", false));
+    if (const auto c = job.find("c"); c != job.end() && !c->is_null()) {
+      if (!c->is_number_integer()) {
+        return InvalidArgumentError("\"c\" of a fan-out job is an integer");
+      }
+      m.created_ms = c->get<int64_t>();
+    }
+    if (const auto p = job.find("p"); p != job.end()) {
+      m.payload = *p;
+    }
+    return m;
+  }
+
   Status FanOut(const std::vector<queue::Leased>& leases) {
     std::vector<Message> messages;
     for (const queue::Leased& l : leases) {
-      const json job = json::parse(l.payload, nullptr, false);
-      if (!job.is_object()) {
+      auto m = ReadFanoutJob(l);
+      if (!m.ok()) {
+        // Poison: dead-lettered with the reason (visible to `evo queue dlq webhooks.fanout`),
+        // so that it neither stops the loop nor comes back.
+        spdlog::error("webhooks: fan-out job {} dead-lettered: {}", l.id, m.status().message());
+        broker_.FailAsync(kFanoutQueue, l.lease_id, std::string(m.status().message()),
+                          [](const StatusOr<bool>&) {});
         continue;
       }
-      Message m;
-      m.id = fmt::format("msg_{}", l.id);
-      m.event_type = job.value("t", "");
-      m.event_id = job.value("e", "");
-      m.application_id = job.value("a", "");
-      m.created_ms = job.value("c", int64_t{0});
-      m.payload = job.contains("p") ? job["p"] : json();
-      messages.push_back(std::move(m));
+      messages.push_back(*std::move(m));
     }
     // Each payload's text, serialised once for the stored row and the delivery body.
     std::vector<std::string> payloads;
@@ -1181,7 +1269,15 @@ class ServiceImpl final : public Service {
         }
       }
       if (!batch.empty()) {
-        Flush(batch);
+        // The boundary: a batch that throws is logged and dropped (attempt records are
+        // history; the deliveries themselves are settled in the queues).
+        try {
+          Flush(batch);
+        } catch (const std::exception& e) {
+          spdlog::error("webhooks: {} attempt records not stored: {}", batch.size(), e.what());
+        } catch (...) {
+          spdlog::error("webhooks: {} attempt records not stored: unknown exception", batch.size());
+        }
         batch.clear();
       }
       if (stopping) {

@@ -515,5 +515,53 @@ TEST_F(WebhooksTest, EarlierJobsAndJobsAheadOfTheirMessageRowAreDelivered) {
   ASSERT_TRUE(Eventually([&] { return Stats(rx)["distinct"] == 2; }));
 }
 
+// The security review's poison jobs (D1), written straight into the internal queues: the
+// service stays up, each is dead-lettered with the reason, and later events still flow.
+TEST_F(WebhooksTest, PoisonJobsOnInternalQueuesAreDeadLetteredAndTheWorkersCarryOn) {
+  Open();
+  ASSERT_TRUE(service_->CreateEventType({.name = "e"}).ok());
+  Listener& rx = Receiver();
+  Endpoint ep;
+  ep.url = Url(rx);
+  const std::string id = Create(ep).value().endpoint.id;
+  const std::vector<std::string> fanout_poison = {R"({"t":1})",
+                                                  R"({"c":"x","t":"e"})",
+                                                  R"({"e":[],"t":"e"})",
+                                                  R"({"a":{},"t":"e"})",
+                                                  R"({"p":1})",
+                                                  "not json",
+                                                  "[1,2]",
+                                                  "",
+                                                  R"("msg_1")",
+                                                  R"({"t":null})"};
+  std::vector<queue::NewMessage> jobs;
+  for (const std::string& p : fanout_poison) {
+    jobs.push_back({.payload = p});
+  }
+  ASSERT_TRUE(broker_->Enqueue(kFanoutQueue, jobs).ok());
+  std::vector<queue::NewMessage> deliveries;
+  deliveries.reserve(4);
+  for (const char* p : {"not json", R"({"m":5})", R"({"m":null})", "[]"}) {
+    deliveries.push_back({.payload = p});
+  }
+  ASSERT_TRUE(broker_->Enqueue(EndpointQueue(id), deliveries).ok());
+
+  auto dead = [&](std::string_view queue) {
+    auto page = broker_->ListDeadLetters(queue, std::nullopt, 100);
+    return page.ok() ? page->items.size() : size_t{0};
+  };
+  ASSERT_TRUE(Eventually([&] { return dead(kFanoutQueue) == fanout_poison.size(); }))
+      << dead(kFanoutQueue);
+  ASSERT_TRUE(Eventually([&] { return dead(EndpointQueue(id)) == deliveries.size(); }))
+      << dead(EndpointQueue(id));
+  const auto page = broker_->ListDeadLetters(kFanoutQueue, std::nullopt, 100).value();
+  for (const queue::DeadLetter& d : page.items) {
+    EXPECT_NE(d.last_error.find("fan-out job"), std::string::npos) << d.last_error;
+  }
+  // A good event after the poison is delivered.
+  ASSERT_TRUE(Publish("e", json{{"ok", true}}).ok());
+  EXPECT_TRUE(Eventually([&] { return Stats(rx)["distinct"] == 1; }));
+}
+
 }  // namespace
 }  // namespace evo::webhooks

@@ -26,6 +26,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -39,6 +40,11 @@
 #include "store/store.hpp"
 
 namespace evo::webhooks {
+
+// Every queue of this module is named with this prefix ("webhooks.fanout", "webhooks.ep.<id>").
+// Their jobs are the module's internal state: the app keeps them out of the public queue API
+// (queue::RouteOptions::internal_prefixes).
+inline constexpr std::string_view kQueuePrefix = "webhooks.";
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
 

@@ -231,6 +231,49 @@ class BadInput(unittest.TestCase):
             self.assertEqual(r.status_code, 400)
 
 
+class InternalQueues(unittest.TestCase):
+    """The webhooks module's queues are its internal state (security review D1/D2): the public
+    queue API neither lists, reads, writes, deletes nor redrives them."""
+
+    def test_internal_queues_are_not_reachable_through_the_queue_api(self):
+        with Evo(args=["--modules", "queue,webhooks"] + ALLOW[2:]) as evo:
+            listener = evo_listener()
+            try:
+                evo.post("/v1/event-types", json={"name": "t.x"})
+                ep = create_endpoint(evo, url=listener.url(), verify=False)
+                names = [q["name"] for q in evo.get("/v1/queues").json()["queues"]]
+                self.assertEqual([n for n in names if n.startswith("webhooks.")], [], names)
+                for q in ["webhooks.fanout", "webhooks.ep." + ep["id"], "webhooks.new"]:
+                    for method, path, body in [
+                            ("GET", "", None), ("DELETE", "", None),
+                            ("POST", "/messages", {"payload": {"t": 1}}),
+                            ("POST", "/messages", {"messages": [{"payload": {"e": []}}]}),
+                            ("POST", "/leases", {"max": 10}),
+                            ("POST", "/leases/00000000000000ff-1:ack", None),
+                            ("GET", "/dead-letters", None),
+                            ("POST", "/dead-letters:redrive", {}),
+                            ("DELETE", "/dead-letters", None)]:
+                        r = evo.session.request(method, evo.url("/v1/queues/" + q + path),
+                                                json=body, timeout=10)
+                        self.assertEqual(r.status_code, 404, "%s %s%s -> %s"
+                                         % (method, q, path, r.text))
+                        self.assertTrue(is_problem(r), r.text)
+                    r = evo.session.put(evo.url("/v1/queues/" + q), json={}, timeout=10)
+                    self.assertEqual(r.status_code, 403, r.text)
+                    self.assertEqual(r.json()["reason"], "RESERVED_QUEUE_NAME", r.text)
+                # Publishing and delivery still work, and the server is up.
+                r = evo.post("/v1/messages", json={"eventType": "t.x", "payload": {"a": 1}})
+                self.assertEqual(r.status_code, 202, r.text)
+                self.assertTrue(wait_for(lambda: listener.stats()["distinct"] == 1))
+                self.assertEqual(evo.get("/livez").status_code, 200)
+                # Operators still see them from the CLI, read-only.
+                out = subprocess.run([EVO, "queue", "ls", "--data-dir", evo.data_dir],
+                                     capture_output=True, text=True, timeout=30)
+                self.assertIn("webhooks.fanout", out.stdout, out.stderr)
+            finally:
+                listener.stop()
+
+
 class CrashSafety(unittest.TestCase):
     """Events published to 10 endpoints on `evo webhooks listen` while the server is killed
     with SIGKILL three times: every acknowledged event arrives at every endpoint; the
