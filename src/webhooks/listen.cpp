@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/clock.hpp"
+#include "core/logging.hpp"
 #include "http/router.hpp"
 #include "http/server.hpp"
 #include "webhooks/signature.hpp"
@@ -111,7 +112,12 @@ class ListenerImpl final : public Listener {
           Verify(options_.secrets, id, ts, sig, r.body, UnixMillis(RealClock().Now()) / 1000);
     }
     const json body = json::parse(r.body, nullptr, false);
-    const std::string type = body.is_object() ? body.value("type", "") : "";
+    // Checked reads: the body is whatever a sender sent.
+    std::string type;
+    if (const auto t = body.is_object() ? body.find("type") : body.end();
+        body.is_object() && t != body.end() && t->is_string()) {
+      type = t->get<std::string>();
+    }
     if (options_.delay_ms > 0) {
       std::this_thread::sleep_for(std::chrono::milliseconds(options_.delay_ms));
     }
@@ -160,13 +166,19 @@ class ListenerImpl final : public Listener {
       }
     }
     if (options_.print) {
+      // The id and type are the sender's text: escaped, so that a CR or LF in them cannot
+      // forge a line of this output.
+      const std::string shown_id = logging::JsonEscape(id);
+      const std::string shown_type = logging::JsonEscape(type);
       std::printf("%s %s %s %d%s%s\n", FormatTimestamp(RealClock().Now()).c_str(),
-                  id.empty() ? "-" : id.c_str(), type.empty() ? "-" : type.c_str(), status,
-                  verified.ok() ? "" : " bad-signature", duplicate ? " duplicate" : "");
+                  id.empty() ? "-" : shown_id.c_str(), type.empty() ? "-" : shown_type.c_str(),
+                  status, verified.ok() ? "" : " bad-signature", duplicate ? " duplicate" : "");
       std::fflush(stdout);
     }
     if (status == 200 && type == "webhook.verification" && options_.status == 0) {
-      return http::Response::Json(200, {{"challenge", body.value("challenge", "")}});
+      const auto c = body.find("challenge");
+      return http::Response::Json(
+          200, {{"challenge", c != body.end() && c->is_string() ? c->get<std::string>() : ""}});
     }
     if (status == 401) {
       return http::Response::Json(401, {{"error", std::string(verified.message())}});

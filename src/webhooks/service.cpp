@@ -894,8 +894,12 @@ class ServiceImpl final : public Service {
       } else if (r.status < 200 || r.status > 299) {
         error = fmt::format("the endpoint answered HTTP {}", r.status);
       } else {
+        // Checked reads only: this runs on the outbound client's thread, and the answer is
+        // whatever the receiver sent (a number, null, not JSON at all).
         const json answer = json::parse(r.body, nullptr, false);
-        if (!answer.is_object() || answer.value("challenge", "") != challenge) {
+        const auto echoed = answer.is_object() ? answer.find("challenge") : answer.end();
+        if (!answer.is_object() || echoed == answer.end() || !echoed->is_string() ||
+            echoed->get_ref<const std::string&>() != challenge) {
           error = "the endpoint did not echo the challenge ({\"challenge\": \"...\"})";
         }
       }

@@ -274,6 +274,51 @@ class InternalQueues(unittest.TestCase):
                 listener.stop()
 
 
+class HostileReceivers(unittest.TestCase):
+    def test_a_non_string_challenge_fails_the_handshake_with_an_answer(self):
+        # Security review: {"challenge": 1} made POST /v1/endpoints close with no answer.
+        import http.server
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            answer = b'{"challenge": 1}'
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(self.answer)))
+                self.end_headers()
+                self.wfile.write(self.answer)
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            with Evo(args=ALLOW) as evo:
+                for answer in [b'{"challenge": 1}', b'{"challenge": null}', b'[]', b'nope']:
+                    Handler.answer = answer
+                    r = evo.post("/v1/endpoints", json={
+                        "url": "http://127.0.0.1:%d/hook" % server.server_address[1]},
+                        timeout=30)
+                    self.assertEqual(r.status_code, 201, r.text)
+                    self.assertEqual(r.json()["state"], "unverified", r.text)
+                    self.assertIn("challenge", r.json()["verificationError"], r.text)
+                self.assertEqual(evo.get("/livez").status_code, 200)
+        finally:
+            server.shutdown()
+
+    def test_listen_answers_401_to_an_unsigned_body_whatever_its_type(self):
+        listener = evo_listener("--secret", "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+        try:
+            for body in [{"type": 5}, {"type": None}, {"type": "a\nforged 204"}, [1]]:
+                r = requests.post(listener.url(), json=body, timeout=10)
+                self.assertEqual(r.status_code, 401, r.text)
+        finally:
+            listener.stop()
+
+
 class CrashSafety(unittest.TestCase):
     """Events published to 10 endpoints on `evo webhooks listen` while the server is killed
     with SIGKILL three times: every acknowledged event arrives at every endpoint; the
