@@ -42,9 +42,10 @@ StatusOr<int64_t> ParseCount(const http::Request& request) {
     return int64_t{1};
   }
   int64_t value = 0;
-  bool ok = !raw->empty() && raw->size() <= 5;
-  for (char c : *raw) {
-    ok = ok && c >= '0' && c <= '9';
+  bool ok = !raw->empty() && raw->size() <= 5;  // checked first: five digits cannot overflow
+  for (size_t i = 0; ok && i < raw->size(); ++i) {
+    const char c = (*raw)[i];
+    ok = c >= '0' && c <= '9';
     value = value * 10 + (c - '0');
   }
   if (!ok || value < 1 || value > kMaxCount) {
