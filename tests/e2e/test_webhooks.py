@@ -70,6 +70,15 @@ def node_receiver(*secrets):
     return Receiver(["node", NODE_RECEIVER, "0"] + list(secrets), r"listening (\d+)")
 
 
+def secret_and_node_receiver(evo):
+    """A secret evo generated (from a probe endpoint, deleted again) and a Node receiver
+    verifying with it."""
+    probe = evo.post("/v1/endpoints", json={"url": "http://127.0.0.1:9/x", "verify": False})
+    secret = probe.json()["secret"]
+    evo.session.delete(evo.url("/v1/endpoints/" + probe.json()["id"]))
+    return node_receiver(secret), secret
+
+
 def evo_listener(*args):
     return Receiver([EVO, "webhooks", "listen", "--port", "0", "--quiet"] + list(args),
                     r"receiving on port (\d+)")
@@ -89,10 +98,7 @@ class Delivery(unittest.TestCase):
                 "schema": {"type": "object", "required": ["amount"],
                            "properties": {"amount": {"type": "number", "minimum": 0}}}})
             self.assertEqual(r.status_code, 201, r.text)
-            probe = evo.post("/v1/endpoints", json={"url": "http://127.0.0.1:9/x", "verify": False})
-            secret = probe.json()["secret"]
-            evo.session.delete(evo.url("/v1/endpoints/" + probe.json()["id"]))
-            node = node_receiver(secret)
+            node, secret = secret_and_node_receiver(evo)
             try:
                 ep = create_endpoint(evo, url=node.url(), eventTypes=["invoice.paid"],
                                      secret=secret)
@@ -129,10 +135,7 @@ class Delivery(unittest.TestCase):
         # checked by the standardwebhooks package over the bytes that arrived.
         with Evo(args=ALLOW) as evo:
             evo.post("/v1/event-types", json={"name": "blob"})
-            probe = evo.post("/v1/endpoints", json={"url": "http://127.0.0.1:9/x", "verify": False})
-            secret = probe.json()["secret"]
-            evo.session.delete(evo.url("/v1/endpoints/" + probe.json()["id"]))
-            node = node_receiver(secret)
+            node, secret = secret_and_node_receiver(evo)
             try:
                 create_endpoint(evo, url=node.url(), secret=secret, verify=False)
                 payload = {"a": "x\u0000y", "k\u0000": ["\u0000"], "n": 1}
