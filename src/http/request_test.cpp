@@ -145,6 +145,14 @@ TEST(JsonBody, NulInStringsAndKeysIsKeptByteExact) {
   EXPECT_EQ(result->dump(), R"({"k\u0000":"x","list":[1,"a\u0000b"]})");
 }
 
+TEST(IsHeaderName, TokensOnly) {
+  EXPECT_TRUE(IsHeaderName("X-Api-Key"));
+  EXPECT_TRUE(IsHeaderName("x_1!#$%&'*+.^`|~"));
+  for (const char* bad : {"", "X A", "X(", "X:", "X\r\nY", "caf\xc3\xa9"}) {
+    EXPECT_FALSE(IsHeaderName(bad)) << bad;
+  }
+}
+
 TEST(CheckIdentifier, RefusesNulAndControlsWithThePointer) {
   EXPECT_TRUE(CheckIdentifier("orders.eu-1", "#/name").ok());
   EXPECT_TRUE(CheckIdentifier("caf\xc3\xa9", "#/name").ok());

@@ -722,6 +722,8 @@ Status CheckIdentifier(std::string_view value, std::string_view pointer) {
       .With(kPayloadPointer, std::string(pointer));
 }
 
+bool IsHeaderName(std::string_view name) { return internal::IsToken(name); }
+
 StatusOr<size_t> PageSizeParam(const Request& request) {
   constexpr size_t kDefault = 50;
   constexpr size_t kMax = 1000;

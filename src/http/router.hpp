@@ -188,6 +188,9 @@ Status InvalidField(std::string_view pointer, std::string_view message);
 // strings that are identifiers.
 Status CheckIdentifier(std::string_view value, std::string_view pointer);
 
+// True when `name` may be sent as an HTTP header field name: a non-empty RFC 9110 token.
+bool IsHeaderName(std::string_view name);
+
 // The `pageSize` query parameter of a list route (DESIGN.md): absent or empty -> 50; above
 // 1000 -> 1000; not a positive integer -> 400 (INVALID_FIELD, "#/pageSize").
 StatusOr<size_t> PageSizeParam(const Request& request);

@@ -142,7 +142,11 @@ Status ApplyEndpointFields(const json& body, Endpoint& ep, bool create) {
                                   "a header is a name of 1..128 bytes and a string value");
       }
       const std::string pointer = fmt::format("#/headers/{}", name);
-      EVO_RETURN_IF_ERROR(http::CheckIdentifier(name, pointer));
+      // Sent on every delivery: a name that is not a token, or a CR/LF in a value, would
+      // break the request or smuggle a header (security review, issue 18 §7).
+      if (!http::IsHeaderName(name)) {
+        return http::InvalidField(pointer, "a header name is an RFC 9110 token");
+      }
       EVO_RETURN_IF_ERROR(http::CheckIdentifier(value.get_ref<const std::string&>(), pointer));
       ep.headers.emplace_back(name, value.get<std::string>());
     }

@@ -215,6 +215,10 @@ class BadInput(unittest.TestCase):
                 ("/v1/endpoints", {"url": "https://example.com/x", "eventTypes": ["nope"]}, 400),
                 ("/v1/endpoints", {"url": "https://example.com/x", "secret": "whsec_!!"}, 400),
                 ("/v1/endpoints", {"url": "https://example.com/x", "maxConcurrency": 0}, 400),
+                ("/v1/endpoints", {"url": "https://example.com/x", "headers": {"X A": "1"}}, 400),
+                ("/v1/endpoints", {"url": "https://example.com/x", "headers": {"X(": "1"}}, 400),
+                ("/v1/endpoints", {"url": "https://example.com/x", "headers": {"X-A": "1\r\nX-B: 2"}},
+                 400),
                 ("/v1/messages", {"eventType": "nope", "payload": {}}, 422),
                 ("/v1/messages", {"eventType": "e", "payload": [1]}, 422),      # schema
                 ("/v1/messages", {"eventType": "e"}, 400),
