@@ -666,6 +666,14 @@ curl_socket_t Client::Impl::OpenSocket(void* clientp, curlsocktype /*purpose*/,
   }
   if (!allowed.ok()) {
     if (t->blocked.ok()) {
+      if (!t->url.ip) {
+        // The host is a name: what it resolved to is internal knowledge, for the log only,
+        // never for whoever reads the error (an API client, through attempts).
+        spdlog::warn("outbound: {} refused: {}", t->url.host, allowed.message());
+        allowed = PermissionDeniedError(std::string(kReasonSsrfBlocked) + ": " + t->url.host +
+                                        " resolves to an address the SSRF guard refuses")
+                      .With(kPayloadReason, std::string(kReasonSsrfBlocked));
+      }
       t->blocked = std::move(allowed);
     }
     return CURL_SOCKET_BAD;
