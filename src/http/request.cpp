@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "core/utf8.hpp"
 #include "http/router.hpp"
 #include "http/text.hpp"
 
@@ -23,7 +24,7 @@ StatusOr<std::string> DecodeQueryComponent(std::string_view raw) {
     return InvalidArgumentError("query string has an invalid percent-encoding")
         .With(kPayloadReason, "INVALID_QUERY");
   }
-  if (!internal::IsValidUtf8(*decoded)) {
+  if (!utf8::IsValid(*decoded)) {
     return InvalidArgumentError("query string is not valid UTF-8")
         .With(kPayloadReason, "INVALID_QUERY");
   }
@@ -235,7 +236,7 @@ StatusOr<nlohmann::json> Request::JsonBody() const {
     return InvalidArgumentError("a JSON request body is required")
         .With(kPayloadReason, "BODY_REQUIRED");
   }
-  if (!internal::IsValidUtf8(body)) {
+  if (!utf8::IsValid(body)) {
     return MalformedJson("request body is not valid UTF-8");
   }
   StrictJsonSax sax;

@@ -212,21 +212,6 @@ TEST(Headers, LookupIsCaseInsensitive) {
   EXPECT_TRUE(h.All().empty());
 }
 
-TEST(Utf8, FollowsRfc3629) {
-  using internal::IsValidUtf8;
-  EXPECT_TRUE(IsValidUtf8(""));
-  EXPECT_TRUE(IsValidUtf8("plain"));
-  EXPECT_TRUE(IsValidUtf8("\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\xF4\x8F\xBF\xBF"));
-  EXPECT_FALSE(IsValidUtf8("\xC0\xAF"));          // overlong '/'
-  EXPECT_FALSE(IsValidUtf8("\xE0\x80\xAF"));      // overlong
-  EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));      // surrogate
-  EXPECT_FALSE(IsValidUtf8("\xF4\x90\x80\x80"));  // above U+10FFFF
-  EXPECT_FALSE(IsValidUtf8("\xF8\x88\x80\x80\x80"));
-  EXPECT_FALSE(IsValidUtf8("\x80"));
-  EXPECT_FALSE(IsValidUtf8("\xE2\x82"));  // truncated
-  EXPECT_FALSE(IsValidUtf8("\xC3("));
-}
-
 TEST(PercentDecode, HandlesPlusAndBadEscapes) {
   using internal::PercentDecode;
   EXPECT_EQ(PercentDecode("a+b%2B%2f", true), "a b+/");

@@ -11,6 +11,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/utf8.hpp"
 #include "http/problem.hpp"
 #include "http/text.hpp"
 
@@ -580,7 +581,7 @@ std::optional<Response> Router::Impl::RouteOrThrow(Request& request, std::string
     // A decoded '/' would let one segment stand for two; NUL and controls have no place in
     // an identifier and confuse C APIs and logs further down.
     if (!decoded || decoded->find('/') != std::string::npos ||
-        internal::HasControlChars(*decoded) || !internal::IsValidUtf8(*decoded)) {
+        internal::HasControlChars(*decoded) || !utf8::IsValid(*decoded)) {
       return ProblemResponse(
           InvalidArgumentError("path parameter '" + route->param_names[i] + "' is not valid")
               .With(kPayloadReason, "INVALID_PATH_PARAMETER"));

@@ -47,57 +47,6 @@ std::optional<std::string> PercentDecode(std::string_view in, bool plus_as_space
   return out;
 }
 
-bool IsValidUtf8(std::string_view text) {
-  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
-  const auto* end = p + text.size();
-  while (p < end) {
-    const unsigned char c = *p;
-    if (c < 0x80) {
-      ++p;
-      continue;
-    }
-    // Table 3-7 of the Unicode standard: the second byte's range depends on the first so
-    // that overlong forms, surrogates and code points above U+10FFFF are all rejected.
-    int extra;
-    unsigned char lo = 0x80;
-    unsigned char hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-      extra = 1;
-    } else if (c == 0xE0) {
-      extra = 2;
-      lo = 0xA0;
-    } else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) {
-      extra = 2;
-    } else if (c == 0xED) {
-      extra = 2;
-      hi = 0x9F;
-    } else if (c == 0xF0) {
-      extra = 3;
-      lo = 0x90;
-    } else if (c >= 0xF1 && c <= 0xF3) {
-      extra = 3;
-    } else if (c == 0xF4) {
-      extra = 3;
-      hi = 0x8F;
-    } else {
-      return false;
-    }
-    if (end - p <= extra) {
-      return false;
-    }
-    if (p[1] < lo || p[1] > hi) {
-      return false;
-    }
-    for (int k = 2; k <= extra; ++k) {
-      if (p[k] < 0x80 || p[k] > 0xBF) {
-        return false;
-      }
-    }
-    p += extra + 1;
-  }
-  return true;
-}
-
 bool HasControlChars(std::string_view text) {
   for (const char c : text) {
     const auto u = static_cast<unsigned char>(c);

@@ -12,10 +12,6 @@ namespace evo::http::internal {
 // when a '%' is not followed by two hex digits.
 std::optional<std::string> PercentDecode(std::string_view in, bool plus_as_space);
 
-// True when `text` is well-formed UTF-8 (RFC 3629): no overlong forms, no surrogates
-// (U+D800..U+DFFF), nothing above U+10FFFF, no truncated sequences.
-bool IsValidUtf8(std::string_view text);
-
 // True when `text` holds a C0 control character (including NUL) or DEL.
 bool HasControlChars(std::string_view text);
 

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <memory>
 
+#include "core/utf8.hpp"
+
 namespace evo::spam {
 namespace {
 
@@ -185,38 +187,6 @@ uint32_t FromCp1252(uint8_t byte) {
   return (byte >= 0x80 && byte < 0xA0) ? kCp1252High[byte - 0x80] : byte;
 }
 
-size_t Utf8SequenceLength(std::string_view s, size_t i) {
-  const auto c = static_cast<uint8_t>(s[i]);
-  if (c < 0x80) {
-    return 1;
-  }
-  const size_t n = (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-  if (n == 0 || i + n > s.size()) {
-    return 0;
-  }
-  for (size_t k = 1; k < n; ++k) {
-    if ((static_cast<uint8_t>(s[i + k]) & 0xC0) != 0x80) {
-      return 0;
-    }
-  }
-  const auto d = static_cast<uint8_t>(s[i + 1]);
-  const bool ok = n == 2   ? c >= 0xC2
-                  : n == 3 ? !(c == 0xE0 && d < 0xA0) && !(c == 0xED && d >= 0xA0)
-                           : c <= 0xF4 && !(c == 0xF0 && d < 0x90) && !(c == 0xF4 && d >= 0x90);
-  return ok ? n : 0;
-}
-
-bool IsValidUtf8(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    const size_t n = Utf8SequenceLength(s, i);
-    if (n == 0) {
-      return false;
-    }
-    i += n;
-  }
-  return true;
-}
-
 bool HasHighBytes(std::string_view s) { return AsciiPrefix(s) < s.size(); }
 
 bool IsWindows1252(std::string_view charset) {
@@ -245,7 +215,7 @@ void AppendRepairedUtf8(std::string_view bytes, std::string* out) {
       i += AsciiPrefix(bytes.substr(i));
       continue;
     }
-    if (const size_t n = Utf8SequenceLength(bytes, i); n > 0) {
+    if (const size_t n = utf8::SequenceLength(bytes, i); n > 0) {
       i += n;
       continue;
     }
@@ -326,7 +296,7 @@ void NormalizeText(std::string* text) {
       i += AsciiPrefix(s.substr(i));
       continue;
     }
-    const size_t n = Utf8SequenceLength(s, i);
+    const size_t n = utf8::SequenceLength(s, i);
     if (n == 0 || (c == 0xC2 && static_cast<uint8_t>(s[i + 1]) < 0xA0)) {
       repair = true;
       break;
@@ -341,7 +311,7 @@ void NormalizeText(std::string* text) {
     size_t i = 0;
     while (i < s.size()) {
       const auto c = static_cast<uint8_t>(s[i]);
-      const size_t n = c < 0x80 ? 1 : Utf8SequenceLength(s, i);
+      const size_t n = c < 0x80 ? 1 : utf8::SequenceLength(s, i);
       uint32_t replacement = 0;
       if (n == 0) {
         replacement = FromCp1252(c);  // not UTF-8: windows-1252

@@ -33,13 +33,6 @@ void AppendUtf8(uint32_t cp, std::string* out);
 // control of the same value).
 uint32_t FromCp1252(uint8_t byte);
 
-// The length of the well-formed UTF-8 sequence (RFC 3629: no overlong forms, surrogates or
-// code points above U+10FFFF) that starts at `s[i]`, or 0 if none does. REQUIRES: i < size.
-size_t Utf8SequenceLength(std::string_view s, size_t i);
-
-// True if `s` is well-formed UTF-8 (see Utf8SequenceLength).
-bool IsValidUtf8(std::string_view s);
-
 // True if `s` holds a byte >= 0x80.
 bool HasHighBytes(std::string_view s);
 

@@ -35,21 +35,6 @@ std::string Latin1ToUtf8(std::string_view bytes) {
   return out;
 }
 
-TEST(Charset, Utf8SequenceLength) {
-  EXPECT_EQ(Utf8SequenceLength("a", 0), 1u);
-  EXPECT_EQ(Utf8SequenceLength("\xC3\xA9", 0), 2u);
-  EXPECT_EQ(Utf8SequenceLength("\xE2\x82\xAC", 0), 3u);
-  EXPECT_EQ(Utf8SequenceLength("\xF0\x9F\x98\x80", 0), 4u);
-  EXPECT_EQ(Utf8SequenceLength("\xC0\xAF", 0), 0u);          // overlong
-  EXPECT_EQ(Utf8SequenceLength("\xE0\x80\xAF", 0), 0u);      // overlong
-  EXPECT_EQ(Utf8SequenceLength("\xED\xA0\x80", 0), 0u);      // surrogate
-  EXPECT_EQ(Utf8SequenceLength("\xF4\x90\x80\x80", 0), 0u);  // above U+10FFFF
-  EXPECT_EQ(Utf8SequenceLength("\xE2\x82", 0), 0u);          // truncated
-  EXPECT_EQ(Utf8SequenceLength("\xA9", 0), 0u);              // a lone continuation byte
-  EXPECT_TRUE(IsValidUtf8("caf\xC3\xA9"));
-  EXPECT_FALSE(IsValidUtf8("caf\xE9"));
-}
-
 TEST(Charset, DeclaredCharsetsAreDecodedByIconv) {
   EXPECT_EQ(InCharset("\xD0\xD2\xC9\xD7\xC5\xD4", "koi8-r"),
             "<\xD0\xBF\xD1\x80\xD0\xB8\xD0\xB2\xD0\xB5\xD1\x82>");  // привет

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "core/logging.hpp"
+#include "core/utf8.hpp"
 #include "spam/charset.hpp"
 
 namespace evo::spam {
@@ -73,7 +74,7 @@ std::string ValidUtf8(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size();) {
-    if (const size_t n = Utf8SequenceLength(s, i); n > 0) {
+    if (const size_t n = utf8::SequenceLength(s, i); n > 0) {
       out.append(s.substr(i, n));
       i += n;
     } else {

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/utf8.hpp"
 #include "spam/charset.hpp"
 
 namespace evo::spam {
@@ -1039,7 +1040,7 @@ class Extractor {
     // the charset (and text in a legacy 8-bit charset is hardly ever valid UTF-8).
     const bool literal = text.data() == content.data();  // DecodeTransfer returned it as is
     const bool convert =
-        IsAsciiIncompatible(charset) || (HasHighBytes(text) && !(literal && IsValidUtf8(text)));
+        IsAsciiIncompatible(charset) || (HasHighBytes(text) && !(literal && utf8::IsValid(text)));
     std::string converted;
     if (convert) {
       AppendInCharset(text, charset, &converted);
