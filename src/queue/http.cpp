@@ -341,11 +341,7 @@ void RegisterRoutes(http::Router& router, Broker& broker, RouteOptions route_opt
         const std::string queue(request.Param("name"));
         if (IsInternalQueue(queue, *internal)) {
           return PermissionDeniedError(
-                     fmt::format(
-                         "queue names starting with '{}' are reserved for evo's own "
-                         "modules",
-                         *std::find_if(internal->begin(), internal->end(),
-                                       [&](const std::string& p) { return queue.starts_with(p); })))
+                     fmt::format("'{}' is in a namespace reserved for evo's own modules", queue))
               .With(kPayloadReason, "RESERVED_QUEUE_NAME");
         }
         QueueOptions options;
