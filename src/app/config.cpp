@@ -218,6 +218,12 @@ void AddFlags(CLI::App& app, Config& c) {
           ->group(spam)
           ->capture_default_str(),
       "EVO_SPAM_TOP_TOKENS");
+  Env(app.add_option("--spam-corpus-root", c.spam_corpus_root,
+                     "Directory below which POST /v1/spam/models may read a training corpus "
+                     "(\"directory\"); symbolic links are not followed. Unset: only inline "
+                     "messages train through the API")
+          ->group(spam),
+      "EVO_SPAM_CORPUS_ROOT");
 
   const std::string bandit = "Bandit";
   Env(app.add_option("--bandit-default-experiment", c.bandit_default_experiment,
@@ -363,6 +369,19 @@ StatusOr<spam::ServiceOptions> ToSpamOptions(const Config& c) {
   o.top_tokens = static_cast<size_t>(c.spam_top_tokens);
   EVO_RETURN_IF_ERROR(spam::Validate(o));
   return o;
+}
+
+StatusOr<std::filesystem::path> SpamCorpusRoot(const Config& c) {
+  if (c.spam_corpus_root.empty()) {
+    return std::filesystem::path();
+  }
+  std::error_code ec;
+  std::filesystem::path root = std::filesystem::canonical(c.spam_corpus_root, ec);
+  if (ec || !std::filesystem::is_directory(root, ec)) {
+    return InvalidArgumentError("--spam-corpus-root: '" + c.spam_corpus_root +
+                                "' is not an existing directory");
+  }
+  return root;
 }
 
 StatusOr<bandit::ServiceOptions> ToBanditOptions(const Config& c) {

@@ -55,6 +55,7 @@ struct Config {
   double spam_unsure_low = 0.1;
   double spam_unsure_high = 0.9;
   int spam_top_tokens = 5;
+  std::string spam_corpus_root;  // empty: no directory training through the API
   // Bandit
   std::string bandit_default_experiment = "default";
   std::string bandit_snapshot_interval = "30s";
@@ -78,6 +79,8 @@ StatusOr<std::vector<std::string>> EnabledModules(const Config& config);
 StatusOr<http::ServerOptions> ToServerOptions(const Config& config);
 StatusOr<ids::Options> ToIdOptions(const Config& config);
 StatusOr<spam::ServiceOptions> ToSpamOptions(const Config& config);
+// The canonical --spam-corpus-root (empty when not set); it must be an existing directory.
+StatusOr<std::filesystem::path> SpamCorpusRoot(const Config& config);
 StatusOr<bandit::ServiceOptions> ToBanditOptions(const Config& config);
 StatusOr<webhooks::Options> ToWebhooksOptions(const Config& config);
 StatusOr<std::chrono::milliseconds> ShutdownTimeout(const Config& config);

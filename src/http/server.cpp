@@ -853,7 +853,8 @@ class Session : public std::enable_shared_from_this<Session> {
                    self->Send(std::move(response), close);
                  });
     };
-    if (match_.blocking) {
+    if (match_.blocking || (match_.blocking_above_body_bytes != 0 &&
+                            request_.body.size() > match_.blocking_above_body_bytes)) {
       HandleBlocking(std::move(finish));
       return;
     }
