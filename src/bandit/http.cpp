@@ -43,6 +43,7 @@ json StatsJson(const ExperimentStats& s) {
   json out = {{"arms", std::move(arms)},
               {"pulls", s.pulls},
               {"pending", s.pending},
+              {"stickyUnits", s.sticky_units},
               {"regretEstimate", s.regret_estimate},
               {"probabilityBestSamples", s.probability_samples},
               {"probabilityBestError", s.probability_error}};
