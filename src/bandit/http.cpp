@@ -152,6 +152,16 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
   auto& rewards_family =
       registry.AddCounter("evo_bandit_rewards_total", "Rewards credited (in time or late).", {});
   auto* rewards_total = &rewards_family.Get({});
+  registry.AddCounterCallback(
+      "evo_bandit_journal_syncs_total", "msyncs of the bandit journal (--bandit-sync).",
+      [&service] { return static_cast<double>(service.Counters().journal_syncs); });
+  registry.AddCounterCallback(
+      "evo_bandit_snapshots_total", "Bandit snapshots made durable.",
+      [&service] { return static_cast<double>(service.Counters().snapshots); });
+  registry.AddCounterCallback(
+      "evo_bandit_snapshot_failures_total",
+      "Bandit snapshots that failed (their journals kept, retried).",
+      [&service] { return static_cast<double>(service.Counters().snapshot_failures); });
 
   http::RouteOptions create;
   create.openapi = {{"summary", "Create an experiment"},
@@ -279,7 +289,8 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
   pull.openapi = {
       {"summary", "Choose an arm"},
       {"description",
-       "With a unitId, the same unit gets the same arm for the life of the experiment."},
+       "With a unitId, the same unit gets the same arm while the experiment remembers it (its "
+       "most recently seen units, --bandit-max-sticky-units)."},
       {"operationId", "pullArm"},
       {"tags", {"bandit"}},
       {"parameters", {NameParameter()}},
