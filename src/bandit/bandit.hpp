@@ -196,6 +196,8 @@ class Service {
   Status Snapshot();
 
   ServiceCounters Counters() const;
+  // The options it was opened with.
+  const ServiceOptions& options() const;
 
  private:
   struct Impl;

@@ -163,7 +163,12 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       "Bandit snapshots that failed (their journals kept, retried).",
       [&service] { return static_cast<double>(service.Counters().snapshot_failures); });
 
+  // Definition changes wait for a durable SQLite commit and statistics run a Monte Carlo:
+  // blocking threads, not I/O threads. Pulls and rewards are the hot path and take
+  // microseconds, unless each one waits for its msync (--bandit-sync always).
+  const bool answers_wait_for_msync = service.options().sync == SyncMode::kAlways;
   http::RouteOptions create;
+  create.blocking = true;
   create.openapi = {{"summary", "Create an experiment"},
                     {"operationId", "createExperiment"},
                     {"tags", {"bandit"}},
@@ -237,6 +242,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       get);
 
   http::RouteOptions update;
+  update.blocking = true;
   update.openapi = {
       {"summary", "Replace an experiment's settings"},
       {"description",
@@ -271,6 +277,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
   router.Patch("/v1/experiments/{name}", do_update, update);
 
   http::RouteOptions remove;
+  remove.blocking = true;
   remove.openapi = {
       {"summary", "Delete an experiment (its state and pending pulls)"},
       {"operationId", "deleteExperiment"},
@@ -286,6 +293,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       remove);
 
   http::RouteOptions pull;
+  pull.blocking = answers_wait_for_msync;
   pull.openapi = {
       {"summary", "Choose an arm"},
       {"description",
@@ -340,6 +348,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       pull);
 
   http::RouteOptions reward;
+  reward.blocking = answers_wait_for_msync;
   reward.openapi = {
       {"summary", "Report the reward of a pull (or a batch)"},
       {"description",
@@ -407,6 +416,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       reward);
 
   http::RouteOptions stats;
+  stats.blocking = true;
   stats.openapi = {
       {"summary", "Statistics per arm"},
       {"operationId", "experimentStats"},
@@ -431,6 +441,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
   // The original bandit server's surface, on one configured experiment: GET /arms pulls,
   // POST /arms rewards, GET /arms/stats reports.
   http::RouteOptions compat_pull;
+  compat_pull.blocking = answers_wait_for_msync;
   compat_pull.openapi = {
       {"summary", "Original server: choose an arm of the default experiment"},
       {"operationId", "compatPull"},
@@ -446,6 +457,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       },
       compat_pull);
   http::RouteOptions compat_reward;
+  compat_reward.blocking = answers_wait_for_msync;
   compat_reward.openapi = {
       {"summary", "Original server: report a reward"},
       {"description",
@@ -480,6 +492,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       },
       compat_reward);
   http::RouteOptions compat_stats;
+  compat_stats.blocking = true;
   compat_stats.openapi = {
       {"summary", "Original server: statistics of the default experiment"},
       {"operationId", "compatStats"},

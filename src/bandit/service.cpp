@@ -1527,4 +1527,6 @@ ServiceCounters Service::Counters() const {
           impl_->snapshot_failures.load(std::memory_order_relaxed)};
 }
 
+const ServiceOptions& Service::options() const { return impl_->options; }
+
 }  // namespace evo::bandit
