@@ -556,6 +556,7 @@ TEST_F(ServiceTest, UpdateRacesWithPullsRewardsTicksAndSnapshots) {
   std::atomic<int64_t> pulls{0};
   std::atomic<int64_t> rewards{0};
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int t = 0; t < 2; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 1500; ++i) {
@@ -671,6 +672,7 @@ TEST_F(ServiceTest, PendingPullsAreCappedPerExperiment) {
   Reopen();
   ASSERT_TRUE(service_->Create(Spec("x", {"only"})).ok());
   std::vector<std::string> ids;
+  ids.reserve(1000);
   for (int i = 0; i < 1000; ++i) {
     ids.push_back(service_->Pull("x")->pull_id);
   }
