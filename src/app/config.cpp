@@ -237,6 +237,30 @@ void AddFlags(CLI::App& app, Config& c) {
           ->group(bandit)
           ->capture_default_str(),
       "EVO_BANDIT_SNAPSHOT_INTERVAL");
+  Env(app.add_option("--bandit-sync", c.bandit_sync,
+                     "When the bandit journal is msynced: none (a process kill loses nothing "
+                     "acknowledged, an OS crash what was not yet written back), interval "
+                     "(every --bandit-sync-interval), always (before each answer)")
+          ->group(bandit)
+          ->capture_default_str(),
+      "EVO_BANDIT_SYNC");
+  Env(app.add_option("--bandit-sync-interval", c.bandit_sync_interval,
+                     "How often --bandit-sync interval msyncs the journal")
+          ->group(bandit)
+          ->capture_default_str(),
+      "EVO_BANDIT_SYNC_INTERVAL");
+  Env(app.add_option("--bandit-max-sticky-units", c.bandit_max_sticky_units,
+                     "Units whose arm an experiment remembers (least recently seen forgotten "
+                     "first; 16 bytes each)")
+          ->group(bandit)
+          ->capture_default_str(),
+      "EVO_BANDIT_MAX_STICKY_UNITS");
+  Env(app.add_option("--bandit-max-pending-pulls", c.bandit_max_pending_pulls,
+                     "Pulls an experiment keeps for their rewards (oldest expire early beyond; "
+                     "8 bytes each)")
+          ->group(bandit)
+          ->capture_default_str(),
+      "EVO_BANDIT_MAX_PENDING_PULLS");
 
   const std::string webhooks = "Webhooks";
   Env(app.add_option("--webhooks-allow-cidr", c.webhooks_allow_cidr,
@@ -391,6 +415,23 @@ StatusOr<bandit::ServiceOptions> ToBanditOptions(const Config& c) {
   if (o.snapshot_interval < std::chrono::milliseconds(100)) {
     return InvalidArgumentError("--bandit-snapshot-interval: at least 100ms");
   }
+  auto sync = bandit::ParseSyncMode(c.bandit_sync);
+  if (!sync.ok()) {
+    return InvalidArgumentError("--bandit-sync: " + std::string(sync.status().message()));
+  }
+  o.sync = *sync;
+  EVO_ASSIGN_OR_RETURN(o.sync_interval, Duration("bandit-sync-interval", c.bandit_sync_interval));
+  if (o.sync_interval < std::chrono::milliseconds(1)) {
+    return InvalidArgumentError("--bandit-sync-interval: at least 1ms");
+  }
+  if (c.bandit_max_sticky_units < 1) {
+    return InvalidArgumentError("--bandit-max-sticky-units: at least 1");
+  }
+  o.max_sticky_units = static_cast<uint64_t>(c.bandit_max_sticky_units);
+  if (c.bandit_max_pending_pulls < 1) {
+    return InvalidArgumentError("--bandit-max-pending-pulls: at least 1");
+  }
+  o.max_pending_pulls = static_cast<uint64_t>(c.bandit_max_pending_pulls);
   return o;
 }
 

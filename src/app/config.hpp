@@ -59,6 +59,10 @@ struct Config {
   // Bandit
   std::string bandit_default_experiment = "default";
   std::string bandit_snapshot_interval = "30s";
+  std::string bandit_sync = "none";
+  std::string bandit_sync_interval = "1s";
+  int64_t bandit_max_sticky_units = 1'000'000;
+  int64_t bandit_max_pending_pulls = int64_t{1} << 24;
   // Webhooks
   std::vector<std::string> webhooks_allow_cidr;
   std::string webhooks_request_timeout = "15s";
