@@ -400,9 +400,12 @@ void RegisterRoutes(http::Router& router, Service& service) {
           {{"200", http::JsonResponseSpec("{\"secret\"}.")}, {"404", Problem("Unknown.")}}));
   auto update = [&service](const http::Request& request) -> StatusOr<http::Response> {
     EVO_ASSIGN_OR_RETURN(const json body, request.JsonObjectBody());
-    EVO_ASSIGN_OR_RETURN(Endpoint ep, service.GetEndpoint(request.Param("id")));
-    EVO_RETURN_IF_ERROR(ApplyEndpointFields(body, ep, false));
-    EVO_ASSIGN_OR_RETURN(Endpoint updated, service.UpdateEndpoint(std::move(ep)));
+    // Applied to the endpoint as it is when written (under its write lock), not to a copy
+    // read before: a concurrent rotation or disable is not undone.
+    EVO_ASSIGN_OR_RETURN(Endpoint updated,
+                         service.UpdateEndpoint(request.Param("id"), [&body](Endpoint& ep) {
+                           return ApplyEndpointFields(body, ep, false);
+                         }));
     return http::Response::Json(200, ToJson(updated, false));
   };
   router.Patch(

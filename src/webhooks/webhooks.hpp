@@ -143,6 +143,10 @@ struct Options {
   std::chrono::milliseconds secret_grace{std::chrono::hours(24)};
   // Idempotent publish window (Idempotency-Key or eventId).
   std::chrono::milliseconds idempotency_window{std::chrono::hours(24)};
+  // Messages older than this are deleted, with their attempts and delivery rows, by a sweep
+  // every minute (Svix keeps 90 days). 0 keeps them forever. REQUIRES: 0 or >= 1 h; longer
+  // than the retry schedule, or a delivery still retrying loses its message.
+  std::chrono::milliseconds retention{std::chrono::hours(24 * 90)};
   size_t max_payload_bytes = size_t{256} * 1024;
   // Verification handshake timeout.
   std::chrono::milliseconds verify_timeout{10'000};
@@ -192,7 +196,16 @@ class Service {
   virtual void CreateEndpoint(Endpoint endpoint, bool verify,
                               std::function<void(StatusOr<Created>)> done) = 0;
   virtual void VerifyEndpoint(std::string_view id, std::function<void(StatusOr<Created>)> done) = 0;
-  virtual StatusOr<Endpoint> UpdateEndpoint(Endpoint endpoint) = 0;
+  // Applies `change` to the endpoint as it is now and stores what it changed of the writable
+  // fields (url, description, event types, filter, limits, ordered, headers, and the state
+  // when `change` moved it between active and disabled; re-enabling clears the failing
+  // streak). Identity, secrets and verification state stay as they are. Runs under the
+  // endpoint's write lock, so concurrent writers (rotations, the dispatcher's failing-streak
+  // and disable writes) never undo each other. NotFound, or `change`'s or the check's error.
+  virtual StatusOr<Endpoint> UpdateEndpoint(std::string_view id,
+                                            const std::function<Status(Endpoint&)>& change) = 0;
+  // The same, taking the writable fields and the state from `endpoint` (found by its id).
+  virtual StatusOr<Endpoint> UpdateEndpoint(const Endpoint& endpoint) = 0;
   virtual StatusOr<Endpoint> GetEndpoint(std::string_view id) = 0;
   virtual StatusOr<std::vector<Endpoint>> ListEndpoints(const Page& page) = 0;
   virtual Status DeleteEndpoint(std::string_view id) = 0;
