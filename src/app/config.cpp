@@ -289,6 +289,11 @@ void AddFlags(CLI::App& app, Config& c) {
           ->group(webhooks)
           ->capture_default_str(),
       "EVO_WEBHOOKS_SECRET_GRACE");
+  Env(app.add_option("--webhooks-retention", c.webhooks_retention,
+                     "Messages older than this are deleted with their attempts (0 keeps them)")
+          ->group(webhooks)
+          ->capture_default_str(),
+      "EVO_WEBHOOKS_RETENTION");
 }
 
 StatusOr<std::vector<std::string>> EnabledModules(const Config& config) {
@@ -450,6 +455,7 @@ StatusOr<webhooks::Options> ToWebhooksOptions(const Config& c) {
   EVO_ASSIGN_OR_RETURN(o.disable_after,
                        Duration("webhooks-disable-after", c.webhooks_disable_after));
   EVO_ASSIGN_OR_RETURN(o.secret_grace, Duration("webhooks-secret-grace", c.webhooks_secret_grace));
+  EVO_ASSIGN_OR_RETURN(o.retention, Duration("webhooks-retention", c.webhooks_retention));
   o.retry_schedule.clear();
   std::stringstream in(c.webhooks_retry_schedule);
   std::string item;

@@ -69,6 +69,7 @@ struct Config {
   std::string webhooks_retry_schedule = "5s,5m,30m,2h,5h,10h,10h";
   std::string webhooks_disable_after = "120h";
   std::string webhooks_secret_grace = "24h";
+  std::string webhooks_retention = "2160h";  // 90 days
 };
 
 // Adds every option to `app` (global options, so they may follow any subcommand), with
