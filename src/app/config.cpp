@@ -32,6 +32,7 @@ StatusOr<std::chrono::milliseconds> Duration(std::string_view option, const std:
 Status WithFlagNames(const Status& status) {
   static const std::vector<std::pair<std::string_view, std::string_view>> flag_names = {
       {"listen", "--listen"},
+      {"blocking_threads", "--blocking-threads"},
       {"threads", "--threads"},
       {"max_body_bytes", "--max-body"},
       {"max_header_bytes", "--max-header"},
@@ -111,6 +112,13 @@ void AddFlags(CLI::App& app, Config& c) {
           ->check(CLI::Range(0, 256))
           ->capture_default_str(),
       "EVO_THREADS");
+  Env(app.add_option("--blocking-threads", c.blocking_threads,
+                     "Threads for routes that wait on the disk or compute for long (training, "
+                     "admin changes): never the I/O threads")
+          ->group(server)
+          ->check(CLI::Range(1, 256))
+          ->capture_default_str(),
+      "EVO_BLOCKING_THREADS");
   Env(app.add_option("--max-body", c.max_body, "Default request body limit")
           ->group(server)
           ->capture_default_str(),
@@ -328,6 +336,7 @@ StatusOr<http::ServerOptions> ToServerOptions(const Config& c) {
   http::ServerOptions o;
   o.listen = c.listen;
   o.threads = c.threads;
+  o.blocking_threads = c.blocking_threads;
   auto body = ParseBytes(c.max_body);
   if (!body.ok()) {
     return Named("max-body", body.status());

@@ -30,6 +30,7 @@ struct Config {
   // Server
   std::string listen = "127.0.0.1:8080";
   int threads = 0;
+  int blocking_threads = 4;
   std::string max_body = "1MiB";
   std::string max_header = "64KiB";
   size_t max_connections = 10000;
