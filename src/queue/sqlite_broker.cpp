@@ -278,11 +278,13 @@ class Op {
   virtual ~Op() = default;
   // Messages this operation writes at most (to size groups).
   virtual size_t Weight() const { return 1; }
-  // Runs inside the group's transaction. A non-OK answer is a store failure that aborts the
-  // whole group; an operation's own failure (unknown lease...) is kept for Finish.
+  // Runs inside the group's transaction, in a savepoint of its own. A non-OK answer (a store
+  // failure) or an exception rolls back this operation's writes alone and becomes its answer;
+  // the rest of the group commits. An operation's own refusal (unknown lease...) is kept for
+  // Finish instead.
   virtual Status Apply(Group& group) = 0;
-  // After the commit (`commit` is its status). Returns true to be kept as a long-poll waiter
-  // instead of answering.
+  // After the commit: `commit` is the commit's status, or this operation's own failure from
+  // Apply. Returns true to be kept as a long-poll waiter instead of answering.
   virtual bool Finish(const Status& commit, int64_t now_ms) = 0;
   // Whether the group's commit must survive a power loss before this operation is answered.
   // A lease need not: lost, it is as if it had expired (the message is delivered again).
@@ -964,12 +966,8 @@ class FunctionOp final : public Op {
       : fn_(std::move(fn)), done_(std::move(done)) {}
   Status Apply(Group& g) override {
     result_ = fn_(g);
-    // A store failure inside aborts the group like any other.
-    if (!result_.ok() && result_.status().code() != StatusCode::kNotFound &&
-        result_.status().code() != StatusCode::kInvalidArgument) {
-      return result_.status();
-    }
-    return OkStatus();
+    // A failure rolls back what `fn` wrote before it (its savepoint), and is its answer.
+    return result_.status();
   }
   bool Finish(const Status& commit, int64_t) override {
     done_(commit.ok() ? std::move(result_) : StatusOr<T>(commit));
@@ -1078,6 +1076,9 @@ class SqliteBroker final : public Broker {
                if (p->name == n) {
                  existing = p;
                }
+             }
+             if (existing != nullptr && existing->deleted) {
+               existing = nullptr;  // deleted earlier in this group: declared anew
              }
              if (existing) {
                EVO_RETURN_IF_ERROR(
@@ -1677,7 +1678,13 @@ class SqliteBroker final : public Broker {
       }
       woken_.clear();
       if (!batch.empty()) {
-        Commit(batch, now);
+        try {
+          Commit(batch, now);
+        } catch (const std::exception& e) {
+          FailBatch(batch, fmt::format("queue writer: {}", e.what()));
+        } catch (...) {
+          FailBatch(batch, "queue writer: unknown exception");
+        }
         batch.clear();
       }
       const auto mono = clock_.Monotonic();
@@ -1694,9 +1701,70 @@ class SqliteBroker final : public Broker {
     }
   }
 
+  // Answers the operations of `batch` not answered yet with Internal (something threw outside
+  // of any one operation); the writer goes on with the next batch.
+  static void FailBatch(std::deque<std::unique_ptr<Op>>& batch, const std::string& what) {
+    spdlog::error("{} (failing the {} operations of its batch)", what, batch.size());
+    for (auto& op : batch) {
+      if (op != nullptr) {
+        FinishCatching(*op, InternalError(what), 0);
+      }
+    }
+    batch.clear();
+  }
+
+  // Op::Finish, whose callback may throw: logged, and the writer goes on.
+  static bool FinishCatching(Op& op, const Status& status, int64_t now_ms) {
+    try {
+      return op.Finish(status, now_ms);
+    } catch (const std::exception& e) {
+      spdlog::error("queue: a callback threw: {}", e.what());
+    } catch (...) {
+      spdlog::error("queue: a callback threw an unknown exception");
+    }
+    return false;
+  }
+
+  // Runs `op` in a savepoint of the group's transaction. Its effects join the group only when
+  // it succeeds; otherwise its writes are rolled back and `failure` says why. Returns non-OK
+  // only when the transaction itself is lost (the savepoint cannot be rolled back).
+  static Status ApplyIsolated(Op& op, Group& g, Status& failure) {
+    EVO_RETURN_IF_ERROR(g.tx.Exec("SAVEPOINT evo_queue_op").status());
+    Group own{g.tx, g.now_ms, {}, {}};
+    try {
+      failure = op.Apply(own);
+    } catch (const std::exception& e) {
+      failure = InternalError(fmt::format("queue operation threw: {}", e.what()));
+    } catch (...) {
+      failure = InternalError("queue operation threw an unknown exception");
+    }
+    if (!failure.ok()) {
+      spdlog::warn("queue: one operation of a group failed, the others go on: {}",
+                   failure.ToString());
+      EVO_RETURN_IF_ERROR(g.tx.Exec("ROLLBACK TO evo_queue_op").status());
+      return g.tx.Exec("RELEASE evo_queue_op").status();
+    }
+    EVO_RETURN_IF_ERROR(g.tx.Exec("RELEASE evo_queue_op").status());
+    for (const auto& [queue_id, d] : own.deltas) {
+      Counters& total = g.deltas[queue_id];
+      total.depth += d.depth;
+      total.dead += d.dead;
+      total.enqueued += d.enqueued;
+      total.deduplicated += d.deduplicated;
+      total.acked += d.acked;
+      total.nacked += d.nacked;
+      total.dead_lettered += d.dead_lettered;
+      total.expired += d.expired;
+      total.redriven += d.redriven;
+    }
+    g.woken.insert(g.woken.end(), own.woken.begin(), own.woken.end());
+    return OkStatus();
+  }
+
   void Commit(std::deque<std::unique_ptr<Op>>& batch, int64_t now) {
     std::map<int64_t, Counters> deltas;
     std::vector<int64_t> woken;
+    std::vector<Status> failures(batch.size());
     // Leases alone are committed without syncing the log; a group with anything else syncs
     // it (and with it the leases before).
     const bool sync =
@@ -1705,8 +1773,8 @@ class SqliteBroker final : public Broker {
     const Status commit = db_->Transaction(
         [&](store::Executor& tx) -> Status {
           Group g{tx, now, {}, {}};
-          for (auto& op : batch) {
-            EVO_RETURN_IF_ERROR(op->Apply(g));
+          for (size_t i = 0; i < batch.size(); ++i) {
+            EVO_RETURN_IF_ERROR(ApplyIsolated(*batch[i], g, failures[i]));
           }
           for (const auto& [queue_id, d] : g.deltas) {
             if (d.Zero()) {
@@ -1745,13 +1813,16 @@ class SqliteBroker final : public Broker {
       committed_ops_->Inc(static_cast<double>(batch.size()));
     }
     const int64_t after = NowMs();
-    for (auto& op : batch) {
-      if (op->Finish(commit, after)) {
+    for (size_t i = 0; i < batch.size(); ++i) {
+      // Taken out first: FailBatch skips what was answered here, should anything throw.
+      std::unique_ptr<Op> op = std::move(batch[i]);
+      const Status& status = commit.ok() ? failures[i] : commit;
+      if (FinishCatching(*op, status.ok() ? commit : status, after)) {
         if (waiters_.size() < options_.max_waiters) {
           waiters_.push_back(std::move(op));
         } else {
           static_cast<LeaseBatchOp&>(*op).Expire();
-          op->Finish(OkStatus(), after);
+          FinishCatching(*op, OkStatus(), after);
         }
       }
     }
@@ -1759,13 +1830,16 @@ class SqliteBroker final : public Broker {
 
   void ApplyCommitted(const std::map<int64_t, Counters>& deltas) {
     std::lock_guard lock(queues_mu_);
+    // Deleted first: a queue deleted and declared again in one group is the new one.
+    for (const QueuePtr& q : deleted_queues_) {
+      if (auto it = queues_.find(q->name); it != queues_.end() && it->second == q) {
+        queues_.erase(it);
+      }
+      by_id_.erase(q->id);
+    }
     for (QueuePtr& q : pending_queues_) {
       queues_[q->name] = q;
       by_id_[q->id] = q;
-    }
-    for (const QueuePtr& q : deleted_queues_) {
-      queues_.erase(q->name);
-      by_id_.erase(q->id);
     }
     for (const auto& [id, d] : deltas) {
       auto it = by_id_.find(id);
@@ -1824,7 +1898,14 @@ class SqliteBroker final : public Broker {
       // Its own condition variable: Submit's notify_one must always reach the writer.
       stop_cv_.wait_for(lock, kGaugeRefresh, [&] { return stopping_; });
       lock.unlock();
-      RefreshGauges();
+      // Nothing may end this thread (and with it the process): log, refresh next round.
+      try {
+        RefreshGauges();
+      } catch (const std::exception& e) {
+        spdlog::error("queue: gauge refresh threw: {}", e.what());
+      } catch (...) {
+        spdlog::error("queue: gauge refresh threw an unknown exception");
+      }
       lock.lock();
     }
   }
