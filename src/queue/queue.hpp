@@ -250,6 +250,12 @@ class Broker {
   virtual StatusOr<int64_t> PurgeDeadLetters(std::string_view queue,
                                              const DeadLetterFilter& filter) = 0;
 
+  // For a process about to stop: answers every waiting long poll now with what it has, and
+  // from then on answers a long poll at its first retry (within 100 ms) instead of waiting
+  // up to its `wait`, so that connections held by long polls end and an HTTP server can
+  // drain. Everything else goes on as before. Idempotent.
+  virtual void EndLongPolls() = 0;
+
   // Finishes queued work, answers long polls with what they have, and stops the writer;
   // later calls return Unavailable. Idempotent; the destructor calls it.
   virtual void Stop() = 0;

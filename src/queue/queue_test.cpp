@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "core/temp_dir.hpp"
+#include "store/store.hpp"
 
 namespace evo::queue {
 namespace {
@@ -453,6 +454,67 @@ TEST_F(QueueTest, LongPollWakesOnEnqueueAndTimesOut) {
   auto none = empty.get_future();
   ASSERT_EQ(none.wait_for(std::chrono::seconds(5)), std::future_status::ready);
   EXPECT_TRUE(none.get()->empty());
+}
+
+// Review D6: at SIGTERM a long poll waited out its whole wait (and the HTTP drain with it).
+// EndLongPolls answers the waiting ones now and later ones at once, without time passing.
+TEST_F(QueueTest, EndLongPollsAnswersWaitingAndLaterLongPolls) {
+  ASSERT_TRUE(broker_->DeclareQueue("q", {}).ok());
+  auto poll = [&] {
+    auto got = std::make_shared<std::promise<StatusOr<std::vector<Leased>>>>();
+    broker_->LeaseAsync("q", {.max = 5, .wait = milliseconds(20'000)},
+                        [got](StatusOr<std::vector<Leased>> r) { got->set_value(std::move(r)); });
+    return got->get_future();
+  };
+  auto waiting = poll();
+  EXPECT_EQ(waiting.wait_for(milliseconds(150)), std::future_status::timeout);
+  broker_->EndLongPolls();
+  // The manual clock stands still: only EndLongPolls can answer these.
+  ASSERT_EQ(waiting.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  auto answer = waiting.get();
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_TRUE(answer->empty());
+  auto later = poll();
+  ASSERT_EQ(later.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_TRUE(later.get()->empty());
+  // Everything else goes on: what is there is leased at once.
+  Put("x");
+  auto leases = broker_->Lease("q", {.max = 5, .wait = milliseconds(20'000)});
+  ASSERT_TRUE(leases.ok());
+  EXPECT_EQ(leases->size(), 1u);
+}
+
+// Review D5: the dedupe sweep deleted at most 10,000 expired keys a minute, so any sustained
+// rate above ~167 keys/s (webhooks add one per delivery) grew queue_dedupe without bound.
+TEST_F(QueueTest, DedupeSweepDeletesEveryExpiredKeyNotTenThousandAMinute) {
+  ASSERT_TRUE(
+      broker_->DeclareQueue("q", {.dedupe_window = milliseconds(1000), .max_payload_bytes = 64})
+          .ok());
+  constexpr int kKeys = 25'000;
+  for (int batch = 0; batch < kKeys / 1000; ++batch) {
+    std::vector<NewMessage> messages(1000);
+    for (int i = 0; i < 1000; ++i) {
+      messages[static_cast<size_t>(i)].payload = "x";
+      messages[static_cast<size_t>(i)].dedupe_key = fmt::format("k{}", batch * 1000 + i);
+    }
+    ASSERT_TRUE(broker_->Enqueue("q", std::move(messages)).ok());
+  }
+  auto db = store::OpenSqlite({.path = dir_.File("queue.db"), .read_only = true});
+  ASSERT_TRUE(db.ok()) << db.status();
+  auto keys = [&] {
+    auto row = (*db)->QueryOne("SELECT count(*) FROM queue_dedupe");
+    return row.ok() ? std::get<int64_t>((*row)[0]) : -1;
+  };
+  EXPECT_EQ(keys(), kKeys);
+  // Past the window and one sweep interval; the writer notices time on its next round.
+  clock_.Advance(std::chrono::seconds(61));
+  Put("nudge");
+  int64_t left = keys();
+  for (int i = 0; i < 3000 && left != 0; ++i) {
+    std::this_thread::sleep_for(milliseconds(10));
+    left = keys();
+  }
+  EXPECT_EQ(left, 0) << "expired dedupe keys left after one sweep interval";
 }
 
 TEST_F(QueueTest, ConcurrentProducersShareCommitsAndLoseNothing) {

@@ -45,6 +45,9 @@ constexpr milliseconds kMaxDelay{30LL * 24 * 3600 * 1000};
 constexpr milliseconds kWaiterRetry{100};
 constexpr milliseconds kGaugeRefresh{2000};
 constexpr milliseconds kDedupeSweep{60'000};
+// Expired dedupe keys deleted per statement; the sweep repeats it, between group commits,
+// until no expired key is left.
+constexpr size_t kDedupeSweepBatch = 5000;
 
 const std::vector<store::Migration>& Migrations() {
   static const std::vector<store::Migration> migrations = {{1, R"sql(
@@ -1314,6 +1317,14 @@ class SqliteBroker final : public Broker {
     return ForDeadLetters(queue, filter, /*redrive=*/false);
   }
 
+  void EndLongPolls() override {
+    {
+      std::lock_guard lock(mu_);
+      long_polls_ended_ = true;
+    }
+    cv_.notify_all();
+  }
+
   void Stop() override {
     {
       std::lock_guard lock(mu_);
@@ -1640,16 +1651,21 @@ class SqliteBroker final : public Broker {
   void WriterLoop() {
     std::deque<std::unique_ptr<Op>> batch;
     auto next_sweep = clock_.Monotonic() + kDedupeSweep;
+    bool sweep_more = false;  // the last sweep found more expired keys than it deleted
     while (true) {
       bool stopping = false;
+      bool answer_polls = false;
       {
         std::unique_lock lock(mu_);
         auto wake = std::chrono::steady_clock::now() + kWaiterRetry;
         if (waiters_.empty()) {
           wake = std::chrono::steady_clock::now() + kGaugeRefresh;
         }
-        cv_.wait_until(lock, wake, [&] { return stopping_ || !inbox_.empty(); });
+        if (!sweep_more) {
+          cv_.wait_until(lock, wake, [&] { return stopping_ || !inbox_.empty(); });
+        }
         stopping = stopping_;
+        answer_polls = stopping_ || long_polls_ended_;
         size_t weight = 0;
         while (!inbox_.empty() && weight < options_.max_group_messages) {
           weight += inbox_.front()->Weight();
@@ -1657,40 +1673,48 @@ class SqliteBroker final : public Broker {
           inbox_.pop_front();
         }
       }
-      const int64_t now = NowMs();
-      // Long polls: retry those whose queue got visible messages, and all of them every
-      // kWaiterRetry (delays and leases run out without any write).
-      for (auto it = waiters_.begin(); it != waiters_.end();) {
-        LeaseBatchOp& w = static_cast<LeaseBatchOp&>(**it);
-        const bool woken = std::find(woken_.begin(), woken_.end(), w.queue_id()) != woken_.end();
-        if (stopping || now >= w.deadline_ms() || woken || now >= next_waiter_retry_) {
-          if (stopping) {
-            w.Expire();
+      // The loop's boundary: whatever throws fails the operations in hand (Internal) and the
+      // writer goes on with the next ones.
+      try {
+        const int64_t now = NowMs();
+        // Long polls: retry those whose queue got visible messages, and all of them every
+        // kWaiterRetry (delays and leases run out without any write). Once long polls are
+        // ended, each is answered at its next retry with what it has.
+        for (auto it = waiters_.begin(); it != waiters_.end();) {
+          LeaseBatchOp& w = static_cast<LeaseBatchOp&>(**it);
+          const bool woken = std::find(woken_.begin(), woken_.end(), w.queue_id()) != woken_.end();
+          if (answer_polls || now >= w.deadline_ms() || woken || now >= next_waiter_retry_) {
+            if (answer_polls) {
+              w.Expire();
+            }
+            batch.push_back(std::move(*it));
+            it = waiters_.erase(it);
+          } else {
+            ++it;
           }
-          batch.push_back(std::move(*it));
-          it = waiters_.erase(it);
-        } else {
-          ++it;
         }
-      }
-      if (now >= next_waiter_retry_) {
-        next_waiter_retry_ = now + kWaiterRetry.count();
-      }
-      woken_.clear();
-      if (!batch.empty()) {
-        try {
+        if (now >= next_waiter_retry_) {
+          next_waiter_retry_ = now + kWaiterRetry.count();
+        }
+        woken_.clear();
+        if (!batch.empty()) {
           Commit(batch, now);
-        } catch (const std::exception& e) {
-          FailBatch(batch, fmt::format("queue writer: {}", e.what()));
-        } catch (...) {
-          FailBatch(batch, "queue writer: unknown exception");
+          batch.clear();
         }
-        batch.clear();
-      }
-      const auto mono = clock_.Monotonic();
-      if (mono >= next_sweep) {
-        SweepDedupe(now);
-        next_sweep = mono + kDedupeSweep;
+        // Expired dedupe keys go in bounded batches, one batch between two group commits,
+        // until none is left: the sweep keeps up with any rate of inserts the writer
+        // accepts, and never holds the writer for long.
+        const auto mono = clock_.Monotonic();
+        if (sweep_more || mono >= next_sweep) {
+          sweep_more = SweepDedupe(NowMs());
+          next_sweep = mono + kDedupeSweep;
+        }
+      } catch (const std::exception& e) {
+        FailBatch(batch, fmt::format("queue writer: {}", e.what()));
+        sweep_more = false;
+      } catch (...) {
+        FailBatch(batch, "queue writer: unknown exception");
+        sweep_more = false;
       }
       if (stopping) {
         std::lock_guard lock(mu_);
@@ -1910,14 +1934,18 @@ class SqliteBroker final : public Broker {
     }
   }
 
-  void SweepDedupe(int64_t now) {
+  // Deletes up to kDedupeSweepBatch expired dedupe keys; true when it deleted that many
+  // (more may be left).
+  bool SweepDedupe(int64_t now) {
     auto r = db_->Exec(
         "DELETE FROM queue_dedupe WHERE (queue_id, key) IN (SELECT queue_id, key FROM "
-        "queue_dedupe WHERE expires_at <= ? LIMIT 10000)",
-        {now});
+        "queue_dedupe WHERE expires_at <= ? LIMIT ?)",
+        {now, static_cast<int64_t>(kDedupeSweepBatch)});
     if (!r.ok()) {
       spdlog::warn("queue: dedupe sweep failed: {}", r.status().ToString());
+      return false;
     }
+    return r->rows_affected >= static_cast<int64_t>(kDedupeSweepBatch);
   }
 
   const BrokerOptions options_;
@@ -1938,6 +1966,7 @@ class SqliteBroker final : public Broker {
   std::condition_variable stop_cv_;        // wakes the gauge thread at Stop
   std::deque<std::unique_ptr<Op>> inbox_;  // guarded by mu_
   bool stopping_ = false;                  // guarded by mu_
+  bool long_polls_ended_ = false;          // guarded by mu_
 
   // Writer thread only.
   std::vector<std::unique_ptr<Op>> waiters_;

@@ -346,6 +346,40 @@ class CrashSafety(unittest.TestCase):
             evo.kill()
 
 
+class Shutdown(unittest.TestCase):
+    def test_sigterm_answers_an_idle_long_poll_and_exits_before_the_shutdown_timeout(self):
+        """Review D6: the drain waited the whole --shutdown-timeout for an idle long poll,
+        which then got no HTTP answer at all (curl: empty reply)."""
+        evo = Evo(args=["--modules", "queue", "--shutdown-timeout", "30s"])
+        try:
+            declare(evo)
+            result = {}
+
+            def poll():
+                try:
+                    r = requests.post(evo.url("/v1/queues/jobs/leases"),
+                                      json={"waitSeconds": 20}, timeout=60)
+                    result["status"], result["body"] = r.status_code, r.json()
+                except requests.RequestException as e:
+                    result["error"] = repr(e)
+
+            t = threading.Thread(target=poll)
+            t.start()
+            time.sleep(1)  # the poll is waiting in the broker
+            start = time.time()
+            rc = evo.terminate(timeout=60)
+            stopped_after = time.time() - start
+            t.join(60)
+            self.assertEqual(rc, 0, evo.log())
+            self.assertNotIn("error", result, evo.log())
+            self.assertEqual(result["status"], 200)
+            self.assertEqual(result["body"], {"leases": []})
+            # Far below the 30 s timeout (and the poll's own 20 s): nothing waited them out.
+            self.assertLess(stopped_after, 10, evo.log())
+        finally:
+            evo.cleanup()
+
+
 class Cli(unittest.TestCase):
     def test_ls_stats_and_dlq_redrive_beside_a_running_server(self):
         with Evo(args=["--modules", "queue"]) as evo:
