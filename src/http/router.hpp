@@ -101,6 +101,12 @@ struct Response {
 struct RouteOptions {
   // Largest accepted body in bytes; 0 = the server default (1 MiB unless configured).
   size_t max_body_bytes = 0;
+  // The handler waits on the disk or a lock, or computes for long (a group commit waited for
+  // synchronously, an fsync, training a model): the server runs it on its bounded pool of
+  // blocking threads instead of an I/O thread, so the I/O threads keep answering (/livez
+  // among them) meanwhile. When that pool's queue is full the request is answered 503
+  // (SERVER_BUSY, Retry-After). Router::Dispatch runs such a route inline, like any other.
+  bool blocking = false;
   // OpenAPI 3.1 Operation Object for this route (summary, parameters, requestBody,
   // responses...). Stored next to the handler so the document cannot drift from the routes.
   nlohmann::json openapi = nlohmann::json::object();
@@ -143,6 +149,7 @@ class Router {
     bool method_allowed = false;
     std::string route;          // the pattern, for metrics and logs ("/v1/ids/{id}")
     size_t max_body_bytes = 0;  // 0 = server default
+    bool blocking = false;      // RouteOptions::blocking of the matched route
   };
   Match Find(std::string_view method, std::string_view path) const;
 

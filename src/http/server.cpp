@@ -14,6 +14,10 @@
 // reused string: no beast::http::fields allocations on the hot path.
 #include "http/server.hpp"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -21,6 +25,8 @@
 #include <condition_variable>
 #include <cstdio>
 #include <ctime>
+#include <deque>
+#include <functional>
 #include <limits>
 #include <mutex>
 #include <optional>
@@ -371,6 +377,90 @@ class RequestParser final : public bhttp::basic_parser<true> {
 class ServerImpl;
 class Session;
 
+// Runs the handlers of RouteOptions::blocking routes. A job is called with `run` true on a
+// pool thread, or with `run` false (answer "unavailable" instead) when the pool stops first.
+class BlockingPool {
+ public:
+  using Job = std::function<void(bool run)>;
+
+  BlockingPool(int threads, size_t max_queued) : max_queued_(max_queued) {
+    for (int i = 0; i < threads; ++i) {
+      threads_.emplace_back([this] { Loop(); });
+    }
+  }
+  ~BlockingPool() { Stop(); }
+  BlockingPool(const BlockingPool&) = delete;
+  BlockingPool& operator=(const BlockingPool&) = delete;
+
+  // False (and `job` untouched) when the queue is full or the pool has stopped.
+  bool Submit(Job& job) {
+    std::lock_guard lock(mu_);
+    if (stopped_ || queue_.size() >= max_queued_) {
+      return false;
+    }
+    queue_.push_back(std::move(job));
+    cv_.notify_one();
+    return true;
+  }
+
+  // Answers the queued jobs with run=false, waits for the running ones. Idempotent.
+  void Stop() {
+    std::deque<Job> left;
+    {
+      std::lock_guard lock(mu_);
+      stopped_ = true;
+      left.swap(queue_);
+      cv_.notify_all();
+    }
+    for (Job& job : left) {
+      RunGuarded(job, false);
+    }
+    for (std::thread& thread : threads_) {
+      if (thread.joinable()) {
+        thread.join();
+      }
+    }
+  }
+
+ private:
+  static void RunGuarded(Job& job, bool run) {
+    try {
+      job(run);
+    } catch (const std::exception& e) {
+      spdlog::error("http: a blocking job threw: {}", e.what());
+    } catch (...) {
+      spdlog::error("http: a blocking job threw a non-standard exception");
+    }
+  }
+
+  void Loop() {
+    // Long work here must not take the CPU from the I/O threads (per-thread on Linux).
+    if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 5) != 0) {
+      spdlog::debug("http: could not lower a blocking thread's priority");
+    }
+    for (;;) {
+      Job job;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [this] { return stopped_ || !queue_.empty(); });
+        if (queue_.empty()) {
+          return;
+        }
+        job = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      RunGuarded(job, true);
+    }
+  }
+
+  const size_t max_queued_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> queue_;  // guarded by mu_
+  bool stopped_ = false;   // guarded by mu_
+  std::vector<std::thread> threads_;
+};
+
 // One I/O thread: its io_context, acceptor, connections and caches. Everything here except
 // `ioc` is touched only from the worker's own thread (or after it has been joined).
 struct Worker {
@@ -409,7 +499,8 @@ class ServerImpl final : public Server {
             "Time from a request's first byte to its response being queued, by route pattern "
             "and method.",
             {"route", "method"})),
-        connections_(registry.AddGauge("evo_http_connections", "Open HTTP connections.").Get()) {}
+        connections_(registry.AddGauge("evo_http_connections", "Open HTTP connections.").Get()),
+        blocking_(options.blocking_threads, options.blocking_queue) {}
 
   ~ServerImpl() override { Stop(); }
 
@@ -423,6 +514,7 @@ class ServerImpl final : public Server {
   const ServerOptions& options() const { return options_; }
   const Router& router() const { return router_; }
   bool draining() const { return draining_.load(std::memory_order_acquire); }
+  BlockingPool& blocking() { return blocking_; }
 
   bool TryOpenConnection() {
     if (open_.fetch_add(1, std::memory_order_acq_rel) >= options_.max_connections) {
@@ -458,6 +550,7 @@ class ServerImpl final : public Server {
   std::atomic<size_t> open_{0};
   std::mutex drain_mu_;
   std::condition_variable drain_cv_;  // notified (under drain_mu_) when open_ drops to 0
+  BlockingPool blocking_;
   // Last: workers hold sessions that call back into the members above while being destroyed.
   std::vector<std::unique_ptr<Worker>> workers_;
 };
@@ -751,18 +844,50 @@ class Session : public std::enable_shared_from_this<Session> {
     state_ = State::kHandling;
     AssignIds();
     const bool close = !parser_->keep_alive();
-    std::optional<Response> now = server_.router().DispatchDeferred(
-        request_, [self = shared_from_this(), close](Response response) mutable {
-          // Called on any thread: write on the connection's own. `self` moves into the posted
-          // handler so that the session is only ever released on its I/O thread.
-          auto executor = self->stream_.get_executor();
-          asio::post(executor,
-                     [self = std::move(self), close, response = std::move(response)]() mutable {
-                       self->Send(std::move(response), close);
-                     });
-        });
+    auto finish = [self = shared_from_this(), close](Response response) mutable {
+      // Called on any thread: write on the connection's own. `self` moves into the posted
+      // handler so that the session is only ever released on its I/O thread.
+      auto executor = self->stream_.get_executor();
+      asio::post(executor,
+                 [self = std::move(self), close, response = std::move(response)]() mutable {
+                   self->Send(std::move(response), close);
+                 });
+    };
+    if (match_.blocking) {
+      HandleBlocking(std::move(finish));
+      return;
+    }
+    std::optional<Response> now = server_.router().DispatchDeferred(request_, std::move(finish));
     if (now) {
       Send(std::move(*now), close);
+    }
+  }
+
+  // Runs the route on the blocking pool. `finish` holds the session; it is shared so that
+  // whichever side answers last (the job, or an async route's Reply) moves the session out to
+  // its I/O thread, and nothing releases it on a pool thread.
+  template <typename Finish>
+  void HandleBlocking(Finish finish) {
+    auto answer = std::make_shared<std::function<void(Response)>>(std::move(finish));
+    const Router& router = server_.router();
+    Request& request = request_;
+    BlockingPool::Job job = [answer, &router, &request](bool run) {
+      if (!run) {
+        (*answer)(ProblemResponse(UnavailableError("the server is stopping")));
+        return;
+      }
+      std::optional<Response> now = router.DispatchDeferred(
+          request, [answer](Response response) { (*answer)(std::move(response)); });
+      if (now) {
+        (*answer)(std::move(*now));
+      }
+    };
+    if (!server_.blocking().Submit(job)) {
+      Response busy = ProblemResponse(
+          UnavailableError("too many requests are waiting for a blocking worker; retry shortly")
+              .With(kPayloadReason, "SERVER_BUSY"));
+      busy.headers.Set("Retry-After", "1");
+      (*answer)(std::move(busy));
     }
   }
 
@@ -1120,6 +1245,9 @@ void ServerImpl::Stop() {
     return;
   }
   draining_.store(true, std::memory_order_release);
+  // Blocking routes reference their sessions' requests: done (or answered) before any
+  // session can go.
+  blocking_.Stop();
   CloseListeners(/*close_all_sessions=*/true);
   for (auto& worker : workers_) {
     worker->work.reset();
@@ -1161,6 +1289,12 @@ Status Validate(const ServerOptions& options) {
   }
   if (options.write_timeout.count() <= 0) {
     return InvalidArgumentError("write_timeout: must be positive");
+  }
+  if (options.blocking_threads < 1 || options.blocking_threads > 256) {
+    return InvalidArgumentError("blocking_threads: must be 1 to 256");
+  }
+  if (options.blocking_queue == 0) {
+    return InvalidArgumentError("blocking_queue: must be positive");
   }
   return OkStatus();
 }

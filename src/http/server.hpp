@@ -3,7 +3,8 @@
 // One io_context per I/O thread, each with its own SO_REUSEPORT acceptor (share-nothing:
 // the kernel spreads connections over threads). Keep-alive, pipelining-safe, and bounded
 // everywhere: body size (per route), header size, header-read/body-read/idle/write timeouts
-// against slow clients, maximum concurrent connections.
+// against slow clients, maximum concurrent connections. Routes marked RouteOptions::blocking
+// run on a separate bounded pool of threads, never on an I/O thread.
 //
 // Around every dispatch the server adds `X-Request-Id` (echoed when the client sent a sane
 // one, else generated), reads W3C `traceparent` (or starts a trace), writes one access-log
@@ -36,6 +37,10 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout{60'000};    // keep-alive wait for the next request
   std::chrono::milliseconds write_timeout{30'000};   // to send a response
   bool access_log = true;                            // one log line per request
+  // Threads that run RouteOptions::blocking routes, at a lower CPU priority than the I/O
+  // threads, and how many such requests may wait for one before the server answers 503.
+  int blocking_threads = 4;
+  size_t blocking_queue = 1024;
 };
 // InvalidArgument naming the field when an option is out of range or `listen` is malformed.
 Status Validate(const ServerOptions& options);
@@ -53,7 +58,8 @@ class Server {
   // Stops accepting, lets in-flight requests finish (responses get `Connection: close`),
   // and waits up to `timeout` for open connections to end; then closes the rest.
   virtual void Drain(std::chrono::milliseconds timeout) = 0;
-  // Closes everything and joins the I/O threads. Idempotent; the destructor calls it.
+  // Closes everything and joins the I/O threads. Blocking routes still running are waited
+  // for; those still queued are answered 503. Idempotent; the destructor calls it.
   virtual void Stop() = 0;
 };
 

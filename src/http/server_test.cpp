@@ -180,6 +180,17 @@ class ServerTest : public ::testing::Test {
         reply(Response::Text(201, "later " + body));
       }).detach();
     });
+    // Holds its thread until the test releases it (at most 10 s), as a fsync or training would.
+    RouteOptions blocking;
+    blocking.blocking = true;
+    router_.Get(
+        "/blocking",
+        [this](const Request&) -> StatusOr<Response> {
+          blocking_started_.fetch_add(1);
+          const bool released = release_.wait_for(10s) == std::future_status::ready;
+          return Response::Text(200, released ? "released" : "timed out");
+        },
+        blocking);
     router_.Get("/evil", [](const Request&) -> StatusOr<Response> {
       Response r = Response::Text(200, "x");
       r.headers.Add("X-Split", "a\r\nSet-Cookie: owned=1");
@@ -217,7 +228,18 @@ class ServerTest : public ::testing::Test {
   metrics::Registry registry_;
   std::unique_ptr<Server> server_;
   std::promise<void> slow_started_;
+  std::atomic<int> blocking_started_{0};
+  std::promise<void> release_promise_;
+  std::shared_future<void> release_ = release_promise_.get_future().share();
   bool access_log_ = false;
+
+  // Waits until `n` blocking handlers have started.
+  bool WaitBlockingStarted(int n) {
+    for (int i = 0; i < 500 && blocking_started_.load() < n; ++i) {
+      std::this_thread::sleep_for(10ms);
+    }
+    return blocking_started_.load() >= n;
+  }
 };
 
 TEST_F(ServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
@@ -569,6 +591,59 @@ TEST_F(ServerTest, DrainFinishesTheInFlightRequest) {
   server_->Stop();  // idempotent after Drain
 }
 
+TEST_F(ServerTest, BlockingRouteRunsOffTheIoThread) {
+  ServerOptions options;
+  options.threads = 1;  // the only I/O thread must stay free while the handler blocks
+  StartServer(options);
+  Client held(server_->port());
+  ASSERT_TRUE(held.Send(Get("/blocking")));
+  ASSERT_TRUE(WaitBlockingStarted(1));
+  const auto other = RoundTrip(Get("/hello"));
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->body, "hello");
+  release_promise_.set_value();
+  const auto r = held.Read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "released");
+  EXPECT_FALSE(r->Header("x-request-id").empty());
+}
+
+TEST_F(ServerTest, BlockingPoolQueueFullAnswers503AndStopAnswersTheQueued) {
+  ServerOptions options;
+  options.blocking_threads = 1;
+  options.blocking_queue = 1;
+  StartServer(options);
+  Client running(server_->port());
+  ASSERT_TRUE(running.Send(Get("/blocking")));
+  ASSERT_TRUE(WaitBlockingStarted(1));
+  Client queued(server_->port());
+  ASSERT_TRUE(queued.Send(Get("/blocking")));
+  // The queued request is taken off its socket before the next one is refused.
+  std::optional<RawResponse> refused;
+  for (int i = 0; i < 100; ++i) {
+    refused = RoundTrip(Get("/blocking"));
+    if (refused && refused->status == 503) {
+      break;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 503);
+  EXPECT_EQ(refused->Header("retry-after"), "1");
+  EXPECT_NE(refused->body.find("SERVER_BUSY"), std::string::npos);
+  EXPECT_EQ(blocking_started_.load(), 1);
+
+  auto stopped = std::async(std::launch::async, [this] { server_->Stop(); });
+  std::this_thread::sleep_for(50ms);
+  release_promise_.set_value();  // Stop waits for the running handler
+  stopped.get();
+  const auto first = running.Read();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->body, "released");
+  EXPECT_EQ(blocking_started_.load(), 1);  // the queued one never ran
+}
+
 TEST_F(ServerTest, AbsoluteFormTargetIsRoutedByItsPath) {
   StartServer();
   EXPECT_EQ(RoundTrip("GET http://test/hello HTTP/1.1\r\nHost: test\r\n\r\n")->body, "hello");
@@ -630,6 +705,9 @@ TEST(ServerOptions, ValidateNamesTheField) {
   EXPECT_TRUE(Validate(options).ok());
   options.header_timeout = 0ms;
   EXPECT_NE(Validate(options).message().find("header_timeout"), std::string_view::npos);
+  options.header_timeout = 1s;
+  options.blocking_threads = 0;
+  EXPECT_NE(Validate(options).message().find("blocking_threads"), std::string_view::npos);
 }
 
 }  // namespace

@@ -7,9 +7,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <limits>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -53,13 +55,20 @@ class GeneratorImpl final : public Generator {
         max_borrow_ticks_(options.max_borrow.count() / options.layout.tick.count()),
         lookahead_ticks_(
             std::max<int64_t>(1, CeilTicks(options.mark_lookahead, options.layout.tick))),
-        start_gap_ticks_(options.max_start_gap.count() / options.layout.tick.count()) {}
+        start_gap_ticks_(options.max_start_gap.count() / options.layout.tick.count()),
+        renewer_([this] { RenewerLoop(); }) {}
 
   // Lowers the persisted mark to just past the last ID. Every ID issued is below it, so this
   // is as safe as the lookahead mark, and a clean restart then starts at the clock's time
   // instead of up to `mark_lookahead` in the future (or, after quick restarts that each push
   // the mark ahead, not ready at all). A crash skips this and keeps the lookahead mark.
   ~GeneratorImpl() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    renew_cv_.notify_all();
+    renewer_.join();
     std::lock_guard<std::mutex> lock(mu_);
     std::lock_guard<std::mutex> store_lock(store_mu_);
     const int64_t exact = sequence_ < 0 ? last_tick_ : last_tick_ + 1;
@@ -105,20 +114,14 @@ class GeneratorImpl final : public Generator {
 
   StatusOr<Id> Next() override {
     Id id = 0;
-    int64_t renew_to = 0;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      const Status s = NextLocked(&id);
-      if (!s.ok()) {
-        AddRelaxed(unavailable_, 1);
-        return s;
-      }
-      AddRelaxed(issued_, 1);
-      renew_to = EarlyRenewalLocked();
+    std::lock_guard<std::mutex> lock(mu_);
+    const Status s = NextLocked(&id);
+    if (!s.ok()) {
+      AddRelaxed(unavailable_, 1);
+      return s;
     }
-    if (renew_to != 0) {
-      RenewEarly(renew_to);
-    }
+    AddRelaxed(issued_, 1);
+    RequestEarlyRenewalLocked();
     return id;
   }
 
@@ -128,20 +131,14 @@ class GeneratorImpl final : public Generator {
     }
     std::vector<Id> ids;
     ids.reserve(count);
-    int64_t renew_to = 0;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      const Status s = NextBatchLocked(count, &ids);
-      if (!s.ok()) {
-        AddRelaxed(unavailable_, 1);
-        return s;
-      }
-      AddRelaxed(issued_, count);
-      renew_to = EarlyRenewalLocked();
+    std::lock_guard<std::mutex> lock(mu_);
+    const Status s = NextBatchLocked(count, &ids);
+    if (!s.ok()) {
+      AddRelaxed(unavailable_, 1);
+      return s;
     }
-    if (renew_to != 0) {
-      RenewEarly(renew_to);
-    }
+    AddRelaxed(issued_, count);
+    RequestEarlyRenewalLocked();
     return ids;
   }
 
@@ -405,14 +402,37 @@ class GeneratorImpl final : public Generator {
     return OkStatus();
   }
 
-  // The mark to store ahead of need (0: none), so that the hard path above, which holds up
-  // every caller for an fsync, runs only at start.
-  int64_t EarlyRenewalLocked() {
+  // Asks the renewer thread to store a mark ahead of need once half the lookahead is used,
+  // so that the hard path above, which holds up every caller for an fsync, runs only at start
+  // (or after the renewer fell behind), and the threads asking for IDs (HTTP I/O threads
+  // among them) never wait for the fsync themselves.
+  void RequestEarlyRenewalLocked() {
     if (renewing_ || last_tick_ < mark_ - lookahead_ticks_ / 2 || last_tick_ < renew_retry_tick_) {
-      return 0;
+      return;
     }
     renewing_ = true;
-    return last_tick_ + lookahead_ticks_;
+    renew_target_ = last_tick_ + lookahead_ticks_;
+    renew_cv_.notify_one();
+  }
+
+  void RenewerLoop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      renew_cv_.wait(lock, [this] { return stopping_ || renew_target_ != 0; });
+      if (stopping_) {
+        return;
+      }
+      const int64_t target = std::exchange(renew_target_, 0);
+      lock.unlock();
+      try {
+        RenewEarly(target);  // takes store_mu_, then mu_
+      } catch (const std::exception& e) {
+        spdlog::error("ids: early renewal of the high-water mark threw: {}", e.what());
+        std::lock_guard<std::mutex> relock(mu_);
+        renewing_ = false;
+      }
+      lock.lock();
+    }
   }
 
   // Stores `target` without holding mu_: IDs below the current mark keep flowing meanwhile.
@@ -456,14 +476,17 @@ class GeneratorImpl final : public Generator {
   const int64_t start_gap_ticks_;
 
   std::mutex mu_;
-  int64_t last_tick_ = 0;          // timestamp of the last ID; guarded by mu_
-  int64_t sequence_ = -1;          // sequence of the last ID in last_tick_; guarded by mu_
-  int64_t high_tick_ = 0;          // highest clock reading seen; guarded by mu_
-  int64_t mark_ = 0;               // no ID at or past this tick until it is renewed; guarded by mu_
-  bool mark_failed_ = false;       // the last hard Store failed; guarded by mu_
-  bool renewing_ = false;          // an early renewal is in flight; guarded by mu_
-  int64_t renew_retry_tick_ = 0;   // no early renewal before this tick; guarded by mu_
-  bool backward_episode_ = false;  // the clock is behind and was counted; guarded by mu_
+  int64_t last_tick_ = 0;     // timestamp of the last ID; guarded by mu_
+  int64_t sequence_ = -1;     // sequence of the last ID in last_tick_; guarded by mu_
+  int64_t high_tick_ = 0;     // highest clock reading seen; guarded by mu_
+  int64_t mark_ = 0;          // no ID at or past this tick until it is renewed; guarded by mu_
+  bool mark_failed_ = false;  // the last hard Store failed; guarded by mu_
+  bool renewing_ = false;     // an early renewal is in flight; guarded by mu_
+  int64_t renew_target_ = 0;  // for the renewer thread, 0 = none; guarded by mu_
+  bool stopping_ = false;     // the renewer thread must end; guarded by mu_
+  std::condition_variable renew_cv_;
+  int64_t renew_retry_tick_ = 0;      // no early renewal before this tick; guarded by mu_
+  bool backward_episode_ = false;     // the clock is behind and was counted; guarded by mu_
   int64_t not_before_tick_ = kReady;  // start gap: not ready below this; guarded by mu_
 
   // Serialises Store calls and keeps the persisted mark increasing. Lock order: mu_, then
@@ -476,6 +499,8 @@ class GeneratorImpl final : public Generator {
   std::atomic<uint64_t> sequence_exhaustions_{0};
   std::atomic<uint64_t> unavailable_{0};
   std::atomic<int64_t> mark_unix_millis_{0};
+  // Last: started once everything above is initialised.
+  std::thread renewer_;
 };
 
 }  // namespace

@@ -271,11 +271,36 @@ TEST(Generator, MarkIsPersistedAheadOfEveryIssuedId) {
     EXPECT_LT(Decode(layout, id).timestamp_ticks, marks->mark.load());
     clock.Advance(milliseconds(100));
   }
-  // Renewed every lookahead/2 = 1.5 s, not per ID.
-  EXPECT_GE(marks->stores.load(), 6);
+  // Renewed every lookahead/2 = 1.5 s, not per ID, by the renewer thread: let its last
+  // renewal finish.
+  for (int i = 0;
+       i < 200 && g->stats().mark_unix_millis !=
+                      UnixMillis(layout.epoch) + marks->mark.load() * layout.tick.count();
+       ++i) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  // At least one store per 3 s lookahead (the renewer may lag this loop, which never sleeps,
+  // and leave a renewal to the hard path), at most about one per 1.5 s.
+  EXPECT_GE(marks->stores.load(), 4);
   EXPECT_LE(marks->stores.load(), 9);
   EXPECT_EQ(g->stats().mark_unix_millis,
             UnixMillis(layout.epoch) + marks->mark.load() * layout.tick.count());
+}
+
+TEST(Generator, EarlyMarkRenewalRunsOffTheCallingThread) {
+  ManualClock clock;
+  auto marks = std::make_shared<MemoryMarkStore::State>();
+  auto g = OpenOrDie({}, clock, marks);
+  ASSERT_TRUE(g->Next().ok());
+  const int stores_at_start = marks->stores.load();
+  clock.Advance(milliseconds(2000));  // past half the 3 s lookahead: due for early renewal
+  ASSERT_TRUE(g->Next().ok());
+  for (int i = 0; i < 500 && marks->stores.load() == stores_at_start; ++i) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  ASSERT_GT(marks->stores.load(), stores_at_start);
+  std::lock_guard<std::mutex> lock(marks->mu);
+  EXPECT_NE(marks->store_thread, std::this_thread::get_id());
 }
 
 TEST(Generator, UnwritableMarkMakesItUnavailableUntilFixed) {

@@ -6,7 +6,9 @@
 #include <atomic>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "core/temp_dir.hpp"
 #include "ids/ids.hpp"
@@ -36,6 +38,9 @@ class MemoryMarkStore final : public MarkStore {
     // Drops stores while reporting success: what a process killed with -9 leaves behind is
     // the last mark stored before this is set.
     std::atomic<bool> crashed{false};
+    // The thread of the last successful Store.
+    std::mutex mu;
+    std::thread::id store_thread;
   };
   explicit MemoryMarkStore(std::shared_ptr<State> state) : state_(std::move(state)) {}
   StatusOr<int64_t> Load() override { return state_->mark.load(); }
@@ -45,6 +50,10 @@ class MemoryMarkStore final : public MarkStore {
     }
     if (state_->crashed) {
       return OkStatus();
+    }
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      state_->store_thread = std::this_thread::get_id();
     }
     state_->mark = mark;
     ++state_->stores;
