@@ -120,6 +120,10 @@ struct LeaseOptions {
   // When nothing is visible, wait up to this long for a message (long poll); the answer may
   // still be empty. REQUIRES: 0..BrokerOptions::max_wait.
   std::chrono::milliseconds wait{0};
+  // Payload and header bytes leased at most: the lease stops before the message that would
+  // go over, but always takes at least one message (whatever its size). 0 =
+  // BrokerOptions::max_lease_bytes. REQUIRES: 0..BrokerOptions::max_lease_bytes.
+  size_t max_bytes = 0;
 };
 
 // A leased message.
@@ -171,7 +175,8 @@ struct DeadLetterFilter {
   int64_t dead_before_unix_ms = 0;  // dead strictly before this (0 = any)
 };
 
-// One page of dead letters, oldest first.
+// One page of dead letters, oldest first: at most the `limit` asked for, and no more
+// payload and header bytes than BrokerOptions::max_lease_bytes, but at least one.
 struct DeadLetterPage {
   std::vector<DeadLetter> items;
   std::optional<MessageId> next_after;  // pass as `after` for the next page
@@ -238,7 +243,8 @@ class Broker {
   virtual void ExtendAsync(std::string_view queue, std::string_view lease_id,
                            std::chrono::milliseconds visibility, Callback<int64_t> done) = 0;
 
-  // Dead letters with id > `after`, oldest first, at most `limit` (1..1000).
+  // Dead letters with id > `after`, oldest first, at most `limit` (1..1000) and
+  // max_lease_bytes of payload and headers (at least one).
   virtual StatusOr<DeadLetterPage> ListDeadLetters(std::string_view queue,
                                                    std::optional<MessageId> after,
                                                    size_t limit) = 0;
@@ -277,6 +283,9 @@ struct BrokerOptions {
   std::filesystem::path path;       // the SQLite file (created with its directory's parent)
   size_t max_enqueue_batch = 1000;  // messages per Enqueue call
   size_t max_lease_batch = 1000;    // messages per Lease call
+  // Payload and header bytes per Lease answer and per dead-letter page (both always hold at
+  // least one message): what one call can make the process hold.
+  size_t max_lease_bytes = size_t{16} << 20;
   std::chrono::milliseconds max_wait{20'000};  // longest long poll
   // Operations waiting for the writer before new ones get ResourceExhausted.
   size_t max_pending_operations = 100'000;

@@ -26,6 +26,7 @@ class QueueTest : public ::testing::Test {
     BrokerOptions options;
     options.path = dir_.File("queue.db");
     options.sync = false;
+    options.max_lease_bytes = max_lease_bytes_;
     auto broker = OpenSqliteBroker(options, clock_, [this](size_t n) {
       std::vector<MessageId> ids;
       for (size_t i = 0; i < n; ++i) {
@@ -54,6 +55,7 @@ class QueueTest : public ::testing::Test {
   ManualClock clock_;
   // The IdSource is called from every producer thread at once (queue.hpp).
   std::atomic<MessageId> next_id_{1000};
+  size_t max_lease_bytes_ = size_t{16} << 20;
   std::unique_ptr<Broker> broker_;
 };
 
@@ -515,6 +517,55 @@ TEST_F(QueueTest, DedupeSweepDeletesEveryExpiredKeyNotTenThousandAMinute) {
     left = keys();
   }
   EXPECT_EQ(left, 0) << "expired dedupe keys left after one sweep interval";
+}
+
+// Review D17 / security D4: a lease answer had no byte cap (40 leased messages of 15 MiB took
+// 3.2 GB). It stops before the message that would go over max_bytes, but always holds one.
+TEST_F(QueueTest, LeaseStopsAtMaxBytesButAlwaysTakesOneMessage) {
+  ASSERT_TRUE(broker_->DeclareQueue("q", {.max_payload_bytes = size_t{1} << 20}).ok());
+  const std::string big(100'000, 'x');
+  for (int i = 0; i < 10; ++i) {
+    Put(big + std::to_string(i));
+  }
+  auto three = broker_->Lease("q", {.max = 10, .max_bytes = 350'000});
+  ASSERT_TRUE(three.ok()) << three.status();
+  ASSERT_EQ(three->size(), 3u);
+  EXPECT_EQ((*three)[2].payload, big + "2");  // oldest first: the cap keeps the order
+  auto one = broker_->Lease("q", {.max = 10, .max_bytes = 1});
+  ASSERT_TRUE(one.ok()) << one.status();
+  ASSERT_EQ(one->size(), 1u);  // bigger than the cap alone, and still delivered
+  EXPECT_EQ((*one)[0].payload, big + "3");
+  // The default is BrokerOptions::max_lease_bytes.
+  max_lease_bytes_ = 250'000;
+  Open();
+  auto two = broker_->Lease("q", {.max = 10});
+  ASSERT_TRUE(two.ok()) << two.status();
+  EXPECT_EQ(two->size(), 2u);
+  EXPECT_EQ(broker_->Lease("q", {.max = 10, .max_bytes = 250'001}).status().code(),
+            StatusCode::kInvalidArgument);
+  // Dead-letter pages are capped the same way.
+  for (const Leased& l : *two) {
+    ASSERT_TRUE(broker_->Fail("q", l.lease_id, "no").ok());
+  }
+  for (auto more = Take(10); !more.empty(); more = Take(10)) {
+    EXPECT_EQ(more.size(), 2u);
+    for (const Leased& l : more) {
+      ASSERT_TRUE(broker_->Fail("q", l.lease_id, "no").ok());
+    }
+  }
+  size_t pages = 0;
+  size_t seen = 0;
+  std::optional<MessageId> after;
+  do {
+    auto page = broker_->ListDeadLetters("q", after, 1000);
+    ASSERT_TRUE(page.ok()) << page.status();
+    ASSERT_FALSE(page->items.empty());
+    EXPECT_LE(page->items.size(), 2u);
+    seen += page->items.size();
+    after = page->next_after;
+    ++pages;
+  } while (after && pages < 10);
+  EXPECT_EQ(seen, 6u);  // 2 + the 4 not leased before
 }
 
 TEST_F(QueueTest, ConcurrentProducersShareCommitsAndLoseNothing) {

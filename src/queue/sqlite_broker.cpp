@@ -362,6 +362,9 @@ Status Validate(const BrokerOptions& o) {
   if (o.max_lease_batch < 1 || o.max_lease_batch > 100'000) {
     return InvalidArgumentError("max_lease_batch must be 1..100000");
   }
+  if (o.max_lease_bytes < 1 || o.max_lease_bytes > (size_t{1} << 30)) {
+    return InvalidArgumentError("max_lease_bytes must be 1..1 GiB");
+  }
   if (o.max_wait < milliseconds(0) || o.max_wait > milliseconds(300'000)) {
     return InvalidArgumentError("max_wait must be 0..300 s");
   }
@@ -852,10 +855,11 @@ class EnqueueOp final : public Op {
 class LeaseBatchOp final : public Op {
  public:
   bool NeedsSync() const override { return false; }
-  LeaseBatchOp(QueuePtr q, size_t max, milliseconds visibility, int64_t deadline_ms,
-               Callback<std::vector<Leased>> done)
+  LeaseBatchOp(QueuePtr q, size_t max, size_t max_bytes, milliseconds visibility,
+               int64_t deadline_ms, Callback<std::vector<Leased>> done)
       : q_(std::move(q)),
         max_(max),
+        max_bytes_(max_bytes),
         visibility_(visibility),
         deadline_ms_(deadline_ms),
         done_(std::move(done)) {}
@@ -871,14 +875,17 @@ class LeaseBatchOp final : public Op {
       return OkStatus();
     }
     const int64_t until = g.now_ms + visibility_.count();
-    for (int lane = 0; lane < kLaneCount && leased_.size() < max_; ++lane) {
-      // The candidates, oldest first (index only but for the attempt columns).
+    size_t bytes = 0;   // payload and header bytes taken so far
+    bool full = false;  // the next message would go over max_bytes_
+    for (int lane = 0; lane < kLaneCount && leased_.size() < max_ && !full; ++lane) {
+      // The candidates, oldest first (index only but for the attempt columns and the sizes,
+      // which SQLite reads without loading the payload).
       EVO_ASSIGN_OR_RETURN(
           store::Rows rows,
           g.tx.Query(
-              "SELECT id, attempt, attempt_base, leased_until, history FROM queue_messages "
-              "WHERE queue_id = ? AND lane = ? AND available_at <= ? ORDER BY "
-              "available_at LIMIT ?",
+              "SELECT id, attempt, attempt_base, leased_until, history, length(payload) + "
+              "coalesce(length(headers), 0) FROM queue_messages WHERE queue_id = ? AND "
+              "lane = ? AND available_at <= ? ORDER BY available_at LIMIT ?",
               {q_->id, int64_t{lane}, g.now_ms, static_cast<int64_t>(max_ - leased_.size())}));
       if (rows.empty()) {
         continue;
@@ -887,6 +894,11 @@ class LeaseBatchOp final : public Op {
       std::unordered_map<int64_t, size_t> order;
       for (const store::Row& r : rows.rows) {
         const int64_t id = Int(r[0]);
+        const auto size = static_cast<size_t>(std::max<int64_t>(0, Int(r[5])));
+        if (leased_.size() + order.size() > 0 && bytes + size > max_bytes_) {
+          full = true;  // stop here, so that what is left keeps its order
+          break;
+        }
         if (!Null(r[3])) {
           // Its last lease ran out: that delivery counts as a failed attempt (rare path).
           const int round = static_cast<int>(Int(r[1]) - Int(r[2]));
@@ -900,6 +912,7 @@ class LeaseBatchOp final : public Op {
               g.tx.Exec("UPDATE queue_messages SET history = ? WHERE id = ?", {history, id})
                   .status());
         }
+        bytes += size;
         ids += order.empty() ? "" : ",";
         ids += std::to_string(id);
         order.emplace(id, order.size());
@@ -954,6 +967,7 @@ class LeaseBatchOp final : public Op {
  private:
   QueuePtr q_;
   size_t max_;
+  size_t max_bytes_;
   milliseconds visibility_;
   int64_t deadline_ms_;
   Callback<std::vector<Leased>> done_;
@@ -1197,11 +1211,17 @@ class SqliteBroker final : public Broker {
                       fmt::format("wait must be 0..{} s", options_.max_wait.count() / 1000))
                       .With(kPayloadPointer, "#/waitSeconds"));
     }
+    if (options.max_bytes > options_.max_lease_bytes) {
+      return done(
+          InvalidArgumentError(fmt::format("max_bytes must be 0..{}", options_.max_lease_bytes))
+              .With(kPayloadPointer, "#/maxBytes"));
+    }
     const milliseconds visibility =
         options.visibility.count() > 0 ? options.visibility : OptionsOf(**q).default_visibility;
     const int64_t deadline = options.wait.count() > 0 ? NowMs() + options.wait.count() : 0;
-    Submit(std::make_unique<LeaseBatchOp>(*std::move(q), options.max, visibility, deadline,
-                                          std::move(done)));
+    const size_t max_bytes = options.max_bytes > 0 ? options.max_bytes : options_.max_lease_bytes;
+    Submit(std::make_unique<LeaseBatchOp>(*std::move(q), options.max, max_bytes, visibility,
+                                          deadline, std::move(done)));
   }
 
   void AckAsync(std::string_view queue, std::string_view lease_id, Callback<bool> done) override {
@@ -1277,20 +1297,33 @@ class SqliteBroker final : public Broker {
     if (limit < 1 || limit > 1000) {
       return InvalidArgumentError("limit must be 1..1000");
     }
-    EVO_ASSIGN_OR_RETURN(
-        store::Rows rows,
-        db_->Query(
-            "SELECT id, lane, attempts, last_error, history, ordering_key, enqueued_at, "
-            "dead_at, headers, payload FROM queue_dead_letters WHERE queue_id = ? AND id "
-            "> ? ORDER BY id LIMIT ?",
-            {q->id, static_cast<int64_t>(after.value_or(0)), static_cast<int64_t>(limit + 1)}));
+    // Row by row, so that a page never holds more than max_lease_bytes of payloads (but at
+    // least one dead letter).
     DeadLetterPage page;
-    for (store::Row& r : rows.rows) {
-      if (page.items.size() == limit) {
-        page.next_after = page.items.back().id;
-        break;
-      }
-      page.items.push_back(ToDeadLetter(r));
+    size_t bytes = 0;
+    Status s = db_->QueryEach(
+        "SELECT id, lane, attempts, last_error, history, ordering_key, enqueued_at, "
+        "dead_at, headers, payload FROM queue_dead_letters WHERE queue_id = ? AND id "
+        "> ? ORDER BY id LIMIT ?",
+        {q->id, static_cast<int64_t>(after.value_or(0)), static_cast<int64_t>(limit + 1)},
+        [&](const store::Row& row) -> Status {
+          store::Row r = row;
+          DeadLetter d = ToDeadLetter(r);
+          size_t size = d.payload.size();
+          for (const auto& [name, value] : d.headers) {
+            size += name.size() + value.size();
+          }
+          if (page.items.size() == limit ||
+              (!page.items.empty() && bytes + size > options_.max_lease_bytes)) {
+            page.next_after = page.items.back().id;
+            return CancelledError("page full");
+          }
+          bytes += size;
+          page.items.push_back(std::move(d));
+          return OkStatus();
+        });
+    if (!s.ok() && !page.next_after) {
+      return s;
     }
     return page;
   }
