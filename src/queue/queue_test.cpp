@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "core/metrics.hpp"
 #include "core/temp_dir.hpp"
 #include "store/store.hpp"
 
@@ -566,6 +567,51 @@ TEST_F(QueueTest, LeaseStopsAtMaxBytesButAlwaysTakesOneMessage) {
     ++pages;
   } while (after && pages < 10);
   EXPECT_EQ(seen, 6u);  // 2 + the 4 not leased before
+}
+
+// Review D13: a deleted queue's metric series stayed forever (20 create+delete left 21
+// evo_queue_depth series for 1 live queue, 273 evo_queue_* series).
+TEST_F(QueueTest, DeletedQueuesLeaveNoMetricSeries) {
+  broker_.reset();
+  metrics::Registry registry;
+  BrokerOptions options;
+  options.path = dir_.File("metrics.db");
+  options.sync = false;
+  auto broker = OpenSqliteBroker(
+      options, clock_,
+      [this](size_t n) {
+        std::vector<MessageId> ids;
+        for (size_t i = 0; i < n; ++i) {
+          ids.push_back(next_id_.fetch_add(1) + 1);
+        }
+        return StatusOr<std::vector<MessageId>>(ids);
+      },
+      &registry);
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  auto series = [&registry](std::string_view prefix) {
+    const std::string text = registry.RenderText();
+    size_t n = 0;
+    for (size_t at = text.find(prefix); at != std::string::npos; at = text.find(prefix, at + 1)) {
+      n += at == 0 || text[at - 1] == '\n';
+    }
+    return n;
+  };
+  ASSERT_TRUE((*broker)->DeclareQueue("live", {}).ok());
+  for (int i = 0; i < 20; ++i) {
+    const std::string name = fmt::format("gone{}", i);
+    ASSERT_TRUE((*broker)->DeclareQueue(name, {}).ok());
+    ASSERT_TRUE((*broker)->Enqueue(name, {{.payload = "x"}}).ok());
+    ASSERT_TRUE((*broker)->DeleteQueue(name).ok());
+  }
+  EXPECT_EQ(series("evo_queue_depth{"), 1u);
+  EXPECT_EQ(series("evo_queue_enqueued_total{"), 1u);
+  EXPECT_EQ(series("evo_queue_"), 13u + 2u);  // 13 per queue, plus the 2 writer counters
+  // A name declared again gets fresh series, counted from zero.
+  ASSERT_TRUE((*broker)->DeclareQueue("gone3", {}).ok());
+  ASSERT_TRUE((*broker)->Enqueue("gone3", {{.payload = "x"}}).ok());
+  EXPECT_NE(registry.RenderText().find("evo_queue_enqueued_total{queue=\"gone3\"} 1\n"),
+            std::string::npos);
+  (*broker)->Stop();
 }
 
 TEST_F(QueueTest, ConcurrentProducersShareCommitsAndLoseNothing) {

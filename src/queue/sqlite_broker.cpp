@@ -261,7 +261,7 @@ struct QueueInfo {
   int64_t id = 0;
   std::string name;
   QueueOptions options;  // written on the writer thread under queues_mu_; read elsewhere with it
-  QueueMetrics metrics;
+  QueueMetrics metrics;  // set at commit; read and cleared (queue deleted) under queues_mu_
   bool deleted = false;  // writer thread only: operations still holding it find nothing
 };
 using QueuePtr = std::shared_ptr<QueueInfo>;
@@ -1121,8 +1121,8 @@ class SqliteBroker final : public Broker {
              q->id = Int(rows[0][0]);
              q->name = n;
              q->options = options;
-             AttachMetrics(*q);
-             // Visible to callers only once committed (see WriterLoop's pending_queues_).
+             // Visible to callers, and given its metric series, only once committed (see
+             // ApplyCommitted).
              pending_queues_.push_back(q);
              return true;
            })
@@ -1392,6 +1392,25 @@ class SqliteBroker final : public Broker {
     metrics::Family<metrics::Counter>* deduplicated = nullptr;
     metrics::Family<metrics::Counter>* redriven = nullptr;
   };
+
+  // Drops the queue's series from the registry (a deleted queue). Under queues_mu_, which
+  // every user of the series pointers holds.
+  void DetachMetrics(QueueInfo& q) {
+    if (registry_ == nullptr || q.metrics.depth == nullptr) {
+      return;
+    }
+    const metrics::LabelValues l = {q.name};
+    for (auto* family : {families_.depth, families_.ready, families_.in_flight, families_.delayed,
+                         families_.dead, families_.oldest}) {
+      family->Remove(l);
+    }
+    for (auto* family :
+         {families_.enqueued, families_.acked, families_.nacked, families_.dead_lettered,
+          families_.expired, families_.deduplicated, families_.redriven}) {
+      family->Remove(l);
+    }
+    q.metrics = QueueMetrics{};
+  }
 
   void AttachMetrics(QueueInfo& q) {
     if (registry_ == nullptr) {
@@ -1893,10 +1912,12 @@ class SqliteBroker final : public Broker {
         queues_.erase(it);
       }
       by_id_.erase(q->id);
+      DetachMetrics(*q);
     }
     for (QueuePtr& q : pending_queues_) {
       queues_[q->name] = q;
       by_id_[q->id] = q;
+      AttachMetrics(*q);
     }
     for (const auto& [id, d] : deltas) {
       auto it = by_id_.find(id);
@@ -1937,6 +1958,10 @@ class SqliteBroker final : public Broker {
       auto s = StatsOf(*q, *db_);
       if (!s.ok()) {
         continue;
+      }
+      std::lock_guard lock(queues_mu_);
+      if (q->metrics.depth == nullptr) {
+        continue;  // deleted meanwhile: its series are gone
       }
       q->metrics.depth->Set(static_cast<double>(s->depth));
       q->metrics.dead->Set(static_cast<double>(s->dead_letters));
