@@ -614,6 +614,41 @@ TEST_F(QueueTest, DeletedQueuesLeaveNoMetricSeries) {
   (*broker)->Stop();
 }
 
+// Review D16: visibility used the wall clock as it was, so after a restart with the clock
+// 60 s back a committed, ready message was not leasable ("available 52 s in the future").
+// The queue's time never goes back: it stands still until the wall clock catches up.
+TEST_F(QueueTest, AClockSteppedBackDoesNotHideReadyMessages) {
+  ASSERT_TRUE(broker_->DeclareQueue("q", {}).ok());
+  Put("before restart");
+  const auto t0 = clock_.Now();
+  clock_.SetWall(t0 - std::chrono::seconds(60));
+  Open();
+  auto stats = broker_->Stats("q");
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->ready, 1);
+  auto leases = Take(10, milliseconds(30'000));
+  ASSERT_EQ(leases.size(), 1u);
+  EXPECT_EQ(leases[0].payload, "before restart");
+  // The lease runs on the queue's time: 30 s after t0, however far back the wall clock is.
+  EXPECT_EQ(leases[0].lease_expires_unix_ms, UnixMillis(t0) + 30'000);
+
+  // The same within one process: stepped back again, a message put just before is ready.
+  clock_.SetWall(t0);
+  Put("in process");
+  clock_.SetWall(t0 - std::chrono::seconds(120));
+  auto again = Take(10, milliseconds(60'000));
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].payload, "in process");
+  // And a delay still runs from the queue's time: 10 s once the wall clock is back past t0.
+  Put("delayed", {.delay = milliseconds(10'000)});
+  clock_.SetWall(t0 + std::chrono::seconds(9));
+  EXPECT_TRUE(Take(10).empty());
+  clock_.SetWall(t0 + std::chrono::seconds(10));
+  auto delayed = Take(10);
+  ASSERT_EQ(delayed.size(), 1u);
+  EXPECT_EQ(delayed[0].payload, "delayed");
+}
+
 TEST_F(QueueTest, ConcurrentProducersShareCommitsAndLoseNothing) {
   ASSERT_TRUE(broker_->DeclareQueue("q", {}).ok());
   std::vector<std::thread> threads;

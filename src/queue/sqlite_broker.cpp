@@ -106,6 +106,12 @@ CREATE TABLE queue_dead_letters(
   headers TEXT,
   payload BLOB NOT NULL);
 CREATE INDEX queue_dead_letters_queue ON queue_dead_letters(queue_id, id);
+)sql"},
+                                                           {2, R"sql(
+CREATE TABLE queue_clock(
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  high_water INTEGER NOT NULL);
+INSERT INTO queue_clock(id, high_water) VALUES(1, 0);
 )sql"}};
   return migrations;
 }
@@ -1049,6 +1055,19 @@ class SqliteBroker final : public Broker {
     if (!options_.read_only) {
       EVO_RETURN_IF_ERROR(db_->Migrate("queue", Migrations()));
     }
+    // A read-only open of a file from before queue_clock has none: the wall clock it is.
+    if (auto clock = db_->QueryOne("SELECT high_water FROM queue_clock WHERE id = 1"); clock.ok()) {
+      stored_high_water_ = Int((*clock)[0]);
+      high_water_.store(stored_high_water_);
+      if (const int64_t wall = UnixMillis(clock_.Now()); wall < stored_high_water_) {
+        spdlog::warn(
+            "queue: the clock is {} ms behind the last time the queue used; the queue's time "
+            "stands still until it catches up (delays and leases wait that much longer)",
+            stored_high_water_ - wall);
+      }
+    } else if (!options_.read_only) {
+      return clock.status();
+    }
     EVO_ASSIGN_OR_RETURN(store::Rows rows, db_->Query(std::string(kQueueColumns)));
     std::lock_guard lock(queues_mu_);
     for (const store::Row& r : rows.rows) {
@@ -1433,7 +1452,18 @@ class SqliteBroker final : public Broker {
     m.redriven = &families_.redriven->Get(l);
   }
 
-  int64_t NowMs() const { return UnixMillis(clock_.Now()); }
+  // The broker's time: the wall clock, but never before a time it already used, in this
+  // process or (through queue_clock) before a restart. A wall clock stepped back therefore
+  // holds the queue's time still until it catches up, instead of hiding messages that were
+  // ready and stretching nothing but delays and leases by the step.
+  int64_t NowMs() const {
+    const int64_t wall = UnixMillis(clock_.Now());
+    int64_t seen = high_water_.load(std::memory_order_relaxed);
+    while (wall > seen &&
+           !high_water_.compare_exchange_weak(seen, wall, std::memory_order_relaxed)) {
+    }
+    return std::max(wall, seen);
+  }
 
   QueuePtr Find(const std::string& name) {
     std::lock_guard lock(queues_mu_);
@@ -1867,12 +1897,18 @@ class SqliteBroker final : public Broker {
                        d.dead_lettered, d.expired, d.redriven, queue_id})
                     .status());
           }
+          if (now > stored_high_water_) {
+            // Every time this group wrote is <= now: a restart starts from here at least.
+            EVO_RETURN_IF_ERROR(
+                tx.Exec("UPDATE queue_clock SET high_water = ? WHERE id = 1", {now}).status());
+          }
           deltas = std::move(g.deltas);
           woken = std::move(g.woken);
           return OkStatus();
         },
         sync ? store::TxMode::kDurable : store::TxMode::kReadWrite);
     if (commit.ok()) {
+      stored_high_water_ = std::max(stored_high_water_, now);
       ApplyCommitted(deltas);
       woken_ = std::move(woken);
     } else {
@@ -2026,7 +2062,11 @@ class SqliteBroker final : public Broker {
   bool stopping_ = false;                  // guarded by mu_
   bool long_polls_ended_ = false;          // guarded by mu_
 
+  // The largest time the broker used (NowMs), from queue_clock at start.
+  mutable std::atomic<int64_t> high_water_{0};
+
   // Writer thread only.
+  int64_t stored_high_water_ = 0;  // queue_clock.high_water as committed
   std::vector<std::unique_ptr<Op>> waiters_;
   std::vector<int64_t> woken_;
   int64_t next_waiter_retry_ = 0;
