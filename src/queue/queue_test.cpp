@@ -649,6 +649,28 @@ TEST_F(QueueTest, AClockSteppedBackDoesNotHideReadyMessages) {
   EXPECT_EQ(delayed[0].payload, "delayed");
 }
 
+// Nothing read from disk may throw: a stored attempt history with fields of the wrong type
+// reads as defaults (it used nlohmann's throwing value()).
+TEST_F(QueueTest, AStoredHistoryOfTheWrongShapeReadsAsDefaults) {
+  ASSERT_TRUE(broker_->DeclareQueue("q", {}).ok());
+  const MessageId id = Put("x");
+  ASSERT_TRUE(broker_->Fail("q", Take()[0].lease_id, "boom").ok());
+  {
+    auto db = store::OpenSqlite({.path = dir_.File("queue.db")});
+    ASSERT_TRUE(db.ok()) << db.status();
+    ASSERT_TRUE((*db)
+                    ->Exec("UPDATE queue_dead_letters SET history = ?",
+                           {std::string(R"([{"attempt":"1","at":null,"error":5},7])")})
+                    .ok());
+  }
+  auto dead = broker_->GetDeadLetter("q", id);
+  ASSERT_TRUE(dead.ok()) << dead.status();
+  ASSERT_EQ(dead->history.size(), 1u);
+  EXPECT_EQ(dead->history[0].attempt, 0);
+  EXPECT_EQ(dead->history[0].error, "");
+  EXPECT_EQ(broker_->ListDeadLetters("q", std::nullopt, 10)->items.size(), 1u);
+}
+
 TEST_F(QueueTest, ConcurrentProducersShareCommitsAndLoseNothing) {
   ASSERT_TRUE(broker_->DeclareQueue("q", {}).ok());
   std::vector<std::thread> threads;

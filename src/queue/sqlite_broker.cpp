@@ -192,9 +192,16 @@ std::vector<AttemptRecord> ParseHistory(const std::string& text) {
   if (!parsed.is_array()) {
     return out;
   }
+  // Checked reads: the text comes from disk, and a field of another type must not throw.
+  auto integer = [](const json& r, const char* name) -> int64_t {
+    const auto it = r.find(name);
+    return it != r.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+  };
   for (const json& r : parsed) {
     if (r.is_object()) {
-      out.push_back({r.value("attempt", 0), r.value("at", int64_t{0}), r.value("error", "")});
+      const auto error = r.find("error");
+      out.push_back({static_cast<int>(integer(r, "attempt")), integer(r, "at"),
+                     error != r.end() && error->is_string() ? error->get<std::string>() : ""});
     }
   }
   return out;
