@@ -40,7 +40,14 @@
 //   others             from the store (DataLoss for a corrupt file...)
 //
 // Thread safety: a Broker may be used from any number of threads. Async callbacks run on
-// the broker's writer thread: they must be short and must not wait for another broker call.
+// the broker's writer thread, which every operation waits behind: they must only hand the
+// result over (post it elsewhere, set a promise) and must not wait for another broker
+// call; costly work on the result (e.g. serialising leased payloads) belongs on another
+// thread. A callback that throws is logged and the writer goes on.
+//
+// Time: delays, visibility and leases run on the broker's clock, the wall clock but never
+// earlier than a time the broker already used (kept in the file across restarts): a clock
+// stepped back holds the broker's time still until it catches up (docs/QUEUES.md, "Time").
 #pragma once
 
 #include <chrono>
@@ -142,9 +149,10 @@ struct Leased {
 struct NackOptions {
   std::chrono::milliseconds delay{0};  // visible again after this; REQUIRES: 0..30 days
   std::string error;                   // recorded in the attempt history (cut to 1 KiB)
-  // False hands the message back without using up an attempt and without a history entry:
-  // the consumer did not try (it was rate limited, or shutting down). JetStream: the relay
-  // keeps its own attempt count in a header.
+  // False hands the message back without using up an attempt and without a history entry,
+  // so it is never dead-lettered by this nack: the consumer did not try (it was rate
+  // limited, or shutting down: WorkerPool::Stop does this). JetStream: the relay keeps its
+  // own attempt count in a header.
   bool count_attempt = true;
 };
 
@@ -206,7 +214,9 @@ template <typename T>
 using Callback = std::function<void(StatusOr<T>)>;
 
 // The queue backend. The async calls hand their result to `done` on the broker's writer
-// thread once it is durable; the sync calls wait for it.
+// thread once it is durable; the sync calls wait for it. Operations that reach the writer
+// together commit in one transaction, each in a savepoint of its own: one failing (a store
+// error, a duplicate id from the IdSource) is answered with its error, the others commit.
 class Broker {
  public:
   virtual ~Broker() = default;
@@ -287,7 +297,8 @@ struct BrokerOptions {
   // least one message): what one call can make the process hold.
   size_t max_lease_bytes = size_t{16} << 20;
   std::chrono::milliseconds max_wait{20'000};  // longest long poll
-  // Operations waiting for the writer before new ones get ResourceExhausted.
+  // Operations waiting for the writer before new ones get ResourceExhausted. A count, not
+  // bytes: each operation's bytes are bounded by its own limits (batch, payload size).
   size_t max_pending_operations = 100'000;
   // Long polls waiting at once before new ones get ResourceExhausted.
   size_t max_waiters = 10'000;
