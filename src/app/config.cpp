@@ -218,6 +218,12 @@ void AddFlags(CLI::App& app, Config& c) {
           ->group(spam)
           ->capture_default_str(),
       "EVO_SPAM_TOP_TOKENS");
+  Env(app.add_option("--spam-corpus-root", c.spam_corpus_root,
+                     "Directory below which POST /v1/spam/models may read a training corpus "
+                     "(\"directory\"); symbolic links are not followed. Unset: only inline "
+                     "messages train through the API")
+          ->group(spam),
+      "EVO_SPAM_CORPUS_ROOT");
 
   const std::string bandit = "Bandit";
   Env(app.add_option("--bandit-default-experiment", c.bandit_default_experiment,
@@ -231,6 +237,30 @@ void AddFlags(CLI::App& app, Config& c) {
           ->group(bandit)
           ->capture_default_str(),
       "EVO_BANDIT_SNAPSHOT_INTERVAL");
+  Env(app.add_option("--bandit-sync", c.bandit_sync,
+                     "When the bandit journal is msynced: none (a process kill loses nothing "
+                     "acknowledged, an OS crash what was not yet written back), interval "
+                     "(every --bandit-sync-interval), always (before each answer)")
+          ->group(bandit)
+          ->capture_default_str(),
+      "EVO_BANDIT_SYNC");
+  Env(app.add_option("--bandit-sync-interval", c.bandit_sync_interval,
+                     "How often --bandit-sync interval msyncs the journal")
+          ->group(bandit)
+          ->capture_default_str(),
+      "EVO_BANDIT_SYNC_INTERVAL");
+  Env(app.add_option("--bandit-max-sticky-units", c.bandit_max_sticky_units,
+                     "Units whose arm an experiment remembers (least recently seen forgotten "
+                     "first; 16 bytes each)")
+          ->group(bandit)
+          ->capture_default_str(),
+      "EVO_BANDIT_MAX_STICKY_UNITS");
+  Env(app.add_option("--bandit-max-pending-pulls", c.bandit_max_pending_pulls,
+                     "Pulls an experiment keeps for their rewards (oldest expire early beyond; "
+                     "8 bytes each)")
+          ->group(bandit)
+          ->capture_default_str(),
+      "EVO_BANDIT_MAX_PENDING_PULLS");
 
   const std::string webhooks = "Webhooks";
   Env(app.add_option("--webhooks-allow-cidr", c.webhooks_allow_cidr,
@@ -259,6 +289,11 @@ void AddFlags(CLI::App& app, Config& c) {
           ->group(webhooks)
           ->capture_default_str(),
       "EVO_WEBHOOKS_SECRET_GRACE");
+  Env(app.add_option("--webhooks-retention", c.webhooks_retention,
+                     "Messages older than this are deleted with their attempts (0 keeps them)")
+          ->group(webhooks)
+          ->capture_default_str(),
+      "EVO_WEBHOOKS_RETENTION");
 }
 
 StatusOr<std::vector<std::string>> EnabledModules(const Config& config) {
@@ -365,6 +400,19 @@ StatusOr<spam::ServiceOptions> ToSpamOptions(const Config& c) {
   return o;
 }
 
+StatusOr<std::filesystem::path> SpamCorpusRoot(const Config& c) {
+  if (c.spam_corpus_root.empty()) {
+    return std::filesystem::path();
+  }
+  std::error_code ec;
+  std::filesystem::path root = std::filesystem::canonical(c.spam_corpus_root, ec);
+  if (ec || !std::filesystem::is_directory(root, ec)) {
+    return InvalidArgumentError("--spam-corpus-root: '" + c.spam_corpus_root +
+                                "' is not an existing directory");
+  }
+  return root;
+}
+
 StatusOr<bandit::ServiceOptions> ToBanditOptions(const Config& c) {
   bandit::ServiceOptions o;
   EVO_ASSIGN_OR_RETURN(o.snapshot_interval,
@@ -372,6 +420,23 @@ StatusOr<bandit::ServiceOptions> ToBanditOptions(const Config& c) {
   if (o.snapshot_interval < std::chrono::milliseconds(100)) {
     return InvalidArgumentError("--bandit-snapshot-interval: at least 100ms");
   }
+  auto sync = bandit::ParseSyncMode(c.bandit_sync);
+  if (!sync.ok()) {
+    return InvalidArgumentError("--bandit-sync: " + std::string(sync.status().message()));
+  }
+  o.sync = *sync;
+  EVO_ASSIGN_OR_RETURN(o.sync_interval, Duration("bandit-sync-interval", c.bandit_sync_interval));
+  if (o.sync_interval < std::chrono::milliseconds(1)) {
+    return InvalidArgumentError("--bandit-sync-interval: at least 1ms");
+  }
+  if (c.bandit_max_sticky_units < 1) {
+    return InvalidArgumentError("--bandit-max-sticky-units: at least 1");
+  }
+  o.max_sticky_units = static_cast<uint64_t>(c.bandit_max_sticky_units);
+  if (c.bandit_max_pending_pulls < 1) {
+    return InvalidArgumentError("--bandit-max-pending-pulls: at least 1");
+  }
+  o.max_pending_pulls = static_cast<uint64_t>(c.bandit_max_pending_pulls);
   return o;
 }
 
@@ -390,6 +455,7 @@ StatusOr<webhooks::Options> ToWebhooksOptions(const Config& c) {
   EVO_ASSIGN_OR_RETURN(o.disable_after,
                        Duration("webhooks-disable-after", c.webhooks_disable_after));
   EVO_ASSIGN_OR_RETURN(o.secret_grace, Duration("webhooks-secret-grace", c.webhooks_secret_grace));
+  EVO_ASSIGN_OR_RETURN(o.retention, Duration("webhooks-retention", c.webhooks_retention));
   o.retry_schedule.clear();
   std::stringstream in(c.webhooks_retry_schedule);
   std::string item;

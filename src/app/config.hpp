@@ -55,15 +55,21 @@ struct Config {
   double spam_unsure_low = 0.1;
   double spam_unsure_high = 0.9;
   int spam_top_tokens = 5;
+  std::string spam_corpus_root;  // empty: no directory training through the API
   // Bandit
   std::string bandit_default_experiment = "default";
   std::string bandit_snapshot_interval = "30s";
+  std::string bandit_sync = "none";
+  std::string bandit_sync_interval = "1s";
+  int64_t bandit_max_sticky_units = 1'000'000;
+  int64_t bandit_max_pending_pulls = int64_t{1} << 24;
   // Webhooks
   std::vector<std::string> webhooks_allow_cidr;
   std::string webhooks_request_timeout = "15s";
   std::string webhooks_retry_schedule = "5s,5m,30m,2h,5h,10h,10h";
   std::string webhooks_disable_after = "120h";
   std::string webhooks_secret_grace = "24h";
+  std::string webhooks_retention = "2160h";  // 90 days
 };
 
 // Adds every option to `app` (global options, so they may follow any subcommand), with
@@ -78,6 +84,8 @@ StatusOr<std::vector<std::string>> EnabledModules(const Config& config);
 StatusOr<http::ServerOptions> ToServerOptions(const Config& config);
 StatusOr<ids::Options> ToIdOptions(const Config& config);
 StatusOr<spam::ServiceOptions> ToSpamOptions(const Config& config);
+// The canonical --spam-corpus-root (empty when not set); it must be an existing directory.
+StatusOr<std::filesystem::path> SpamCorpusRoot(const Config& config);
 StatusOr<bandit::ServiceOptions> ToBanditOptions(const Config& config);
 StatusOr<webhooks::Options> ToWebhooksOptions(const Config& config);
 StatusOr<std::chrono::milliseconds> ShutdownTimeout(const Config& config);

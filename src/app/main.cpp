@@ -37,6 +37,7 @@
 #include "spam/cli.hpp"
 #include "spam/http.hpp"
 #include "spam/spam.hpp"
+#include "store/data_dir.hpp"
 #include "store/store.hpp"
 #include "webhooks/cli.hpp"
 #include "webhooks/http.hpp"
@@ -83,6 +84,11 @@ StatusOr<IdsModule> OpenIds(const Config& config) {
   m.uuids = std::make_unique<ids::Uuid7Generator>(*m.clock);
   m.ulids = std::make_unique<ids::UlidGenerator>(*m.clock);
   return m;
+}
+
+// The data dir's lock (store/data_dir.hpp), naming the dir as the user gave it.
+StatusOr<store::DataDirLock> LockDataDir(const Config& config) {
+  return store::DataDirLock::Acquire(config.data_dir, config.data_dir);
 }
 
 std::filesystem::path QueuePath(const Config& config) {
@@ -155,6 +161,16 @@ int Serve(const Config& config) {
   if (!modules.ok()) {
     return Fail(kExitUsage, modules.status());
   }
+  // Every module but ids keeps state in the data dir that one process at a time may write.
+  std::optional<store::DataDirLock> data_dir_lock;
+  if (std::any_of(modules->begin(), modules->end(),
+                  [](const std::string& m) { return m != "ids"; })) {
+    auto lock = LockDataDir(config);
+    if (!lock.ok()) {
+      return Fail(kExitFailure, lock.status());
+    }
+    data_dir_lock.emplace(std::move(*lock));
+  }
   auto server_options = ToServerOptions(config);
   if (!server_options.ok()) {
     return Fail(kExitUsage, server_options.status());
@@ -168,6 +184,10 @@ int Serve(const Config& config) {
   }
   if (auto spam_options = ToSpamOptions(config); !spam_options.ok()) {
     return Fail(kExitUsage, spam_options.status());
+  }
+  auto spam_corpus_root = SpamCorpusRoot(config);
+  if (!spam_corpus_root.ok()) {
+    return Fail(kExitUsage, spam_corpus_root.status());
   }
 
   metrics::Registry registry;
@@ -211,7 +231,8 @@ int Serve(const Config& config) {
         return Fail(ExitCodeFor(opened.status()), opened.status());
       }
       spam_module = std::move(*opened);
-      spam::RegisterRoutes(router, *spam_module->service, registry);
+      spam::RegisterRoutes(router, *spam_module->service, registry,
+                           {.corpus_root = *spam_corpus_root});
       spdlog::info("spam: active model version {} (database {})",
                    spam_module->service->active_version(), DatabasePath(config).string());
     }
@@ -399,11 +420,13 @@ int Main(int argc, char** argv) {
   spam::RegisterCli(app, commands,
                     {.options = [&config] { return ToSpamOptions(config); },
                      .model_name = [&config] { return config.spam_model; },
-                     .open_database = [&config] { return OpenDatabase(config); }});
+                     .open_database = [&config] { return OpenDatabase(config); },
+                     .lock_data_dir = [&config] { return LockDataDir(config); }});
   bandit::RegisterCli(app, commands);
   queue::RegisterCli(app, commands,
                      {.data_dir = [&config] { return config.data_dir; },
-                      .broker_path = [&config] { return QueuePath(config); }});
+                      .broker_path = [&config] { return QueuePath(config); },
+                      .lock_data_dir = [&config] { return LockDataDir(config); }});
   webhooks::RegisterCli(app, commands);
 
   try {

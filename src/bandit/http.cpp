@@ -43,6 +43,7 @@ json StatsJson(const ExperimentStats& s) {
   json out = {{"arms", std::move(arms)},
               {"pulls", s.pulls},
               {"pending", s.pending},
+              {"stickyUnits", s.sticky_units},
               {"regretEstimate", s.regret_estimate},
               {"probabilityBestSamples", s.probability_samples},
               {"probabilityBestError", s.probability_error}};
@@ -151,8 +152,23 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
   auto& rewards_family =
       registry.AddCounter("evo_bandit_rewards_total", "Rewards credited (in time or late).", {});
   auto* rewards_total = &rewards_family.Get({});
+  registry.AddCounterCallback(
+      "evo_bandit_journal_syncs_total", "msyncs of the bandit journal (--bandit-sync).",
+      [&service] { return static_cast<double>(service.Counters().journal_syncs); });
+  registry.AddCounterCallback(
+      "evo_bandit_snapshots_total", "Bandit snapshots made durable.",
+      [&service] { return static_cast<double>(service.Counters().snapshots); });
+  registry.AddCounterCallback(
+      "evo_bandit_snapshot_failures_total",
+      "Bandit snapshots that failed (their journals kept, retried).",
+      [&service] { return static_cast<double>(service.Counters().snapshot_failures); });
 
+  // Definition changes wait for a durable SQLite commit and statistics run a Monte Carlo:
+  // blocking threads, not I/O threads. Pulls and rewards are the hot path and take
+  // microseconds, unless each one waits for its msync (--bandit-sync always).
+  const bool answers_wait_for_msync = service.options().sync == SyncMode::kAlways;
   http::RouteOptions create;
+  create.blocking = true;
   create.openapi = {{"summary", "Create an experiment"},
                     {"operationId", "createExperiment"},
                     {"tags", {"bandit"}},
@@ -226,6 +242,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       get);
 
   http::RouteOptions update;
+  update.blocking = true;
   update.openapi = {
       {"summary", "Replace an experiment's settings"},
       {"description",
@@ -260,6 +277,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
   router.Patch("/v1/experiments/{name}", do_update, update);
 
   http::RouteOptions remove;
+  remove.blocking = true;
   remove.openapi = {
       {"summary", "Delete an experiment (its state and pending pulls)"},
       {"operationId", "deleteExperiment"},
@@ -275,10 +293,12 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       remove);
 
   http::RouteOptions pull;
+  pull.blocking = answers_wait_for_msync;
   pull.openapi = {
       {"summary", "Choose an arm"},
       {"description",
-       "With a unitId, the same unit gets the same arm for the life of the experiment."},
+       "With a unitId, the same unit gets the same arm while the experiment remembers it (its "
+       "most recently seen units, --bandit-max-sticky-units)."},
       {"operationId", "pullArm"},
       {"tags", {"bandit"}},
       {"parameters", {NameParameter()}},
@@ -328,6 +348,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       pull);
 
   http::RouteOptions reward;
+  reward.blocking = answers_wait_for_msync;
   reward.openapi = {
       {"summary", "Report the reward of a pull (or a batch)"},
       {"description",
@@ -395,6 +416,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       reward);
 
   http::RouteOptions stats;
+  stats.blocking = true;
   stats.openapi = {
       {"summary", "Statistics per arm"},
       {"operationId", "experimentStats"},
@@ -419,6 +441,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
   // The original bandit server's surface, on one configured experiment: GET /arms pulls,
   // POST /arms rewards, GET /arms/stats reports.
   http::RouteOptions compat_pull;
+  compat_pull.blocking = answers_wait_for_msync;
   compat_pull.openapi = {
       {"summary", "Original server: choose an arm of the default experiment"},
       {"operationId", "compatPull"},
@@ -434,6 +457,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       },
       compat_pull);
   http::RouteOptions compat_reward;
+  compat_reward.blocking = answers_wait_for_msync;
   compat_reward.openapi = {
       {"summary", "Original server: report a reward"},
       {"description",
@@ -468,6 +492,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       },
       compat_reward);
   http::RouteOptions compat_stats;
+  compat_stats.blocking = true;
   compat_stats.openapi = {
       {"summary", "Original server: statistics of the default experiment"},
       {"operationId", "compatStats"},

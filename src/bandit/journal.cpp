@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -14,7 +15,7 @@ namespace {
 
 constexpr size_t kRecordBytes = Journal::kRecordBytes;
 // Slots are reserved in order, and only a request cut short by a kill leaves one unwritten,
-// so after this many invalid slots in a row nothing valid follows (the file is preallocated
+// so after this many invalid slots in a row nothing valid follows (the file is allocated
 // with zeros): scans stop there instead of reading the whole capacity.
 constexpr uint64_t kMaxGapSlots = 4096;
 
@@ -78,7 +79,7 @@ Journal::~Journal() {
 
 StatusOr<std::unique_ptr<Journal>> Journal::Open(const std::filesystem::path& path,
                                                  uint64_t capacity_bytes) {
-  const uint64_t capacity = capacity_bytes / kRecordBytes * kRecordBytes;
+  uint64_t capacity = capacity_bytes / kRecordBytes * kRecordBytes;
   if (capacity == 0) {
     return InvalidArgumentError("journal capacity must hold at least one record");
   }
@@ -87,11 +88,25 @@ StatusOr<std::unique_ptr<Journal>> Journal::Open(const std::filesystem::path& pa
     return FailedPreconditionError("journal " + path.string() + ": " + Errno());
   }
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || (static_cast<uint64_t>(st.st_size) < capacity &&
-                                ::ftruncate(fd, static_cast<off_t>(capacity)) != 0)) {
+  if (::fstat(fd, &st) != 0) {
     const std::string error = Errno();
     ::close(fd);
     return FailedPreconditionError("journal " + path.string() + ": " + error);
+  }
+  // A journal written with a larger capacity keeps it: records past the new one stay in use.
+  capacity = std::max(capacity, static_cast<uint64_t>(st.st_size) / kRecordBytes * kRecordBytes);
+  // Blocks for the whole capacity, allocated now: a sparse file would take its blocks at the
+  // page faults of later appends, and a full disk would then kill the process with SIGBUS.
+  // Also allocates the holes of a sparse journal left by an older evo.
+  if (const int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(capacity)); rc != 0) {
+    if (st.st_size == 0) {
+      ::unlink(path.c_str());  // ours, and empty: leave no file behind
+    }
+    ::close(fd);
+    const std::string message = "bandit journal " + path.string() + ": cannot allocate " +
+                                std::to_string(capacity >> 20) + " MiB: " + std::strerror(rc);
+    return rc == ENOSPC || rc == EDQUOT || rc == EFBIG ? ResourceExhaustedError(message)
+                                                       : FailedPreconditionError(message);
   }
   void* map = ::mmap(nullptr, capacity, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (map == MAP_FAILED) {
@@ -159,8 +174,13 @@ Status Journal::Append(const Record& record) {
 }
 
 Status Journal::Sync() {
-  if (::msync(map_, capacity_, MS_SYNC) != 0) {
-    return UnavailableError("journal msync: " + Errno());
+  // The used prefix (whole pages): records appended before this call are on disk when it
+  // returns, and so are those that other threads append to these pages meanwhile.
+  static const auto page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  const uint64_t end = std::min(capacity_, (used() + page - 1) / page * page);
+  syncs_.fetch_add(1, std::memory_order_relaxed);
+  if (end > 0 && ::msync(map_, end, MS_SYNC) != 0) {
+    return UnavailableError("bandit journal msync: " + Errno());
   }
   return OkStatus();
 }

@@ -1,8 +1,11 @@
 #include "bandit/journal.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -117,6 +120,46 @@ TEST_F(JournalTest, ConcurrentAppendersAllLandOnce) {
 }
 
 TEST_F(JournalTest, AMissingFileReplaysNothing) { EXPECT_TRUE(ReadAll().empty()); }
+
+// Review D14: the "preallocated" journal was a sparse ftruncate (0 blocks allocated), so a
+// full disk would have killed the process with SIGBUS at the page fault of an append.
+TEST_F(JournalTest, OpenAllocatesTheWholeCapacityOnDisk) {
+  auto j = Journal::Open(path(), 4 << 20);
+  ASSERT_TRUE(j.ok()) << j.status();
+  struct stat st {};
+  ASSERT_EQ(::stat(path().c_str(), &st), 0);
+  EXPECT_GE(static_cast<uint64_t>(st.st_blocks) * 512, uint64_t{4} << 20);
+}
+
+// A journal that the disk cannot hold fails Open with ResourceExhausted naming the file, and
+// leaves no file behind. The limit here is RLIMIT_FSIZE, which the kernel checks like space.
+TEST_F(JournalTest, OpenFailsCleanlyWhenTheFileCannotBeAllocated) {
+  struct rlimit saved {};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
+  const auto previous = ::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = saved;
+  small.rlim_cur = 1 << 20;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  auto j = Journal::Open(path(), 8 << 20);
+  ::setrlimit(RLIMIT_FSIZE, &saved);
+  ::signal(SIGXFSZ, previous);
+  ASSERT_FALSE(j.ok());
+  EXPECT_EQ(j.status().code(), StatusCode::kResourceExhausted) << j.status();
+  EXPECT_NE(j.status().message().find(path().string()), std::string_view::npos) << j.status();
+  EXPECT_FALSE(std::filesystem::exists(path()));
+}
+
+TEST_F(JournalTest, SyncFlushesWhatWasAppendedAndCountsItself) {
+  auto j = Journal::Open(path(), 1 << 20);
+  ASSERT_TRUE(j.ok());
+  EXPECT_TRUE((*j)->Sync().ok());  // nothing appended yet
+  for (uint64_t i = 0; i < 200; ++i) {
+    ASSERT_TRUE((*j)->Append({RecordType::kPull, 1, 0, i, 0}).ok());
+  }
+  EXPECT_TRUE((*j)->Sync().ok());
+  EXPECT_EQ((*j)->syncs(), 2u);
+  EXPECT_EQ(ReadAll().size(), 200u);
+}
 
 }  // namespace
 }  // namespace evo::bandit

@@ -148,6 +148,43 @@ class PendingIndex {
     return stopped;
   }
 
+  // Calls on_expire(seq, arm) for each pending pull below `end`, whether its window ended or
+  // not, marking it expired (oldest first, as Expire; the cap on an experiment's pending pulls
+  // uses it). Returns false when on_expire refused one, which is left pending.
+  template <typename F>
+  bool ExpireBefore(uint64_t end, F&& on_expire) {
+    for (; cursor_ < next_ && cursor_ < end; ++cursor_) {
+      const Entry& peek = Read(cursor_);
+      if (peek.state == PullState::kPending) {
+        if (!on_expire(cursor_, peek.arm)) {
+          return false;
+        }
+        Slot(cursor_)->state = PullState::kExpired;
+      }
+    }
+    return true;
+  }
+
+  // Drops the entries below `seq` that expiry has passed (those at or past the cursor stay),
+  // whatever their age: a later reward for one of them is refused as purged.
+  void DropBefore(uint64_t seq) {
+    base_ = std::max(base_, std::min(seq, cursor_));
+    while (!chunks_.empty() && (first_chunk_ + 1) << kChunkBits <= base_) {
+      chunks_.pop_front();
+      ++first_chunk_;
+    }
+  }
+
+  // True when every indexed entry's arm is below `arms` (checking a loaded snapshot).
+  bool AllArmsBelow(size_t arms) const {
+    for (uint64_t seq = base_; seq < next_; ++seq) {
+      if (Read(seq).arm >= arms) {
+        return false;
+      }
+    }
+    return true;
+  }
+
   // Marks expiry as done up to `seq` (replay: an expiry record was seen).
   void SetCursorAtLeast(uint64_t seq) { cursor_ = std::max(cursor_, seq); }
   uint64_t cursor() const { return cursor_; }

@@ -4,10 +4,12 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <thread>
 
 #include "bandit/bandit.hpp"
+#include "bandit/journal.hpp"
 #include "store/store.hpp"
 
 namespace evo::bandit {
@@ -37,15 +39,44 @@ class ServiceTest : public ::testing::Test {
   void Reopen() {
     service_.reset();
     db_.reset();
+    auto s = TryReopen();
+    ASSERT_TRUE(s.ok()) << s;
+  }
+  // Reopen, returning Open's status (service_ is null when it failed).
+  Status TryReopen() {
+    service_.reset();
+    db_.reset();
     auto db = store::OpenSqlite({.path = (dir_ / "evo.db").string()}, clock_);
-    ASSERT_TRUE(db.ok()) << db.status();
+    if (!db.ok()) {
+      return db.status();
+    }
     db_ = std::move(*db);
+    auto s = Service::Open(*db_, dir_ / "bandit", options_, clock_);
+    if (!s.ok()) {
+      return s.status();
+    }
+    service_ = std::move(*s);
+    return OkStatus();
+  }
+  static ServiceOptions TestOptions() {
     ServiceOptions options;
     options.seed = 42;
     options.probability_samples = 4000;
-    auto s = Service::Open(*db_, dir_ / "bandit", options, clock_);
-    ASSERT_TRUE(s.ok()) << s.status();
-    service_ = std::move(*s);
+    options.journal_bytes = 16 << 20;
+    return options;
+  }
+  // The journal files in the service's directory.
+  std::vector<std::filesystem::path> Journals() const {
+    std::vector<std::filesystem::path> out;
+    for (const auto& entry : std::filesystem::directory_iterator(dir_ / "bandit")) {
+      if (entry.path().filename().string().starts_with("journal-")) {
+        out.push_back(entry.path());
+      }
+    }
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+      return a.string().size() != b.string().size() ? a.string().size() < b.string().size() : a < b;
+    });
+    return out;
   }
   static ExperimentSpec Spec(const std::string& name,
                              const std::vector<std::string>& arms = {"a", "b"}) {
@@ -59,6 +90,7 @@ class ServiceTest : public ::testing::Test {
   }
 
   ManualClock clock_;
+  ServiceOptions options_ = TestOptions();
   std::filesystem::path dir_;
   std::unique_ptr<store::Database> db_;
   std::unique_ptr<Service> service_;
@@ -456,6 +488,315 @@ TEST_F(ServiceTest, ConcurrentPullsAndRewardsAreAllCounted) {
   EXPECT_EQ(sum, rewarded.load());
   Reopen();
   EXPECT_EQ(service_->Stats("x")->pulls, 2000);
+}
+
+// Review D1: a deleted experiment's uid went to the next one created (MAX(uid) + 1), which
+// then took over its journal records after a restart and accepted its old pull ids.
+TEST_F(ServiceTest, ADeletedExperimentsUidIsNeverGivenAgain) {
+  ASSERT_TRUE(service_->Create(Spec("a")).ok());
+  std::vector<std::string> old_ids;
+  for (int i = 0; i < 20; ++i) {
+    auto p = service_->Pull("a");
+    ASSERT_TRUE(p.ok());
+    ASSERT_TRUE(service_->Reward("a", p->pull_id, 1).ok());
+    old_ids.push_back(p->pull_id);
+  }
+  ASSERT_TRUE(service_->Delete("a").ok());
+  ASSERT_TRUE(service_->Create(Spec("b")).ok());
+  auto first = service_->Pull("b");
+  ASSERT_TRUE(first.ok());
+  EXPECT_NE(first->pull_id.substr(0, first->pull_id.find('.')),
+            old_ids[0].substr(0, old_ids[0].find('.')));
+  for (const std::string& id : {old_ids[0], old_ids[1]}) {
+    auto r = service_->Reward("b", id, 1);
+    EXPECT_EQ(r.status().code(), StatusCode::kNotFound) << id;
+  }
+  Reopen();  // no snapshot since the delete: like kill -9
+  Reopen();
+  ExperimentStats s = *service_->Stats("b");
+  EXPECT_EQ(s.pulls, 1);
+  EXPECT_EQ(s.pending, 1);
+  for (const auto& a : s.arms) {
+    EXPECT_EQ(a.rewards, 0) << a.name;
+  }
+  EXPECT_TRUE(service_->Reward("b", first->pull_id, 1).ok());
+  EXPECT_EQ(service_->Reward("b", old_ids[2], 1).status().code(), StatusCode::kNotFound);
+  // A third experiment gets a third uid, also after the restarts.
+  ASSERT_TRUE(service_->Create(Spec("c")).ok());
+  const std::string c_id = service_->Pull("c")->pull_id;
+  EXPECT_EQ(c_id.substr(0, c_id.find('.')), "3");
+}
+
+// A store from before the uid mark, where the deleted experiment's records are still in the
+// journal: Open raises the mark past every uid it finds on disk.
+TEST_F(ServiceTest, TheUidMarkIsRaisedPastEveryUidFoundOnDisk) {
+  ASSERT_TRUE(service_->Create(Spec("a")).ok());
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(service_->Pull("a").ok());
+  }
+  service_.reset();
+  // What an older evo left: the row gone, the mark (had it existed) at the largest live uid.
+  ASSERT_TRUE(db_->Exec("DELETE FROM bandit_experiments").ok());
+  ASSERT_TRUE(db_->Exec("UPDATE bandit_uid_mark SET last_uid = 0").ok());
+  Reopen();
+  ASSERT_TRUE(service_->Create(Spec("b")).ok());
+  Reopen();
+  EXPECT_EQ(service_->Stats("b")->pulls, 0);
+  EXPECT_EQ(service_->Pull("b")->pull_id, "2.1");
+}
+
+// Review D9: Reward and Tick read the spec without the experiment's lock while Update
+// replaced it (ThreadSanitizer reports it in the bandit suite under make sanitize).
+TEST_F(ServiceTest, UpdateRacesWithPullsRewardsTicksAndSnapshots) {
+  ExperimentSpec spec = Spec("x", {"a", "b", "c"});
+  spec.stop_probability = 0.99;
+  spec.stop_min_pulls = 1'000'000;  // evaluated at every Tick, never reached
+  ASSERT_TRUE(service_->Create(spec).ok());
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> pulls{0};
+  std::atomic<int64_t> rewards{0};
+  std::vector<std::thread> threads;
+  threads.reserve(4);
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 1500; ++i) {
+        auto p = service_->Pull("x", i % 3 == 0 ? "unit" + std::to_string(i % 50) : "");
+        ASSERT_TRUE(p.ok()) << p.status();
+        ++pulls;
+        if ((i + t) % 2 == 0) {
+          ASSERT_TRUE(service_->Reward("x", p->pull_id, 1).ok());
+          ++rewards;
+        }
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    while (!stop) {
+      ASSERT_TRUE(service_->Tick().ok());
+      ASSERT_TRUE(service_->Stats("x").ok());
+    }
+  });
+  threads.emplace_back([&] {
+    for (int i = 0; !stop; ++i) {
+      ExperimentSpec next = *service_->Get("x");
+      next.min_traffic = i % 2 == 0 ? 0.1 : 0;
+      next.arms[1].payload = {{"version", i}};
+      next.stop_probability = 0.98 + (i % 2) * 0.01;
+      ASSERT_TRUE(service_->Update(next).ok());
+      ASSERT_EQ(service_->List("", 10).size(), 1u);
+    }
+  });
+  for (size_t i = 0; i < 2; ++i) {
+    threads[i].join();
+  }
+  stop = true;
+  for (size_t i = 2; i < threads.size(); ++i) {
+    threads[i].join();
+  }
+  const ExperimentStats s = *service_->Stats("x");
+  EXPECT_EQ(s.pulls, pulls.load());
+  int64_t credited = 0;
+  for (const auto& a : s.arms) {
+    credited += a.rewards;
+  }
+  EXPECT_EQ(credited, rewards.load());
+  Reopen();
+  EXPECT_EQ(service_->Stats("x")->pulls, pulls.load());
+}
+
+// Review D14: a snapshot whose write fails must keep every journal it would replace, and be
+// retried; the start-up snapshot failing does not stop the service from opening.
+TEST_F(ServiceTest, AFailedSnapshotKeepsEveryJournalAndIsRetried) {
+  ASSERT_TRUE(service_->Create(Spec("x")).ok());
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(service_->Pull("x").ok());
+  }
+  ASSERT_TRUE(service_->Snapshot().ok());
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(service_->Pull("x").ok());
+  }
+  // snapshot.tmp cannot be created: a directory is in its place (root ignores permissions).
+  const auto obstacle = dir_ / "bandit" / "snapshot.tmp";
+  std::filesystem::create_directories(obstacle / "in-the-way");
+  const size_t journals_before = Journals().size();
+  const Status failed = service_->Snapshot();
+  EXPECT_EQ(failed.code(), StatusCode::kUnavailable) << failed;
+  EXPECT_NE(failed.message().find("snapshot.tmp"), std::string_view::npos) << failed;
+  EXPECT_EQ(service_->Counters().snapshot_failures, 1u);
+  EXPECT_EQ(Journals().size(), journals_before + 1);  // the old ones and the next
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(service_->Pull("x").ok());
+  }
+  EXPECT_EQ(service_->Tick().code(), StatusCode::kUnavailable);  // reports it until fixed
+  Reopen();  // its start-up snapshot fails as well
+  EXPECT_EQ(service_->Stats("x")->pulls, 20);
+  EXPECT_GE(Journals().size(), journals_before + 1);
+
+  std::filesystem::remove_all(obstacle);
+  clock_.Advance(seconds(2));  // past the retry backoff
+  EXPECT_TRUE(service_->Tick().ok());
+  EXPECT_EQ(Journals().size(), 1u);  // all replaced by the durable snapshot
+  Reopen();
+  EXPECT_EQ(service_->Stats("x")->pulls, 20);
+}
+
+// Review D14 / issue 18 §4: the journal is msynced as --bandit-sync says.
+TEST_F(ServiceTest, TheJournalIsSyncedAsTheSyncOptionSays) {
+  const auto run = [&](SyncMode mode) {
+    options_.sync = mode;
+    options_.sync_interval = std::chrono::milliseconds(1000);
+    Reopen();
+    if (!service_->Get("x").ok()) {
+      EXPECT_TRUE(service_->Create(Spec("x")).ok());
+    }
+    const uint64_t start = service_->Counters().journal_syncs;
+    for (int i = 0; i < 3; ++i) {
+      auto p = service_->Pull("x");
+      EXPECT_TRUE(p.ok());
+      EXPECT_TRUE(service_->Reward("x", p->pull_id, 1).ok());
+    }
+    const uint64_t after_requests = service_->Counters().journal_syncs - start;
+    clock_.Advance(std::chrono::milliseconds(1000));
+    EXPECT_TRUE(service_->Tick().ok());
+    EXPECT_TRUE(service_->Tick().ok());  // not again within the interval
+    return std::make_pair(after_requests, service_->Counters().journal_syncs - start);
+  };
+  EXPECT_EQ(run(SyncMode::kNone), std::make_pair(uint64_t{0}, uint64_t{0}));
+  EXPECT_EQ(run(SyncMode::kInterval), std::make_pair(uint64_t{0}, uint64_t{1}));
+  EXPECT_EQ(run(SyncMode::kAlways), std::make_pair(uint64_t{6}, uint64_t{6}));
+}
+
+// Review §5: 1000 pulls/s with a 30-day window held ~41 GB of pending pulls, with no cap.
+TEST_F(ServiceTest, PendingPullsAreCappedPerExperiment) {
+  options_.max_pending_pulls = 100;
+  Reopen();
+  ASSERT_TRUE(service_->Create(Spec("x", {"only"})).ok());
+  std::vector<std::string> ids;
+  ids.reserve(1000);
+  for (int i = 0; i < 1000; ++i) {
+    ids.push_back(service_->Pull("x")->pull_id);
+  }
+  const auto check = [&] {
+    const ExperimentStats s = *service_->Stats("x");
+    EXPECT_EQ(s.pulls, 1000);
+    EXPECT_EQ(s.pending, 100);
+    EXPECT_EQ(s.arms[0].expired, 900);  // the oldest, early, as 0 for the policy
+    EXPECT_EQ(service_->Reward("x", ids[0], 1).status().code(), StatusCode::kNotFound);
+    EXPECT_EQ(service_->Reward("x", ids[899], 1).status().code(), StatusCode::kNotFound);
+  };
+  check();
+  Reopen();  // from the journal, which has the early expiries
+  check();
+  EXPECT_TRUE(service_->Reward("x", ids[999], 1).ok());
+}
+
+// Review §5: the sticky map grew with every distinct unit for the life of the experiment.
+TEST_F(ServiceTest, StickyUnitsAreBoundedAndTheRecentOnesKeepTheirArm) {
+  options_.max_sticky_units = 64;
+  Reopen();
+  ASSERT_TRUE(service_->Create(Spec("x", {"a", "b", "c", "d"})).ok());
+  std::map<std::string, std::string> recent;
+  for (int u = 0; u < 1000; ++u) {
+    const std::string unit = std::string("unit-").append(std::to_string(u));
+    const std::string arm = service_->Pull("x", unit)->arm;
+    if (u >= 992) {
+      recent[unit] = arm;  // the last 8 cannot have been evicted (8 slots a bucket)
+    }
+  }
+  const auto check = [&] {
+    EXPECT_LE(service_->Stats("x")->sticky_units, 64);
+    EXPECT_GE(service_->Stats("x")->sticky_units, 8);
+    for (const auto& [unit, arm] : recent) {
+      EXPECT_EQ(service_->Pull("x", unit)->arm, arm) << unit;
+    }
+  };
+  check();
+  Reopen();
+  check();
+  ASSERT_TRUE(service_->Snapshot().ok());
+  Reopen();
+  check();
+}
+
+// Issue 18 §1: nothing read from disk may end the process. A corrupt snapshot refuses the
+// start with a message naming it; torn or truncated data is never read past its end.
+TEST_F(ServiceTest, ACorruptSnapshotFailsOpenWithDataLossNamingIt) {
+  ASSERT_TRUE(service_->Create(Spec("x")).ok());
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(service_->Pull("x", "u" + std::to_string(i % 10)).ok());
+  }
+  ASSERT_TRUE(service_->Snapshot().ok());
+  service_.reset();
+  const auto path = dir_ / "bandit" / "snapshot.bin";
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  ASSERT_GT(bytes.size(), 40u);
+  const auto write = [&](const std::string& content) {
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
+  };
+  for (const std::string& corrupt : {bytes.substr(0, bytes.size() - 3), bytes.substr(0, 30),
+                                     std::string("garbage"), bytes + "extra"}) {
+    write(corrupt);
+    const Status st = TryReopen();
+    EXPECT_EQ(st.code(), StatusCode::kDataLoss) << st;
+    EXPECT_NE(st.message().find(path.string()), std::string_view::npos) << st;
+  }
+  // An arm index the experiment does not have (the winner field, the snapshot's last 8 bytes).
+  std::string bad_winner = bytes;
+  const int64_t winner = 7;
+  std::memcpy(bad_winner.data() + bad_winner.size() - 8, &winner, 8);
+  write(bad_winner);
+  EXPECT_EQ(TryReopen().code(), StatusCode::kDataLoss);
+  write(bytes);
+  Reopen();
+  EXPECT_EQ(service_->Stats("x")->pulls, 100);
+}
+
+// Journal records that pass their checksum but do not fit their experiment (an arm it does
+// not have) are skipped, instead of indexing past the arms later.
+TEST_F(ServiceTest, JournalRecordsNamingAMissingArmAreSkipped) {
+  ASSERT_TRUE(service_->Create(Spec("x")).ok());
+  ASSERT_TRUE(service_->Pull("x").ok());
+  service_.reset();
+  {
+    auto journal = Journal::Open(Journals().back(), options_.journal_bytes);
+    ASSERT_TRUE(journal.ok()) << journal.status();
+    uint64_t unit = 0xcbf29ce484222325ULL;  // HashUnit("u1"), FNV-1a
+    for (const unsigned char c : std::string("u1")) {
+      unit = (unit ^ c) * 0x100000001b3ULL;
+    }
+    ASSERT_TRUE((*journal)->Append({RecordType::kAssign, 1, 9, unit, 0}).ok());
+    ASSERT_TRUE((*journal)->Append({RecordType::kPull, 1, 7, 2, 1e9}).ok());
+    ASSERT_TRUE((*journal)->Append({RecordType::kReward, 1, 0, 1, 0.5}).ok());  // bernoulli
+  }
+  Reopen();
+  const ExperimentStats s = *service_->Stats("x");
+  EXPECT_EQ(s.pulls, 1);
+  EXPECT_EQ(s.arms[0].rewards + s.arms[1].rewards, 0);
+  auto p = service_->Pull("x", "u1");
+  ASSERT_TRUE(p.ok());
+  EXPECT_TRUE(p->arm == "a" || p->arm == "b") << p->arm;
+}
+
+// A stored definition is read with checks: a field of the wrong type is not an exception,
+// and a row that cannot be read refuses the start with a message naming the experiment.
+TEST_F(ServiceTest, StoredDefinitionsAreReadWithChecks) {
+  ASSERT_TRUE(service_->Create(Spec("x")).ok());
+  service_.reset();
+  ASSERT_TRUE(db_->Exec("UPDATE bandit_experiments SET spec = ? WHERE name = 'x'",
+                        {std::string(R"({"name":"x","arms":[{"name":"a"}],"createTime":5,)"
+                                     R"("updateTime":[],"winner":{}})")})
+                  .ok());
+  Reopen();
+  EXPECT_EQ(service_->Get("x")->created_at, "");
+  service_.reset();
+  ASSERT_TRUE(db_->Exec("UPDATE bandit_experiments SET spec = 'not json' WHERE name = 'x'").ok());
+  const Status st = TryReopen();
+  EXPECT_EQ(st.code(), StatusCode::kDataLoss) << st;
+  EXPECT_NE(st.message().find("\"x\""), std::string_view::npos) << st;
 }
 
 }  // namespace

@@ -542,6 +542,7 @@ Router::Match Router::Find(std::string_view method, std::string_view path) const
   match.route = route != nullptr ? route->pattern : state.endpoint->pattern;
   match.max_body_bytes = route != nullptr ? route->options.max_body_bytes : 0;
   match.blocking = route != nullptr && route->options.blocking;
+  match.blocking_above_body_bytes = route != nullptr ? route->options.blocking_above_body_bytes : 0;
   return match;
 }
 

@@ -117,6 +117,9 @@ struct RouteOptions {
   // among them) meanwhile. When that pool's queue is full the request is answered 503
   // (SERVER_BUSY, Retry-After). Router::Dispatch runs such a route inline, like any other.
   bool blocking = false;
+  // As `blocking`, only for requests whose body is larger than this (0: none): for a route
+  // that is quick on typical input and long on the largest it accepts.
+  size_t blocking_above_body_bytes = 0;
   // OpenAPI 3.1 Operation Object for this route (summary, parameters, requestBody,
   // responses...). Stored next to the handler so the document cannot drift from the routes.
   nlohmann::json openapi = nlohmann::json::object();
@@ -157,9 +160,10 @@ class Router {
   struct Match {
     bool found = false;  // some route matches the path (with any method)
     bool method_allowed = false;
-    std::string route;          // the pattern, for metrics and logs ("/v1/ids/{id}")
-    size_t max_body_bytes = 0;  // 0 = server default
-    bool blocking = false;      // RouteOptions::blocking of the matched route
+    std::string route;                     // the pattern, for metrics and logs ("/v1/ids/{id}")
+    size_t max_body_bytes = 0;             // 0 = server default
+    bool blocking = false;                 // RouteOptions::blocking of the matched route
+    size_t blocking_above_body_bytes = 0;  // and its RouteOptions::blocking_above_body_bytes
   };
   Match Find(std::string_view method, std::string_view path) const;
 

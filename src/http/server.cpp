@@ -651,10 +651,34 @@ class Session : public std::enable_shared_from_this<Session> {
     }
   }
 
+  // True when the first `n` bytes of the buffer (a whole header block) hold obsolete line
+  // folding: a line break followed by a space or tab.
+  bool HasObsFold(size_t n) const {
+    const auto data = buffer_.data();
+    const std::string_view header(static_cast<const char*>(data.data()), std::min(n, data.size()));
+    for (size_t at = header.find("\r\n"); at != std::string_view::npos && at + 2 < header.size();
+         at = header.find("\r\n", at + 2)) {
+      if (header[at + 2] == ' ' || header[at + 2] == '\t') {
+        return true;
+      }
+    }
+    return false;
+  }
+
   void ParseHeader() {
     while (buffer_.size() > 0) {
       ErrorCode ec;
       const size_t n = parser_->put(buffer_.data(), ec);
+      // Beast unfolds obs-fold, on Content-Length and Transfer-Encoding too; a proxy in front
+      // may not, and would frame the request differently. RFC 9112 §5.2 lets a server refuse
+      // it instead, which we do.
+      if (!ec && parser_->is_header_done() && HasObsFold(n)) {
+        buffer_.consume(n);
+        RespondAndClose(InvalidArgumentError("obsolete line folding (obs-fold) in a header field "
+                                             "is not accepted (RFC 9112 §5.2)")
+                            .With(kPayloadReason, "OBS_FOLD"));
+        return;
+      }
       buffer_.consume(n);
       bytes_in_ += n;
       if (ec == bhttp::error::need_more) {
@@ -853,7 +877,8 @@ class Session : public std::enable_shared_from_this<Session> {
                    self->Send(std::move(response), close);
                  });
     };
-    if (match_.blocking) {
+    if (match_.blocking || (match_.blocking_above_body_bytes != 0 &&
+                            request_.body.size() > match_.blocking_above_body_bytes)) {
       HandleBlocking(std::move(finish));
       return;
     }

@@ -487,6 +487,31 @@ TEST_F(ServerTest, RequestSmugglingShapesGet400AndClose) {
   EXPECT_EQ(RoundTrip(Get("/hello"))->status, 200);  // still serving
 }
 
+TEST_F(ServerTest, ObsFoldIsRefusedWith400EvenOnFramingHeaders) {
+  StartServer();
+  for (const std::string& request : std::vector<std::string>{
+           "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding:\r\n chunked\r\n\r\n"
+           "3\r\nabc\r\n0\r\n\r\nGET /hello HTTP/1.1\r\nHost: t\r\n\r\n",
+           "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length:\r\n 3\r\n\r\nabc",
+           "GET /hello HTTP/1.1\r\nHost: t\r\nX-Foo: a\r\n  folded\r\n\r\n",
+           "GET /hello HTTP/1.1\r\nHost: t\r\nX-Foo: a\r\n\tfolded\r\n\r\n"}) {
+    Client client(server_->port());
+    ASSERT_TRUE(client.Send(request));
+    const auto r = client.Read();
+    ASSERT_TRUE(r) << request;
+    EXPECT_EQ(r->status, 400) << request;
+    EXPECT_NE(r->body.find("OBS_FOLD"), std::string::npos) << r->body;
+    EXPECT_EQ(r->Header("connection"), "close");
+    EXPECT_TRUE(client.ClosedWithin(3s)) << request;  // the pipelined GET is never answered
+  }
+  // A space inside a value, or a body starting with one, is not folding.
+  const auto r =
+      RoundTrip("POST /echo HTTP/1.1\r\nHost: t\r\nX-A: a b\r\nContent-Length: 2\r\n\r\n x");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, " x");
+}
+
 TEST_F(ServerTest, UnknownMethodAndHeadAndOptions) {
   StartServer();
   auto r = RoundTrip("BREW /hello HTTP/1.1\r\nHost: t\r\n\r\n");

@@ -116,6 +116,14 @@ int DlqCommand(const CliDeps& deps, const Args& args) {
   if (args.limit < 1 || args.limit > 1000) {
     return Fail(kExitUsage, InvalidArgumentError("--limit: must be 1..1000"));
   }
+  std::optional<store::DataDirLock> lock;
+  if (args.redrive || args.purge) {  // a running server redrives and purges through its API
+    auto locked = deps.lock_data_dir();
+    if (!locked.ok()) {
+      return Fail(cli::kExitFailure, locked.status());
+    }
+    lock.emplace(std::move(*locked));
+  }
   auto broker = OpenCliBroker(deps, args.redrive || args.purge);
   if (!broker.ok()) {
     return Fail(ExitCodeFor(broker.status()), broker.status());

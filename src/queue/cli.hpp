@@ -10,6 +10,8 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/cli.hpp"
+#include "core/status.hpp"
+#include "store/data_dir.hpp"
 
 namespace evo::queue {
 
@@ -20,6 +22,9 @@ struct CliDeps {
   std::function<std::string()> data_dir;
   // The SQLite broker's file in it, the one `evo serve` uses.
   std::function<std::filesystem::path()> broker_path;
+  // Takes the data dir's lock (store/data_dir.hpp), for a command that changes what a server
+  // keeps there; FailedPrecondition "data dir X is in use by pid N" while one runs.
+  std::function<StatusOr<store::DataDirLock>()> lock_data_dir;
 };
 
 // Adds the `queue` subcommand and its commands to `app` and their actions to `commands`.

@@ -63,6 +63,10 @@ void PrintMetricsLine(const char* label, const nlohmann::json& m) {
 
 int TrainCommand(const CliDeps& deps, const Args& args) {
   cli::InitCommandLogging();
+  auto lock = deps.lock_data_dir();  // a running server trains through POST /v1/spam/models
+  if (!lock.ok()) {
+    return Fail(cli::kExitFailure, lock.status());
+  }
   auto corpus = LoadCorpus(args.directory);
   if (!corpus.ok()) {
     return Fail(ExitCodeFor(corpus.status()), corpus.status());
@@ -264,6 +268,10 @@ int ActivateCommand(const CliDeps& deps, const Args& args) {
   if (args.version < 1) {
     return Fail(kExitUsage, InvalidArgumentError("version: must be a positive integer, got " +
                                                  std::to_string(args.version)));
+  }
+  auto lock = deps.lock_data_dir();  // a running server activates through its API
+  if (!lock.ok()) {
+    return Fail(cli::kExitFailure, lock.status());
   }
   auto opened = OpenService(deps);
   if (!opened.ok()) {

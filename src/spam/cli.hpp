@@ -10,6 +10,7 @@
 #include "cli/cli.hpp"
 #include "core/status.hpp"
 #include "spam/spam.hpp"
+#include "store/data_dir.hpp"
 #include "store/store.hpp"
 
 namespace evo::spam {
@@ -25,6 +26,9 @@ struct CliDeps {
   // The database the server keeps its models in, so that the CLI and a running server see
   // the same versions.
   std::function<StatusOr<std::unique_ptr<store::Database>>()> open_database;
+  // Takes the data dir's lock (store/data_dir.hpp), for a command that changes what a server
+  // keeps there; FailedPrecondition "data dir X is in use by pid N" while one runs.
+  std::function<StatusOr<store::DataDirLock>()> lock_data_dir;
 };
 
 // Adds the `spam` subcommand and its commands to `app` and their actions to `commands`.

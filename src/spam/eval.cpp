@@ -12,7 +12,8 @@
 namespace evo::spam {
 
 StatusOr<std::vector<LabeledText>> LoadCorpus(const std::filesystem::path& dir,
-                                              size_t max_file_bytes, size_t max_total_bytes) {
+                                              size_t max_file_bytes, size_t max_total_bytes,
+                                              bool follow_symlinks) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
@@ -23,13 +24,17 @@ StatusOr<std::vector<LabeledText>> LoadCorpus(const std::filesystem::path& dir,
   bool any_dir = false;
   for (const char* label : {"ham", "spam"}) {
     const fs::path sub = dir / label;
-    if (!fs::is_directory(sub, ec)) {
+    const fs::file_status status =
+        follow_symlinks ? fs::status(sub, ec) : fs::symlink_status(sub, ec);
+    if (!fs::is_directory(status)) {
       continue;
     }
     any_dir = true;
     std::vector<fs::path> files;
     for (fs::directory_iterator it(sub, ec), end; !ec && it != end; it.increment(ec)) {
-      if (it->is_regular_file(ec)) {
+      const bool regular =
+          follow_symlinks ? it->is_regular_file(ec) : fs::is_regular_file(it->symlink_status(ec));
+      if (regular) {
         files.push_back(it->path());
       }
     }

@@ -24,10 +24,13 @@ struct LabeledText {
 
 // Reads every regular file of DIR/ham and DIR/spam (not recursive). NotFound when DIR or both
 // subdirectories are missing; InvalidArgument when a file is larger than `max_file_bytes` or
-// the total exceeds `max_total_bytes`.
+// the total exceeds `max_total_bytes`. Without `follow_symlinks`, a ham/ or spam/ that is a
+// symbolic link counts as missing and linked files are skipped, so nothing outside DIR is
+// read (what the server does with a directory a request names).
 StatusOr<std::vector<LabeledText>> LoadCorpus(const std::filesystem::path& dir,
                                               size_t max_file_bytes = 16u << 20,
-                                              size_t max_total_bytes = size_t{1} << 32);
+                                              size_t max_total_bytes = size_t{1} << 32,
+                                              bool follow_symlinks = true);
 
 // The split bucket of a file: the first 8 hex digits of sha256(basename), mod 10. Buckets
 // 0-2 are the test set.

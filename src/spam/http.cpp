@@ -23,6 +23,54 @@ using nlohmann::json;
 constexpr size_t kMaxBatch = 1000;
 constexpr size_t kMaxBatchBodyBytes = 32u << 20;
 constexpr size_t kMaxTrainBodyBytes = 64u << 20;
+// Classification bodies larger than this run on the blocking threads (an adversarial 1 MiB
+// message takes a few hundred milliseconds).
+constexpr size_t kBlockingClassifyBytes = 64u << 10;
+
+bool IsWithin(const std::filesystem::path& path, const std::filesystem::path& root) {
+  auto p = path.begin();
+  for (auto r = root.begin(); r != root.end(); ++r, ++p) {
+    if (r->empty() && std::next(r) == root.end()) {
+      break;  // a trailing separator on the root
+    }
+    if (p == path.end() || *p != *r) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// The canonical corpus directory a request names, when it lies below `root`. The answers do
+// not tell whether a path outside the root exists: outside (by its text) is a 403; what is
+// missing, or leaves the root through a symbolic link, is the same 404.
+StatusOr<std::filesystem::path> CorpusDirectory(const std::string& requested,
+                                                const std::filesystem::path& root) {
+  namespace fs = std::filesystem;
+  if (root.empty()) {
+    return PermissionDeniedError(
+               "training from a server directory is off; start evo with --spam-corpus-root DIR "
+               "to allow directories below DIR, or send the messages inline")
+        .With(kPayloadReason, "DIRECTORY_TRAINING_OFF")
+        .With(kPayloadPointer, "#/directory");
+  }
+  if (requested.empty() || requested.front() != '/') {
+    return http::InvalidField("#/directory", "directory must be an absolute path");
+  }
+  const fs::path lexical = fs::path(requested).lexically_normal();
+  if (!IsWithin(lexical, root)) {
+    return PermissionDeniedError("directory must be below the corpus root " + root.string())
+        .With(kPayloadReason, "OUTSIDE_CORPUS_ROOT")
+        .With(kPayloadPointer, "#/directory");
+  }
+  std::error_code ec;
+  const fs::path canonical = fs::canonical(lexical, ec);
+  if (ec || !IsWithin(canonical, root) || !fs::is_directory(canonical, ec)) {
+    return NotFoundError("no corpus directory " + lexical.string() + " below the corpus root")
+        .With(kPayloadReason, "CORPUS_NOT_FOUND")
+        .With(kPayloadPointer, "#/directory");
+  }
+  return canonical;
+}
 
 // A string field: absent -> nullopt (or an error when required).
 StatusOr<std::optional<std::string>> StringField(const json& object, const std::string& name,
@@ -234,7 +282,8 @@ const json& CommonErrors() {
 
 }  // namespace
 
-void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& registry) {
+void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& registry,
+                    const RouteSettings& settings) {
   auto& classified =
       registry.AddCounter("evo_spam_classified_total", "Messages classified, by label.", {"label"});
   auto* spam_count = &classified.Get({"spam"});
@@ -247,6 +296,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
                             [&service] { return static_cast<double>(service.active_version()); });
 
   http::RouteOptions classify;
+  classify.blocking_above_body_bytes = kBlockingClassifyBytes;
   classify.openapi = {
       {"summary", "Classify one message"},
       {"operationId", "classifySpam"},
@@ -275,6 +325,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
 
   http::RouteOptions batch;
   batch.max_body_bytes = kMaxBatchBodyBytes;
+  batch.blocking_above_body_bytes = kBlockingClassifyBytes;
   batch.openapi = {
       {"summary", "Classify up to 1000 messages"},
       {"description",
@@ -347,6 +398,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       batch);
 
   http::RouteOptions feedback;
+  feedback.blocking = true;  // updates the model and stores it
   json feedback_schema = MessageSchema(true);
   feedback_schema["properties"]["unlearn"] = {
       {"type", "boolean"},
@@ -391,6 +443,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
 
   http::RouteOptions train;
   train.max_body_bytes = kMaxTrainBodyBytes;
+  train.blocking = true;  // seconds of CPU for a large corpus
   train.openapi = {
       {"summary", "Train a new model version"},
       {"description",
@@ -399,23 +452,31 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
        "with \"activate\": true. Classification keeps working meanwhile."},
       {"operationId", "trainSpamModel"},
       {"tags", {"spam"}},
-      {"requestBody", http::JsonRequestSpec(
-                          {{"type", "object"},
-                           {"properties",
-                            {{"directory", {{"type", "string"}, {"description", "Absolute path."}}},
-                             {"messages", {{"type", "array"}, {"items", MessageSchema(true)}}},
-                             {"family", {{"type", "string"}, {"enum", {"linear", "nb"}}}},
-                             {"activate", {{"type", "boolean"}, {"default", false}}}}}})},
+      {"requestBody",
+       http::JsonRequestSpec(
+           {{"type", "object"},
+            {"properties",
+             {{"directory",
+               {{"type", "string"},
+                {"description", "Absolute path below the server's --spam-corpus-root."}}},
+              {"messages", {{"type", "array"}, {"items", MessageSchema(true)}}},
+              {"family", {{"type", "string"}, {"enum", {"linear", "nb"}}}},
+              {"activate", {{"type", "boolean"}, {"default", false}}}}}})},
       {"responses",
        {{"201", http::JsonResponseSpec("The new version and its cross-validation metrics.",
                                        ModelInfoSchema())},
         {"400", CommonErrors()["400"]},
-        {"404", http::ProblemResponseSpec("The directory does not exist.")},
+        {"403", http::ProblemResponseSpec(
+                    "Directory training is off (no --spam-corpus-root), or the directory is "
+                    "not below the corpus root.")},
+        {"404", http::ProblemResponseSpec(
+                    "No such directory below the corpus root (or it leaves the root through a "
+                    "symbolic link).")},
         {"413", http::ProblemResponseSpec("Body larger than 64 MiB.")},
         {"415", CommonErrors()["415"]}}}};
   router.Post(
       "/v1/spam/models",
-      [&service](const http::Request& request) -> StatusOr<http::Response> {
+      [&service, settings](const http::Request& request) -> StatusOr<http::Response> {
         EVO_ASSIGN_OR_RETURN(const json body, request.JsonObjectBody());
         TrainRequest tr;
         EVO_ASSIGN_OR_RETURN(tr.activate, BoolField(body, "activate", false));
@@ -437,10 +498,9 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
           return http::InvalidField("#", "give exactly one of directory and messages");
         }
         if (directory) {
-          if (directory->empty() || directory->front() != '/') {
-            return http::InvalidField("#/directory", "directory must be an absolute path");
-          }
-          auto corpus = LoadCorpus(*directory);
+          EVO_ASSIGN_OR_RETURN(const std::filesystem::path dir,
+                               CorpusDirectory(*directory, settings.corpus_root));
+          auto corpus = LoadCorpus(dir, 16u << 20, size_t{1} << 32, /*follow_symlinks=*/false);
           if (!corpus.ok()) {
             Status s = corpus.status();
             s.SetPayload(kPayloadPointer, "#/directory");
@@ -518,6 +578,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       get);
 
   http::RouteOptions activate;
+  activate.blocking = true;  // loads the model from the store
   activate.openapi = {
       {"summary", "Make a version the active one (also to roll back)"},
       {"operationId", "activateSpamModel"},

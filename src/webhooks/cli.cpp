@@ -161,6 +161,8 @@ void RegisterCli(CLI::App& app, cli::Commands& commands) {
                      "Answer every delivery with this status (default 204)");
   listen->add_option("--fail-first", listen_args.options.fail_first,
                      "Answer 500 to the first N deliveries");
+  listen->add_option("--fail-every", listen_args.options.fail_every,
+                     "Then answer 500 to every Nth delivery");
   listen->add_option("--delay-ms", listen_args.options.delay_ms, "Wait this long before answering");
   listen->add_option("--retry-after", listen_args.options.retry_after_s,
                      "Send Retry-After: S with failure answers");

@@ -1,6 +1,13 @@
 // The dispatcher owns all per-endpoint delivery state on one thread: events (leases that
 // arrived, HTTP answers, endpoint changes, wake-ups) are posted to its inbox by the broker's
-// and the HTTP client's threads, and its loop reacts to them. Nothing here blocks on I/O.
+// and the HTTP client's threads, and its loop reacts to them. It does not write: broker calls
+// are asynchronous, and attempt records, failures, failing streaks and disables are handed to
+// the service's recorder thread (DispatcherHooks). The one wait on I/O is a read: a delivery
+// whose body fell out of the 32 MiB cache reads its message row (a point read on a SQLite
+// reader connection, which writers do not block).
+//
+// A deleted endpoint's lane (and its pending acks) is erased once its leases and requests
+// have come back, so lanes track the live endpoints.
 //
 // Per endpoint: deliveries are leased only as fast as they can be sent (free concurrency
 // slots, the circuit breaker closed or probing); each leased delivery waits for a token of
@@ -8,6 +15,7 @@
 // settles the delivery (ack, nack on the retry schedule, or dead letter) and feeds the
 // breaker. An endpoint that is slow, failing or rate limited only holds its own deliveries.
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -82,6 +90,7 @@ struct Lane {
   int64_t next_check_ms = 0;
   std::deque<queue::Leased> held;  // leased, waiting for a token
   int reserved = 0;                // what the outstanding lease asked for
+  bool deleted = false;            // erased once nothing of it is outstanding
 };
 
 class DispatcherImpl final : public Dispatcher {
@@ -116,6 +125,7 @@ class DispatcherImpl final : public Dispatcher {
     Post(Change{endpoint_id, std::move(endpoint)});
   }
   void Wake(const std::string& endpoint_id) override { Post(WakeUp{endpoint_id}); }
+  size_t Lanes() const override { return lane_count_.load(); }
 
   void Stop() override {
     {
@@ -203,8 +213,22 @@ class DispatcherImpl final : public Dispatcher {
         }
       }
       FlushAcks();
+      EraseDeletedLanes();
     }
     FlushAcks();
+  }
+
+  void EraseDeletedLanes() {
+    for (auto it = lanes_.begin(); it != lanes_.end();) {
+      const Lane& lane = it->second;
+      if (lane.deleted && lane.held.empty() && lane.in_flight == 0 && !lane.leasing) {
+        pending_acks_.erase(it->first);
+        it = lanes_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    lane_count_.store(lanes_.size());
   }
 
   void FlushAcks() {
@@ -248,11 +272,13 @@ class DispatcherImpl final : public Dispatcher {
       auto it = lanes_.find(c.endpoint_id);
       if (it != lanes_.end()) {
         it->second.endpoint.state = EndpointState::kDisabled;  // drains what it holds
+        it->second.deleted = true;
       }
       return;
     }
     Lane& lane = lanes_[c.endpoint_id];
     lane.endpoint = std::move(*c.endpoint);
+    lane.deleted = false;
     lane.next_check_ms = 0;
     if (!lane.breaker) {
       resilience::CircuitBreakerOptions o;
@@ -481,7 +507,6 @@ class DispatcherImpl final : public Dispatcher {
     if (a.permit) {
       a.permit->Record(outcome);
     }
-    const std::string queue = EndpointQueue(a.endpoint_id);
     switch (outcome) {
       case resilience::Outcome::kSuccess:
         attempt.outcome = "succeeded";
@@ -494,13 +519,11 @@ class DispatcherImpl final : public Dispatcher {
         break;
       case resilience::Outcome::kGone:
         attempt.outcome = "failed";
-        broker_.FailAsync(queue, a.delivery.lease_id, attempt.error, [](const StatusOr<bool>&) {});
         hooks_.disable(a.endpoint_id, "the endpoint answered 410 Gone");
         Count(failed_);
         break;
       case resilience::Outcome::kPermanent:
         attempt.outcome = "failed";
-        broker_.FailAsync(queue, a.delivery.lease_id, attempt.error, [](const StatusOr<bool>&) {});
         Count(failed_);
         break;
       case resilience::Outcome::kTransient: {
@@ -520,8 +543,6 @@ class DispatcherImpl final : public Dispatcher {
           Count(retrying_);
         } else {
           attempt.outcome = "failed";
-          broker_.FailAsync(queue, a.delivery.lease_id, attempt.error,
-                            [](const StatusOr<bool>&) {});
           Count(failed_);
         }
         if (lane != nullptr) {
@@ -536,6 +557,11 @@ class DispatcherImpl final : public Dispatcher {
         }
         break;
       }
+    }
+    if (attempt.outcome == "failed") {
+      // Recorded durably first, dead-lettered after (by the hook): see DispatcherHooks::fail.
+      hooks_.fail(std::move(attempt), a.delivery.lease_id);
+      return;
     }
     const std::string state = attempt.outcome == "retrying" ? "pending" : attempt.outcome;
     hooks_.record(std::move(attempt), state);
@@ -589,6 +615,7 @@ class DispatcherImpl final : public Dispatcher {
   int reserved_ = 0;     // deliveries held, or asked for by a lease not yet answered
   std::string rr_cursor_;
   std::map<std::string, std::vector<std::string>> pending_acks_;
+  std::atomic<size_t> lane_count_{0};  // lanes_.size(), for other threads
   Clock::SteadyTime stop_deadline_{};  // leases and requests whose answer has not arrived
   std::thread thread_;
 };

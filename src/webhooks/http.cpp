@@ -177,6 +177,13 @@ http::RouteOptions ListDoc(std::string summary, std::string id, json responses,
 
 json Problem(const char* what) { return http::ProblemResponseSpec(what); }
 
+// A route whose handler waits for SQLite (a durable commit, a read of stored rows) or makes
+// a synchronous broker call: it runs on the server's blocking pool, not an I/O thread.
+http::RouteOptions Blocking(http::RouteOptions o) {
+  o.blocking = true;
+  return o;
+}
+
 std::string EndpointCursor(const Endpoint& e) { return e.id; }
 std::string TypeCursor(const EventType& t) { return t.name; }
 std::string AppCursor(const Application& a) { return a.id; }
@@ -214,11 +221,11 @@ void RegisterRoutes(http::Router& router, Service& service) {
         EVO_ASSIGN_OR_RETURN(Application created, service.CreateApplication(std::move(app)));
         return http::Response::Json(201, ToJson(created));
       },
-      Doc("Create an application (a tenant: its endpoints get only its messages)",
-          "createApplication",
-          {{"201", http::JsonResponseSpec("The application.")},
-           {"400", Problem("Bad name or uid.")},
-           {"409", Problem("The uid exists.")}}));
+      Blocking(Doc("Create an application (a tenant: its endpoints get only its messages)",
+                   "createApplication",
+                   {{"201", http::JsonResponseSpec("The application.")},
+                    {"400", Problem("Bad name or uid.")},
+                    {"409", Problem("The uid exists.")}})));
   router.Get(
       "/v1/applications",
       [&service](const http::Request& request) -> StatusOr<http::Response> {
@@ -244,10 +251,11 @@ void RegisterRoutes(http::Router& router, Service& service) {
         EVO_RETURN_IF_ERROR(service.DeleteApplication(request.Param("id")));
         return http::Response::Empty(204);
       },
-      Doc("Delete an application (refused while endpoints belong to it)", "deleteApplication",
-          {{"204", {{"description", "Deleted."}}},
-           {"404", Problem("Unknown.")},
-           {"409", Problem("Endpoints still belong to it.")}}));
+      Blocking(Doc("Delete an application (refused while endpoints belong to it)",
+                   "deleteApplication",
+                   {{"204", {{"description", "Deleted."}}},
+                    {"404", Problem("Unknown.")},
+                    {"409", Problem("Endpoints still belong to it.")}})));
 
   // ---- event types ----
   router.Post(
@@ -258,11 +266,11 @@ void RegisterRoutes(http::Router& router, Service& service) {
         EVO_ASSIGN_OR_RETURN(EventType created, service.CreateEventType(std::move(t)));
         return http::Response::Json(201, ToJson(created));
       },
-      Doc("Create an event type (name, description, optional JSON Schema of its payload)",
-          "createEventType",
-          {{"201", http::JsonResponseSpec("The event type.")},
-           {"400", Problem("Bad name or schema.")},
-           {"409", Problem("The name exists.")}}));
+      Blocking(Doc("Create an event type (name, description, optional JSON Schema of its payload)",
+                   "createEventType",
+                   {{"201", http::JsonResponseSpec("The event type.")},
+                    {"400", Problem("Bad name or schema.")},
+                    {"409", Problem("The name exists.")}})));
   router.Get(
       "/v1/event-types",
       [&service](const http::Request& request) -> StatusOr<http::Response> {
@@ -291,16 +299,17 @@ void RegisterRoutes(http::Router& router, Service& service) {
         EVO_ASSIGN_OR_RETURN(EventType updated, service.UpdateEventType(std::move(t)));
         return http::Response::Json(200, ToJson(updated));
       },
-      Doc("Replace an event type's description and schema", "updateEventType",
-          {{"200", http::JsonResponseSpec("The event type.")}, {"404", Problem("Unknown.")}}));
+      Blocking(
+          Doc("Replace an event type's description and schema", "updateEventType",
+              {{"200", http::JsonResponseSpec("The event type.")}, {"404", Problem("Unknown.")}})));
   router.Delete(
       "/v1/event-types/{name}",
       [&service](const http::Request& request) -> StatusOr<http::Response> {
         EVO_RETURN_IF_ERROR(service.DeleteEventType(request.Param("name")));
         return http::Response::Empty(204);
       },
-      Doc("Delete an event type", "deleteEventType",
-          {{"204", {{"description", "Deleted."}}}, {"404", Problem("Unknown.")}}));
+      Blocking(Doc("Delete an event type", "deleteEventType",
+                   {{"204", {{"description", "Deleted."}}}, {"404", Problem("Unknown.")}})));
 
   // ---- endpoints ----
   auto created_answer = [](http::Reply reply) {
@@ -336,12 +345,13 @@ void RegisterRoutes(http::Router& router, Service& service) {
         }
         service.CreateEndpoint(std::move(ep), verify, created_answer(std::move(reply)));
       },
-      Doc("Create an endpoint; unless verify is false, evo first POSTs a signed "
+      Blocking(Doc(
+          "Create an endpoint; unless verify is false, evo first POSTs a signed "
           "{\"type\":\"webhook.verification\",\"challenge\"} that it must echo",
           "createEndpoint",
           {{"201", http::JsonResponseSpec("The endpoint with its secret; state \"unverified\" and "
                                           "verificationError when the handshake failed.")},
-           {"400", Problem("Bad URL (scheme, SSRF guard), filter, field.")}}));
+           {"400", Problem("Bad URL (scheme, SSRF guard), filter, field.")}})));
   router.HandleAsync(
       "POST", "/v1/endpoints/{id}:verify",
       [&service, created_answer](const http::Request& request, http::Reply reply) {
@@ -395,30 +405,34 @@ void RegisterRoutes(http::Router& router, Service& service) {
         }
         return http::Response::Json(200, out);
       },
-      Doc("Rotate the signing secret; the old one keeps signing beside it for a grace period",
-          "rotateEndpointSecret",
-          {{"200", http::JsonResponseSpec("{\"secret\"}.")}, {"404", Problem("Unknown.")}}));
+      Blocking(
+          Doc("Rotate the signing secret; the old one keeps signing beside it for a grace period",
+              "rotateEndpointSecret",
+              {{"200", http::JsonResponseSpec("{\"secret\"}.")}, {"404", Problem("Unknown.")}})));
   auto update = [&service](const http::Request& request) -> StatusOr<http::Response> {
     EVO_ASSIGN_OR_RETURN(const json body, request.JsonObjectBody());
-    EVO_ASSIGN_OR_RETURN(Endpoint ep, service.GetEndpoint(request.Param("id")));
-    EVO_RETURN_IF_ERROR(ApplyEndpointFields(body, ep, false));
-    EVO_ASSIGN_OR_RETURN(Endpoint updated, service.UpdateEndpoint(std::move(ep)));
+    // Applied to the endpoint as it is when written (under its write lock), not to a copy
+    // read before: a concurrent rotation or disable is not undone.
+    EVO_ASSIGN_OR_RETURN(Endpoint updated,
+                         service.UpdateEndpoint(request.Param("id"), [&body](Endpoint& ep) {
+                           return ApplyEndpointFields(body, ep, false);
+                         }));
     return http::Response::Json(200, ToJson(updated, false));
   };
-  router.Patch(
-      "/v1/endpoints/{id}", update,
-      Doc("Change an endpoint (url, eventTypes, filter, rate limit, enabled...)", "updateEndpoint",
-          {{"200", http::JsonResponseSpec("The endpoint.")},
-           {"400", Problem("Bad field.")},
-           {"404", Problem("Unknown.")}}));
+  router.Patch("/v1/endpoints/{id}", update,
+               Blocking(Doc("Change an endpoint (url, eventTypes, filter, rate limit, enabled...)",
+                            "updateEndpoint",
+                            {{"200", http::JsonResponseSpec("The endpoint.")},
+                             {"400", Problem("Bad field.")},
+                             {"404", Problem("Unknown.")}})));
   router.Delete(
       "/v1/endpoints/{id}",
       [&service](const http::Request& request) -> StatusOr<http::Response> {
         EVO_RETURN_IF_ERROR(service.DeleteEndpoint(request.Param("id")));
         return http::Response::Empty(204);
       },
-      Doc("Delete an endpoint and its pending deliveries", "deleteEndpoint",
-          {{"204", {{"description", "Deleted."}}}, {"404", Problem("Unknown.")}}));
+      Blocking(Doc("Delete an endpoint and its pending deliveries", "deleteEndpoint",
+                   {{"204", {{"description", "Deleted."}}}, {"404", Problem("Unknown.")}})));
 
   // ---- messages ----
   http::RouteOptions publish =
@@ -475,17 +489,19 @@ void RegisterRoutes(http::Router& router, Service& service) {
             "messages", list, page.size, [](const Message& m) { return ToJson(m); },
             &MessageCursor);
       },
-      ListDoc("List messages, oldest first (optionally ?eventType=)", "listMessages",
-              {{"200", http::JsonResponseSpec("{\"messages\", \"nextPageToken\"?}.")}},
-              {{{"name", "eventType"}, {"in", "query"}, {"schema", {{"type", "string"}}}}}));
+      Blocking(
+          ListDoc("List messages, oldest first (optionally ?eventType=)", "listMessages",
+                  {{"200", http::JsonResponseSpec("{\"messages\", \"nextPageToken\"?}.")}},
+                  {{{"name", "eventType"}, {"in", "query"}, {"schema", {{"type", "string"}}}}})));
   router.Get(
       "/v1/messages/{id}",
       [&service](const http::Request& request) -> StatusOr<http::Response> {
         EVO_ASSIGN_OR_RETURN(Message m, service.GetMessage(request.Param("id")));
         return http::Response::Json(200, ToJson(m));
       },
-      Doc("Get a message", "getMessage",
-          {{"200", http::JsonResponseSpec("The message.")}, {"404", Problem("Unknown.")}}));
+      Blocking(
+          Doc("Get a message", "getMessage",
+              {{"200", http::JsonResponseSpec("The message.")}, {"404", Problem("Unknown.")}})));
   router.Get(
       "/v1/messages/{id}/attempts",
       [&service](const http::Request& request) -> StatusOr<http::Response> {
@@ -495,8 +511,8 @@ void RegisterRoutes(http::Router& router, Service& service) {
             "attempts", list, page.size, [](const Attempt& a) { return ToJson(a); },
             &AttemptCursor);
       },
-      ListDoc("Delivery attempts of a message", "listMessageAttempts",
-              {{"200", http::JsonResponseSpec("{\"attempts\", \"nextPageToken\"?}.")}}));
+      Blocking(ListDoc("Delivery attempts of a message", "listMessageAttempts",
+                       {{"200", http::JsonResponseSpec("{\"attempts\", \"nextPageToken\"?}.")}})));
   router.Get(
       "/v1/endpoints/{id}/attempts",
       [&service](const http::Request& request) -> StatusOr<http::Response> {
@@ -507,20 +523,21 @@ void RegisterRoutes(http::Router& router, Service& service) {
             "attempts", list, page.size, [](const Attempt& a) { return ToJson(a); },
             &AttemptCursor);
       },
-      ListDoc("Delivery attempts to an endpoint: request headers, status, first 4 KiB of the "
-              "answer, latency, error",
-              "listEndpointAttempts",
-              {{"200", http::JsonResponseSpec("{\"attempts\", \"nextPageToken\"?}.")},
-               {"404", Problem("Unknown endpoint.")}}));
+      Blocking(
+          ListDoc("Delivery attempts to an endpoint: request headers, status, first 4 KiB of the "
+                  "answer, latency, error",
+                  "listEndpointAttempts",
+                  {{"200", http::JsonResponseSpec("{\"attempts\", \"nextPageToken\"?}.")},
+                   {"404", Problem("Unknown endpoint.")}})));
   router.Post(
       "/v1/endpoints/{id}/messages/{messageId}:replay",
       [&service](const http::Request& request) -> StatusOr<http::Response> {
         EVO_RETURN_IF_ERROR(service.Replay(request.Param("id"), request.Param("messageId")));
         return http::Response::Json(202, {{"replayed", true}});
       },
-      Doc("Deliver one message to one endpoint again", "replayMessage",
-          {{"202", http::JsonResponseSpec("Queued.")},
-           {"404", Problem("Unknown endpoint or message.")}}));
+      Blocking(Doc("Deliver one message to one endpoint again", "replayMessage",
+                   {{"202", http::JsonResponseSpec("Queued.")},
+                    {"404", Problem("Unknown endpoint or message.")}})));
   router.Post(
       "/v1/endpoints/{id}:recover",
       [&service](const http::Request& request) -> StatusOr<http::Response> {
@@ -533,12 +550,12 @@ void RegisterRoutes(http::Router& router, Service& service) {
         EVO_ASSIGN_OR_RETURN(int64_t n, service.Recover(request.Param("id"), UnixMillis(*t)));
         return http::Response::Json(202, {{"recovered", n}});
       },
-      Doc("Deliver again every message of the endpoint that failed (or was held while it "
-          "was disabled) since a time",
-          "recoverEndpoint",
-          {{"202", http::JsonResponseSpec("{\"recovered\": n}.")},
-           {"400", Problem("Bad since.")},
-           {"404", Problem("Unknown endpoint.")}}));
+      Blocking(Doc("Deliver again every message of the endpoint that failed (or was held while it "
+                   "was disabled) since a time",
+                   "recoverEndpoint",
+                   {{"202", http::JsonResponseSpec("{\"recovered\": n}.")},
+                    {"400", Problem("Bad since.")},
+                    {"404", Problem("Unknown endpoint.")}})));
 }
 
 }  // namespace evo::webhooks

@@ -34,9 +34,21 @@ nlohmann::json ToJson(const Attempt& a);
 // messageId, endpointId, attempt, createdMs, url, requestHeaders (an object), responseStatus,
 // responseBody, latencyUs, error and outcome. Invalid UTF-8 is replaced (U+FFFD).
 std::string StoredAttempt(const Attempt& a);
-// The stored form of an endpoint (everything, secrets included) and back.
+// The stored form of an endpoint (everything, secrets included) and back. EndpointFromStored
+// reads with checked accessors: a field of the wrong type is DataLoss naming it (never thrown).
 nlohmann::json StoredEndpoint(const Endpoint& e);
 StatusOr<Endpoint> EndpointFromStored(const nlohmann::json& j);
+// An attempt from its stored form (StoredAttempt) and its row's seq; DataLoss naming what is
+// wrong for a body that is not such an object. Never throws.
+StatusOr<Attempt> AttemptFromStored(int64_t seq, std::string_view body);
+
+// Checked reads of one field of stored JSON (a row of evo.db, a job): absent or null gives
+// `fallback`; a value of another type is DataLoss naming `key`. Never throw.
+StatusOr<std::string> StoredString(const nlohmann::json& j, const char* key,
+                                   std::string fallback = "");
+StatusOr<int64_t> StoredInt(const nlohmann::json& j, const char* key, int64_t fallback = 0);
+StatusOr<double> StoredNumber(const nlohmann::json& j, const char* key, double fallback = 0);
+StatusOr<bool> StoredBool(const nlohmann::json& j, const char* key, bool fallback = false);
 
 // The body evo POSTs: {"type", "timestamp", "data"} (the Standard Webhooks payload shape).
 std::string DeliveryBody(std::string_view event_type, int64_t created_ms,
@@ -67,10 +79,16 @@ outbound::Request SignedRequest(const Endpoint& endpoint, std::string_view messa
                                 std::string body, int64_t now_ms,
                                 std::chrono::milliseconds timeout);
 
-// What the service hands the dispatcher.
+// What the service hands the dispatcher. None of them blocks: each hands the work to the
+// service's recorder thread, except `body`, which reads SQLite when its cache misses.
 struct DispatcherHooks {
-  // Records an attempt and the delivery's new state (batched, written asynchronously).
+  // Records an attempt that succeeded or will be retried, and the delivery's new state
+  // ("succeeded" | "pending"): batched, written asynchronously, best effort.
   std::function<void(Attempt attempt, std::string delivery_state)> record;
+  // The delivery of `lease_id` failed for good: records the attempt and the `failed`
+  // delivery row durably (fsync), and only then dead-letters the delivery (with
+  // attempt.error), so that no dead letter is without its row for recover.
+  std::function<void(Attempt attempt, std::string lease_id)> fail;
   // Disables an endpoint (410, or failing too long) and emits endpoint.disabled.
   std::function<void(const std::string& endpoint_id, std::string reason)> disable;
   // Clears or starts the failing streak of an endpoint.
@@ -92,6 +110,9 @@ class Dispatcher {
   virtual void Update(const std::string& endpoint_id, std::optional<Endpoint> endpoint) = 0;
   // Deliveries were enqueued for the endpoint: look now.
   virtual void Wake(const std::string& endpoint_id) = 0;
+  // Endpoints it holds delivery state (a lane) for: the live ones, and deleted ones until
+  // their leases and requests have come back. Any thread.
+  virtual size_t Lanes() const = 0;
   virtual void Stop() = 0;
 };
 

@@ -134,8 +134,9 @@ class ListenerImpl final : public Listener {
       } else if (type == "webhook.verification" && options_.status == 0) {
         ++verifications_;
         status = 200;
-      } else if (fail_first_used_ < options_.fail_first) {
-        ++fail_first_used_;
+      } else if (fail_first_used_ < options_.fail_first ||
+                 (options_.fail_every > 0 && ++deliveries_ % options_.fail_every == 0)) {
+        fail_first_used_ = std::min(fail_first_used_ + 1, options_.fail_first);
         ++failed_;
         status = 500;
       } else if (status >= 200 && status < 300) {
@@ -203,6 +204,7 @@ class ListenerImpl final : public Listener {
   uint64_t failed_ = 0;
   uint64_t verifications_ = 0;
   int fail_first_used_ = 0;
+  uint64_t deliveries_ = 0;  // past the first fail_first, for fail_every
   std::unordered_set<std::string> seen_;
   static constexpr size_t kMaxLagSamples = 10'000'000;
   std::vector<double> delivery_lag_ms_;  // per (path, webhook-id): first arrival - timestamp

@@ -4,7 +4,8 @@
 // delivery; tests and benchmarks use it as the receiving end.
 //
 //   POST /<any path>   a delivery: 2xx when the signature verifies (or no secret is set),
-//                      401 when it does not; `status`/`fail_first` override the answer
+//                      401 when it does not; `status`/`fail_first`/`fail_every` override
+//                      the answer
 //   GET  /stats        {"received","distinct","duplicates","badSignatures","failed",
 //                       "verifications","byPath":{"/p":{"received","distinct"}}} so far;
 //                      distinct counts (path, webhook-id) pairs, so several endpoints may
@@ -29,6 +30,7 @@ struct ListenOptions {
   std::vector<std::string> secrets;       // whsec_/whpk_ keys; empty = accept unsigned
   int status = 0;         // answer this status to every delivery, the handshake too (0 = 204)
   int fail_first = 0;     // answer 500 to the first N deliveries
+  int fail_every = 0;     // then answer 500 to every Nth delivery (0 = none)
   int delay_ms = 0;       // wait this long before answering
   int retry_after_s = 0;  // Retry-After on failure answers (0 = none)
   bool print = true;      // one line per delivery on stdout

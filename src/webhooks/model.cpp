@@ -1,4 +1,7 @@
 // JSON forms of the model, the stored endpoint, and the signed request of a delivery.
+#include <algorithm>
+#include <climits>
+
 #include <fmt/format.h>
 
 #include "core/logging.hpp"
@@ -117,6 +120,7 @@ json ToJson(const Attempt& a) {
 
 json StoredEndpoint(const Endpoint& e) {
   json out = ToJson(e, true);
+  out["disabledReason"] = e.disabled_reason;  // also when empty: a re-enable clears it
   out["previousSecret"] = e.previous_secret;
   out["signingKey"] = e.signing_key;
   out["previousSigningKey"] = e.previous_signing_key;
@@ -127,46 +131,153 @@ json StoredEndpoint(const Endpoint& e) {
   return out;
 }
 
+namespace {
+
+// The field, or nullptr when absent or null.
+const json* Field(const json& j, const char* key) {
+  if (!j.is_object()) {
+    return nullptr;
+  }
+  const auto it = j.find(key);
+  return it == j.end() || it->is_null() ? nullptr : &*it;
+}
+
+Status WrongType(const char* key, const char* type) {
+  return DataLossError(fmt::format("stored \"{}\" is not {}", key, type));
+}
+
+}  // namespace
+
+StatusOr<std::string> StoredString(const json& j, const char* key, std::string fallback) {
+  const json* v = Field(j, key);
+  if (v == nullptr) {
+    return fallback;
+  }
+  if (!v->is_string()) {
+    return WrongType(key, "a string");
+  }
+  return v->get_ref<const std::string&>();
+}
+
+StatusOr<int64_t> StoredInt(const json& j, const char* key, int64_t fallback) {
+  const json* v = Field(j, key);
+  if (v == nullptr) {
+    return fallback;
+  }
+  if (v->is_number_integer()) {
+    return v->get<int64_t>();
+  }
+  return WrongType(key, "an integer");
+}
+
+StatusOr<double> StoredNumber(const json& j, const char* key, double fallback) {
+  const json* v = Field(j, key);
+  if (v == nullptr) {
+    return fallback;
+  }
+  if (!v->is_number()) {
+    return WrongType(key, "a number");
+  }
+  return v->get<double>();
+}
+
+StatusOr<bool> StoredBool(const json& j, const char* key, bool fallback) {
+  const json* v = Field(j, key);
+  if (v == nullptr) {
+    return fallback;
+  }
+  if (!v->is_boolean()) {
+    return WrongType(key, "a boolean");
+  }
+  return v->get<bool>();
+}
+
 StatusOr<Endpoint> EndpointFromStored(const json& j) {
-  if (!j.is_object() || !j.contains("id") || !j["id"].is_string()) {
+  EVO_ASSIGN_OR_RETURN(std::string id, StoredString(j, "id"));
+  if (id.empty()) {
     return DataLossError("stored endpoint without an id");
   }
-  try {
-    Endpoint e;
-    e.id = j.at("id").get<std::string>();
-    e.url = j.value("url", "");
-    if (j.contains("applicationId") && j["applicationId"].is_string()) {
-      e.application_id = j["applicationId"].get<std::string>();
+  Endpoint e;
+  e.id = std::move(id);
+  EVO_ASSIGN_OR_RETURN(e.url, StoredString(j, "url"));
+  EVO_ASSIGN_OR_RETURN(e.application_id, StoredString(j, "applicationId"));
+  EVO_ASSIGN_OR_RETURN(e.description, StoredString(j, "description"));
+  if (const json* types = Field(j, "eventTypes")) {
+    if (!types->is_array()) {
+      return WrongType("eventTypes", "an array");
     }
-    e.description = j.value("description", "");
-    e.event_types = j.value("eventTypes", std::vector<std::string>{});
-    e.filter = j.value("filter", json());
-    e.secret = j.value("secret", "");
-    e.previous_secret = j.value("previousSecret", "");
-    e.asymmetric = j.value("asymmetric", false);
-    e.signing_key = j.value("signingKey", "");
-    e.previous_signing_key = j.value("previousSigningKey", "");
-    e.previous_secret_until_ms = j.value("previousSecretUntilMs", int64_t{0});
-    e.rate_limit_per_second = j.value("rateLimitPerSecond", 0.0);
-    e.max_concurrency = j.value("maxConcurrency", 10);
-    e.ordered = j.value("ordered", false);
-    if (j.contains("headers") && j["headers"].is_object()) {
-      for (const auto& [k, v] : j["headers"].items()) {
-        e.headers.emplace_back(k, v.is_string() ? v.get<std::string>() : v.dump());
+    for (const json& t : *types) {
+      if (!t.is_string()) {
+        return WrongType("eventTypes", "an array of strings");
       }
+      e.event_types.push_back(t.get_ref<const std::string&>());
     }
-    const std::string state = j.value("state", "active");
-    e.state = state == "disabled"     ? EndpointState::kDisabled
-              : state == "unverified" ? EndpointState::kUnverified
-                                      : EndpointState::kActive;
-    e.disabled_reason = j.value("disabledReason", "");
-    e.failing_since_ms = j.value("failingSinceMs", int64_t{0});
-    e.created_ms = j.value("createdMs", int64_t{0});
-    e.updated_ms = j.value("updatedMs", int64_t{0});
-    return e;
-  } catch (const json::exception& ex) {
-    return DataLossError(fmt::format("stored endpoint unreadable: {}", ex.what()));
   }
+  if (const json* filter = Field(j, "filter")) {
+    e.filter = *filter;
+  }
+  EVO_ASSIGN_OR_RETURN(e.secret, StoredString(j, "secret"));
+  EVO_ASSIGN_OR_RETURN(e.previous_secret, StoredString(j, "previousSecret"));
+  EVO_ASSIGN_OR_RETURN(e.asymmetric, StoredBool(j, "asymmetric"));
+  EVO_ASSIGN_OR_RETURN(e.signing_key, StoredString(j, "signingKey"));
+  EVO_ASSIGN_OR_RETURN(e.previous_signing_key, StoredString(j, "previousSigningKey"));
+  EVO_ASSIGN_OR_RETURN(e.previous_secret_until_ms, StoredInt(j, "previousSecretUntilMs"));
+  EVO_ASSIGN_OR_RETURN(e.rate_limit_per_second, StoredNumber(j, "rateLimitPerSecond"));
+  EVO_ASSIGN_OR_RETURN(int64_t max_concurrency, StoredInt(j, "maxConcurrency", 10));
+  e.max_concurrency = static_cast<int>(std::clamp<int64_t>(max_concurrency, 1, 1000));
+  EVO_ASSIGN_OR_RETURN(e.ordered, StoredBool(j, "ordered"));
+  if (const json* headers = Field(j, "headers")) {
+    if (!headers->is_object()) {
+      return WrongType("headers", "an object");
+    }
+    for (const auto& [k, v] : headers->items()) {
+      if (!v.is_string()) {
+        return WrongType("headers", "an object of strings");
+      }
+      e.headers.emplace_back(k, v.get_ref<const std::string&>());
+    }
+  }
+  EVO_ASSIGN_OR_RETURN(std::string state, StoredString(j, "state", "active"));
+  e.state = state == "disabled"     ? EndpointState::kDisabled
+            : state == "unverified" ? EndpointState::kUnverified
+                                    : EndpointState::kActive;
+  EVO_ASSIGN_OR_RETURN(e.disabled_reason, StoredString(j, "disabledReason"));
+  EVO_ASSIGN_OR_RETURN(e.failing_since_ms, StoredInt(j, "failingSinceMs"));
+  EVO_ASSIGN_OR_RETURN(e.created_ms, StoredInt(j, "createdMs"));
+  EVO_ASSIGN_OR_RETURN(e.updated_ms, StoredInt(j, "updatedMs"));
+  return e;
+}
+
+StatusOr<Attempt> AttemptFromStored(int64_t seq, std::string_view body) {
+  const json j = json::parse(body, nullptr, false);
+  if (!j.is_object()) {
+    return DataLossError(fmt::format("stored attempt {} is not a JSON object", seq));
+  }
+  Attempt a;
+  a.id = fmt::format("att_{}", seq);
+  EVO_ASSIGN_OR_RETURN(a.message_id, StoredString(j, "messageId"));
+  EVO_ASSIGN_OR_RETURN(a.endpoint_id, StoredString(j, "endpointId"));
+  EVO_ASSIGN_OR_RETURN(int64_t attempt, StoredInt(j, "attempt"));
+  a.attempt = static_cast<int>(std::clamp<int64_t>(attempt, 0, INT32_MAX));
+  EVO_ASSIGN_OR_RETURN(a.created_ms, StoredInt(j, "createdMs"));
+  EVO_ASSIGN_OR_RETURN(a.url, StoredString(j, "url"));
+  if (const json* headers = Field(j, "requestHeaders")) {
+    if (!headers->is_object()) {
+      return WrongType("requestHeaders", "an object");
+    }
+    for (const auto& [k, v] : headers->items()) {
+      a.request_headers.emplace_back(
+          k, v.is_string() ? v.get_ref<const std::string&>()
+                           : v.dump(-1, ' ', false, json::error_handler_t::replace));
+    }
+  }
+  EVO_ASSIGN_OR_RETURN(int64_t status, StoredInt(j, "responseStatus"));
+  a.response_status = static_cast<int>(std::clamp<int64_t>(status, 0, 999));
+  EVO_ASSIGN_OR_RETURN(a.response_body, StoredString(j, "responseBody"));
+  EVO_ASSIGN_OR_RETURN(a.latency_us, StoredInt(j, "latencyUs"));
+  EVO_ASSIGN_OR_RETURN(a.error, StoredString(j, "error"));
+  EVO_ASSIGN_OR_RETURN(a.outcome, StoredString(j, "outcome"));
+  return a;
 }
 
 std::string DeliveryBody(std::string_view event_type, int64_t created_ms,

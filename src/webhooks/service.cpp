@@ -2,6 +2,7 @@
 // attempts), publish through the fan-out queue, the fan-out worker, endpoint verification,
 // and the batched recorder of attempts. Delivery itself is dispatcher.cpp.
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -28,8 +29,34 @@ using std::chrono::milliseconds;
 constexpr size_t kFanoutBatch = 100;
 constexpr size_t kRecorderBatch = 1000;
 constexpr milliseconds kRecorderFlush{50};
+// Attempt records waiting for the recorder beyond which successes and retries are dropped
+// (failures never are: they are bounded by the deliveries leased).
+constexpr size_t kMaxPendingRecords = 100'000;
+// A failure whose record could not be stored is handed back to its queue after this, to be
+// tried (and recorded) again, rather than dead-lettered without its row.
+constexpr milliseconds kUnrecordedFailureDelay{5000};
+// Retention: how often the sweep runs, rows per transaction, transactions per turn (a turn
+// that does not finish runs again on the recorder's next turn, so it keeps up with any rate
+// without holding the recorder for long).
+constexpr milliseconds kSweepInterval{60'000};
+constexpr int64_t kSweepBatch = 1000;
+constexpr int kSweepBatchesPerTurn = 20;
+// A deleted endpoint's attempts and delivery rows are purged for this long after the delete
+// (a request in flight at the delete may still record its attempt).
+constexpr milliseconds kTombstoneLife{3'600'000};
 // Delivery bodies kept in memory for the dispatcher; older ones are read back when needed.
 constexpr size_t kBodyCacheBytes = 32 << 20;
+
+// The fields of a stored endpoint (StoredEndpoint keys) each kind of write owns: a write
+// stores only its own, so that writers of different kinds never undo each other.
+constexpr std::array<std::string_view, 9> kConfigFields = {
+    "url",     "description", "eventTypes", "filter", "rateLimitPerSecond", "maxConcurrency",
+    "ordered", "headers",     "updatedMs"};
+constexpr std::array<std::string_view, 5> kStateFields = {"state", "enabled", "disabledReason",
+                                                          "failingSinceMs", "updatedMs"};
+constexpr std::array<std::string_view, 6> kSecretFields = {
+    "secret",     "previousSecret",     "previousSecretUntilMs",
+    "signingKey", "previousSigningKey", "updatedMs"};
 
 const std::vector<store::Migration>& Migrations() {
   static const std::vector<store::Migration> migrations = {{1, R"sql(
@@ -78,6 +105,13 @@ CREATE TABLE webhook_applications(
   uid TEXT UNIQUE,
   created_ms INTEGER NOT NULL);
 ALTER TABLE webhook_messages ADD COLUMN application_id TEXT;
+)sql"},
+                                                           {4, R"sql(
+CREATE INDEX webhook_messages_created ON webhook_messages(created_ms);
+CREATE INDEX webhook_deliveries_message ON webhook_deliveries(message_seq);
+CREATE TABLE webhook_deleted_endpoints(
+  id TEXT PRIMARY KEY,
+  deleted_ms INTEGER NOT NULL);
 )sql"}};
   return migrations;
 }
@@ -129,7 +163,9 @@ std::string RandomChallenge() {
 // A pending write of the recorder.
 struct Record {
   Attempt attempt;
-  std::string delivery_state;
+  std::string delivery_state;  // "succeeded" | "pending" | "failed"
+  // A failure: the delivery's lease, dead-lettered once the record is durable.
+  std::string fail_lease_id;
 };
 
 class ServiceImpl final : public Service {
@@ -165,12 +201,18 @@ class ServiceImpl final : public Service {
     EVO_ASSIGN_OR_RETURN(client_, outbound::Client::Start(client, registry_));
     DispatcherHooks hooks;
     hooks.record = [this](Attempt a, std::string state) {
-      Enqueue(std::move(a), std::move(state));
+      Enqueue({std::move(a), std::move(state), ""});
     };
+    hooks.fail = [this](Attempt a, std::string lease_id) {
+      Enqueue({std::move(a), "failed", std::move(lease_id)});
+    };
+    // Endpoint writes are SQLite writes: the recorder thread does them, not the dispatcher's.
     hooks.disable = [this](const std::string& id, std::string reason) {
-      Disable(id, std::move(reason));
+      RunOnRecorder([this, id, reason = std::move(reason)] { Disable(id, reason); });
     };
-    hooks.set_failing = [this](const std::string& id, int64_t since) { SetFailing(id, since); };
+    hooks.set_failing = [this](const std::string& id, int64_t since) {
+      RunOnRecorder([this, id, since] { SetFailing(id, since); });
+    };
     hooks.body = [this](std::string_view message_id) { return BodyOf(message_id); };
     EVO_ASSIGN_OR_RETURN(dispatcher_, Dispatcher::Start(options_, broker_, *client_, clock_,
                                                         std::move(hooks), registry_));
@@ -180,6 +222,7 @@ class ServiceImpl final : public Service {
         dispatcher_->Update(id, ep);
       }
     }
+    next_sweep_ms_ = NowMs();
     recorder_ = std::thread([this] { RecorderLoop(); });
     fanout_ = std::thread([this] { FanoutLoop(); });
     return OkStatus();
@@ -222,7 +265,7 @@ class ServiceImpl final : public Service {
     EVO_ASSIGN_OR_RETURN(auto ids, ids_(1));
     app.id = fmt::format("app_{}", ids[0]);
     app.created_ms = NowMs();
-    auto r = db_.Exec(
+    auto r = DurableExec(
         "INSERT INTO webhook_applications(seq, id, name, uid, created_ms) VALUES(?, ?, ?, ?, ?)",
         {SeqOf(app.id), app.id, app.name,
          app.uid.empty() ? store::Value(nullptr) : store::Value(app.uid), app.created_ms});
@@ -283,7 +326,7 @@ class ServiceImpl final : public Service {
       }
     }
     EVO_RETURN_IF_ERROR(
-        db_.Exec("DELETE FROM webhook_applications WHERE id = ?", {app.id}).status());
+        DurableExec("DELETE FROM webhook_applications WHERE id = ?", {app.id}).status());
     std::lock_guard lock(mu_);
     apps_.erase(app.id);
     return OkStatus();
@@ -295,7 +338,7 @@ class ServiceImpl final : public Service {
     EVO_RETURN_IF_ERROR(ValidateName(t.name));
     EVO_RETURN_IF_ERROR(CheckSchema(t.schema));
     t.created_ms = t.updated_ms = NowMs();
-    auto r = db_.Exec(
+    auto r = DurableExec(
         "INSERT INTO webhook_event_types(name, description, schema, created_ms, updated_ms) "
         "VALUES(?, ?, ?, ?, ?)",
         {t.name, t.description, t.schema.is_null() ? store::Value(nullptr) : t.schema.dump(),
@@ -318,10 +361,10 @@ class ServiceImpl final : public Service {
     t.created_ms = existing.created_ms;
     t.updated_ms = NowMs();
     EVO_RETURN_IF_ERROR(
-        db_.Exec("UPDATE webhook_event_types SET description = ?, schema = ?, updated_ms = ? "
-                 "WHERE name = ?",
-                 {t.description, t.schema.is_null() ? store::Value(nullptr) : t.schema.dump(),
-                  t.updated_ms, t.name})
+        DurableExec("UPDATE webhook_event_types SET description = ?, schema = ?, updated_ms = ? "
+                    "WHERE name = ?",
+                    {t.description, t.schema.is_null() ? store::Value(nullptr) : t.schema.dump(),
+                     t.updated_ms, t.name})
             .status());
     std::lock_guard lock(mu_);
     types_[t.name] = Entry(t);
@@ -350,7 +393,7 @@ class ServiceImpl final : public Service {
   Status DeleteEventType(std::string_view name) override {
     EVO_ASSIGN_OR_RETURN(
         store::ExecResult r,
-        db_.Exec("DELETE FROM webhook_event_types WHERE name = ?", {std::string(name)}));
+        DurableExec("DELETE FROM webhook_event_types WHERE name = ?", {std::string(name)}));
     if (r.rows_affected == 0) {
       return NotFoundError(fmt::format("no event type '{}'", name));
     }
@@ -387,8 +430,8 @@ class ServiceImpl final : public Service {
     if (Status s = broker_.DeclareQueue(EndpointQueue(ep.id), q); !s.ok()) {
       return done(s);
     }
-    auto r = db_.Exec("INSERT INTO webhook_endpoints(seq, id, body) VALUES(?, ?, ?)",
-                      {SeqOf(ep.id), ep.id, StoredEndpoint(ep).dump()});
+    auto r = DurableExec("INSERT INTO webhook_endpoints(seq, id, body) VALUES(?, ?, ?)",
+                         {SeqOf(ep.id), ep.id, StoredEndpoint(ep).dump()});
     if (!r.ok()) {
       return done(r.status());
     }
@@ -407,28 +450,43 @@ class ServiceImpl final : public Service {
     RunVerification(*ep, std::move(done));
   }
 
-  StatusOr<Endpoint> UpdateEndpoint(Endpoint ep) override {
-    EVO_ASSIGN_OR_RETURN(Endpoint existing, GetEndpoint(ep.id));
+  StatusOr<Endpoint> UpdateEndpoint(std::string_view id,
+                                    const std::function<Status(Endpoint&)>& change) override {
+    std::lock_guard writes(endpoint_writes_mu_);
+    EVO_ASSIGN_OR_RETURN(const Endpoint current, GetEndpoint(id));
+    Endpoint ep = current;
+    EVO_RETURN_IF_ERROR(change(ep));
     EVO_RETURN_IF_ERROR(CheckEndpoint(ep));
-    // Not changeable here: identity, secrets (RotateSecret), verification state.
-    ep.created_ms = existing.created_ms;
-    ep.secret = existing.secret;
-    ep.previous_secret = existing.previous_secret;
-    ep.previous_secret_until_ms = existing.previous_secret_until_ms;
-    ep.asymmetric = existing.asymmetric;
-    ep.signing_key = existing.signing_key;
-    ep.previous_signing_key = existing.previous_signing_key;
-    ep.failing_since_ms = existing.failing_since_ms;
-    if (existing.state == EndpointState::kUnverified) {
-      ep.state = EndpointState::kUnverified;
-    }
-    if (ep.state == EndpointState::kActive) {
-      ep.disabled_reason.clear();
-      ep.failing_since_ms = 0;
+    std::vector<std::string_view> fields(kConfigFields.begin(), kConfigFields.end());
+    // The state only when the change moved it (PATCH "enabled"): otherwise a disable the
+    // dispatcher wrote meanwhile stands. Verification is not changed here.
+    if (current.state != EndpointState::kUnverified && ep.state != EndpointState::kUnverified &&
+        ep.state != current.state) {
+      if (ep.state == EndpointState::kActive) {
+        ep.disabled_reason.clear();
+        ep.failing_since_ms = 0;
+      }
+      fields.insert(fields.end(), kStateFields.begin(), kStateFields.end());
     }
     ep.updated_ms = NowMs();
-    EVO_RETURN_IF_ERROR(Save(ep));
-    return ep;
+    EVO_RETURN_IF_ERROR(WriteFields(ep, fields, /*durable=*/true));
+    return GetEndpoint(id);
+  }
+
+  StatusOr<Endpoint> UpdateEndpoint(const Endpoint& endpoint) override {
+    return UpdateEndpoint(endpoint.id, [&endpoint](Endpoint& ep) {
+      ep.url = endpoint.url;
+      ep.description = endpoint.description;
+      ep.event_types = endpoint.event_types;
+      ep.filter = endpoint.filter;
+      ep.rate_limit_per_second = endpoint.rate_limit_per_second;
+      ep.max_concurrency = endpoint.max_concurrency;
+      ep.ordered = endpoint.ordered;
+      ep.headers = endpoint.headers;
+      ep.state = endpoint.state;
+      ep.disabled_reason = endpoint.disabled_reason;
+      return OkStatus();
+    });
   }
 
   StatusOr<Endpoint> GetEndpoint(std::string_view id) override {
@@ -457,29 +515,47 @@ class ServiceImpl final : public Service {
   }
 
   Status DeleteEndpoint(std::string_view id) override {
-    EVO_ASSIGN_OR_RETURN(Endpoint ep, GetEndpoint(id));
-    EVO_RETURN_IF_ERROR(db_.Exec("DELETE FROM webhook_endpoints WHERE id = ?", {ep.id}).status());
+    std::string deleted;
     {
-      std::lock_guard lock(mu_);
-      endpoints_.erase(ep.id);
-      endpoint_order_.erase(SeqOf(ep.id));
+      std::lock_guard writes(endpoint_writes_mu_);
+      EVO_ASSIGN_OR_RETURN(Endpoint ep, GetEndpoint(id));
+      // The row and a tombstone, from which the sweep purges its attempts and delivery rows.
+      EVO_RETURN_IF_ERROR(db_.Transaction(
+          [&](store::Executor& tx) -> Status {
+            EVO_RETURN_IF_ERROR(
+                tx.Exec("DELETE FROM webhook_endpoints WHERE id = ?", {ep.id}).status());
+            return tx
+                .Exec(
+                    "INSERT OR REPLACE INTO webhook_deleted_endpoints(id, deleted_ms) "
+                    "VALUES(?, ?)",
+                    {ep.id, NowMs()})
+                .status();
+          },
+          store::TxMode::kDurable));
+      {
+        std::lock_guard lock(mu_);
+        endpoints_.erase(ep.id);
+        endpoint_order_.erase(SeqOf(ep.id));
+      }
+      dispatcher_->Update(ep.id, std::nullopt);
+      deleted = ep.id;
     }
-    dispatcher_->Update(ep.id, std::nullopt);
-    const Status s = broker_.DeleteQueue(EndpointQueue(ep.id));
+    const Status s = broker_.DeleteQueue(EndpointQueue(deleted));
     if (!s.ok() && s.code() != StatusCode::kNotFound) {
-      spdlog::warn("webhooks: deleting the queue of {}: {}", ep.id, s.ToString());
+      spdlog::warn("webhooks: deleting the queue of {}: {}", deleted, s.ToString());
     }
     return OkStatus();
   }
 
   StatusOr<Endpoint> RotateSecret(std::string_view id, std::string secret) override {
-    EVO_ASSIGN_OR_RETURN(Endpoint ep, GetEndpoint(id));
     if (secret.empty()) {
       secret = GenerateSecret();
     } else if (!DecodeSecret(secret).ok()) {
       return InvalidArgumentError("secret must be whsec_ followed by base64 of 24..64 bytes")
           .With(kPayloadPointer, "#/secret");
     }
+    std::lock_guard writes(endpoint_writes_mu_);
+    EVO_ASSIGN_OR_RETURN(Endpoint ep, GetEndpoint(id));
     ep.previous_secret = ep.secret;
     ep.previous_secret_until_ms = NowMs() + options_.secret_grace.count();
     ep.secret = std::move(secret);
@@ -488,8 +564,9 @@ class ServiceImpl final : public Service {
       ep.signing_key = GenerateEd25519KeyPair().signing_key;
     }
     ep.updated_ms = NowMs();
-    EVO_RETURN_IF_ERROR(Save(ep));
-    return ep;
+    EVO_RETURN_IF_ERROR(
+        WriteFields(ep, {kSecretFields.begin(), kSecretFields.end()}, /*durable=*/true));
+    return GetEndpoint(id);
   }
 
   // ---- messages ----
@@ -536,41 +613,16 @@ class ServiceImpl final : public Service {
                       .With(kPayloadPointer, "#/payload")
                       .With(kPayloadHttpStatus, "413"));
     }
-    if (!event_id.empty()) {
+    const int64_t now = NowMs();
+    const std::string key = event_id.empty() ? std::string() : application_id + '\n' + event_id;
+    const std::string fingerprint = application_id + '\n' + event_type + '\n' + payload_text;
+    if (!key.empty()) {
       // The same key with another body is a client bug: say so rather than answer the
       // first message's id for a different event (422, as for every idempotent create).
-      const std::string fingerprint = application_id + '\n' + event_type + '\n' + payload_text;
-      std::optional<std::string> earlier;
-      {
-        std::lock_guard lock(keys_mu_);
-        if (auto it = recent_keys_.find(application_id + '\n' + event_id);
-            it != recent_keys_.end()) {
-          earlier = it->second;
-        }
+      if (Status s = ClaimKey(key, fingerprint, application_id, event_id, now); !s.ok()) {
+        return done(s);
       }
-      if (!earlier) {
-        // Older than this process: the fanned-out message, when there is one.
-        auto rows = db_.Query(
-            "SELECT event_type, payload FROM webhook_messages WHERE event_id = ? AND "
-            "coalesce(application_id, '') = ? LIMIT 1",
-            {event_id, application_id});
-        if (rows.ok() && !rows->empty()) {
-          earlier = application_id + '\n' + Text(rows->rows[0][0]) + '\n' + Text(rows->rows[0][1]);
-        }
-      }
-      if (earlier && *earlier != fingerprint) {
-        return done(FailedPreconditionError(
-                        "this Idempotency-Key (eventId) was used with a different event")
-                        .With(kPayloadReason, "IDEMPOTENCY_KEY_REUSED")
-                        .With(kPayloadHttpStatus, "422"));
-      }
-      std::lock_guard lock(keys_mu_);
-      if (recent_keys_.size() >= kRecentKeys) {
-        recent_keys_.clear();  // bounded; older keys are found in the store
-      }
-      recent_keys_.emplace(application_id + '\n' + event_id, fingerprint);
     }
-    const int64_t now = NowMs();
     json job = {{"t", event_type}, {"e", event_id}, {"c", now}, {"a", application_id}};
     // The payload goes in as raw JSON text, not re-parsed: splice it.
     std::string text = job.dump();
@@ -580,10 +632,14 @@ class ServiceImpl final : public Service {
     text += '}';
     queue::NewMessage m;
     m.payload = std::move(text);
-    m.dedupe_key = event_id.empty() ? std::string() : application_id + '\n' + event_id;
+    m.dedupe_key = key;
     broker_.EnqueueAsync(kFanoutQueue, {std::move(m)},
-                         [this, done = std::move(done)](StatusOr<std::vector<queue::MessageId>> r) {
+                         [this, key, fingerprint, now,
+                          done = std::move(done)](StatusOr<std::vector<queue::MessageId>> r) {
                            if (!r.ok()) {
+                             if (!key.empty()) {
+                               ReleaseKey(key, fingerprint, now);
+                             }
                              return done(r.status());
                            }
                            done(fmt::format("msg_{}", (*r)[0]));
@@ -636,25 +692,18 @@ class ServiceImpl final : public Service {
                         {std::string(message_id), after, static_cast<int64_t>(page.size)}));
     std::vector<Attempt> out;
     for (const store::Row& r : rows.rows) {
-      const json j = json::parse(Text(r[1]), nullptr, false);
-      Attempt a;
-      a.id = fmt::format("att_{}", Int(r[0]));
-      a.message_id = j.value("messageId", "");
-      a.endpoint_id = j.value("endpointId", "");
-      a.attempt = j.value("attempt", 0);
-      a.created_ms = j.value("createdMs", int64_t{0});
-      a.url = j.value("url", "");
-      if (j.contains("requestHeaders") && j["requestHeaders"].is_object()) {
-        for (const auto& [k, v] : j["requestHeaders"].items()) {
-          a.request_headers.emplace_back(k, v.is_string() ? v.get<std::string>() : v.dump());
-        }
+      auto a = AttemptFromStored(Int(r[0]), Text(r[1]));
+      if (!a.ok()) {
+        // A damaged row is listed as such (the page and its cursor stay whole) and logged.
+        spdlog::error("webhooks: {}", a.status().ToString());
+        Attempt unreadable;
+        unreadable.id = fmt::format("att_{}", Int(r[0]));
+        unreadable.outcome = "unreadable";
+        unreadable.error = std::string(a.status().message());
+        out.push_back(std::move(unreadable));
+        continue;
       }
-      a.response_status = j.value("responseStatus", 0);
-      a.response_body = j.value("responseBody", "");
-      a.latency_us = j.value("latencyUs", int64_t{0});
-      a.error = j.value("error", "");
-      a.outcome = j.value("outcome", "");
-      out.push_back(std::move(a));
+      out.push_back(*std::move(a));
     }
     return out;
   }
@@ -839,44 +888,108 @@ class ServiceImpl final : public Service {
     }
   }
 
-  Status Save(const Endpoint& ep) {
-    EVO_RETURN_IF_ERROR(db_.Exec("UPDATE webhook_endpoints SET body = ? WHERE id = ?",
-                                 {StoredEndpoint(ep).dump(), ep.id})
-                            .status());
-    Remember(ep);
+  // One statement in a transaction whose commit is synced before it returns: metadata a
+  // caller is told is stored (endpoints, event types, applications, rotations).
+  StatusOr<store::ExecResult> DurableExec(std::string_view sql, const store::Params& params) {
+    store::ExecResult result;
+    EVO_RETURN_IF_ERROR(db_.Transaction(
+        [&](store::Executor& tx) -> Status {
+          EVO_ASSIGN_OR_RETURN(result, tx.Exec(sql, params));
+          return OkStatus();
+        },
+        store::TxMode::kDurable));
+    return result;
+  }
+
+  // Stores `fields` (StoredEndpoint keys) of `changed`, and only those, in its row; then the
+  // same fields into the cached endpoint, which the dispatcher is given. NotFound when the row
+  // is gone (deleted meanwhile): nothing is re-created. REQUIRES: endpoint_writes_mu_ held,
+  // so that the cache takes the writes in the order the rows did.
+  Status WriteFields(const Endpoint& changed, const std::vector<std::string_view>& fields,
+                     bool durable) {
+    const json stored = StoredEndpoint(changed);
+    std::string sql = "UPDATE webhook_endpoints SET body = json_set(body";
+    store::Params params;
+    for (std::string_view field : fields) {
+      fmt::format_to(std::back_inserter(sql), ", '$.{}', json(?)", field);
+      const auto it = stored.find(field);
+      params.emplace_back(it == stored.end()
+                              ? std::string("null")
+                              : it->dump(-1, ' ', false, json::error_handler_t::replace));
+    }
+    sql += ") WHERE id = ?";
+    params.emplace_back(changed.id);
+    EVO_ASSIGN_OR_RETURN(store::ExecResult r,
+                         durable ? DurableExec(sql, params) : db_.Exec(sql, params));
+    if (r.rows_affected == 0) {
+      return NotFoundError(fmt::format("no endpoint '{}'", changed.id));
+    }
+    Endpoint now;
+    {
+      std::lock_guard lock(mu_);
+      auto it = endpoints_.find(changed.id);
+      if (it == endpoints_.end()) {
+        return NotFoundError(fmt::format("no endpoint '{}'", changed.id));
+      }
+      json cached = StoredEndpoint(it->second);
+      for (std::string_view field : fields) {
+        const auto f = stored.find(field);
+        cached[std::string(field)] = f == stored.end() ? json() : *f;
+      }
+      auto merged = EndpointFromStored(cached);
+      if (!merged.ok()) {
+        return merged.status();
+      }
+      it->second = *std::move(merged);
+      now = it->second;
+    }
+    dispatcher_->Update(now.id, now);
     return OkStatus();
   }
 
-  void Disable(const std::string& id, std::string reason) {
-    auto ep = GetEndpoint(id);
-    if (!ep.ok() || ep->state == EndpointState::kDisabled) {
-      return;
+  // Recorder thread.
+  void Disable(const std::string& id, const std::string& reason) {
+    Endpoint ep;
+    {
+      std::lock_guard writes(endpoint_writes_mu_);
+      auto current = GetEndpoint(id);
+      if (!current.ok() || current->state == EndpointState::kDisabled) {
+        return;
+      }
+      ep = *std::move(current);
+      ep.state = EndpointState::kDisabled;
+      ep.disabled_reason = reason;
+      ep.updated_ms = NowMs();
+      if (Status s = WriteFields(ep, {"state", "enabled", "disabledReason", "updatedMs"},
+                                 /*durable=*/false);
+          !s.ok()) {
+        if (s.code() != StatusCode::kNotFound) {  // NotFound: deleted meanwhile
+          spdlog::error("webhooks: disabling {}: {}", id, s.ToString());
+        }
+        return;
+      }
     }
-    ep->state = EndpointState::kDisabled;
-    ep->disabled_reason = reason;
-    ep->updated_ms = NowMs();
-    if (Status s = Save(*ep); !s.ok()) {
-      spdlog::error("webhooks: disabling {}: {}", id, s.ToString());
-      return;
-    }
-    spdlog::warn("webhooks: endpoint {} ({}) disabled: {}", id, ep->url, reason);
+    spdlog::warn("webhooks: endpoint {} ({}) disabled: {}", id, ep.url, reason);
     // The operational event, to whoever subscribed to it.
-    Publish(ep->application_id, std::string(kDisabledEventType),
+    Publish(ep.application_id, std::string(kDisabledEventType),
             {{"endpointId", id},
-             {"url", ep->url},
+             {"url", ep.url},
              {"reason", reason},
              {"failingSince",
-              ep->failing_since_ms ? json(FormatUnixMillis(ep->failing_since_ms)) : json()}},
+              ep.failing_since_ms ? json(FormatUnixMillis(ep.failing_since_ms)) : json()}},
             "", [](const StatusOr<std::string>&) {});
   }
 
+  // Recorder thread.
   void SetFailing(const std::string& id, int64_t since) {
+    std::lock_guard writes(endpoint_writes_mu_);
     auto ep = GetEndpoint(id);
     if (!ep.ok() || ep->failing_since_ms == since) {
       return;
     }
     ep->failing_since_ms = since;
-    if (Status s = Save(*ep); !s.ok()) {
+    if (Status s = WriteFields(*ep, {"failingSinceMs"}, /*durable=*/false);
+        !s.ok() && s.code() != StatusCode::kNotFound) {
       spdlog::warn("webhooks: recording the failing streak of {}: {}", id, s.ToString());
     }
   }
@@ -887,7 +1000,7 @@ class ServiceImpl final : public Service {
     outbound::Request request = SignedRequest(ep, fmt::format("msg_verify_{}", challenge),
                                               body.dump(), NowMs(), options_.verify_timeout);
     client_->Send(std::move(request), [this, id = ep.id, challenge,
-                                       done = std::move(done)](outbound::Response r) {
+                                       done = std::move(done)](outbound::Response r) mutable {
       std::string error;
       if (!r.error.ok()) {
         error = r.error.ToString();
@@ -903,19 +1016,81 @@ class ServiceImpl final : public Service {
           error = "the endpoint did not echo the challenge ({\"challenge\": \"...\"})";
         }
       }
-      auto ep = GetEndpoint(id);
-      if (!ep.ok()) {
-        return done(ep.status());
-      }
-      if (error.empty() && ep->state == EndpointState::kUnverified) {
-        ep->state = EndpointState::kActive;
-        ep->updated_ms = NowMs();
-        if (Status s = Save(*ep); !s.ok()) {
-          return done(s);
+      // The state write (a durable commit) is the recorder thread's, not the client's.
+      RunOnRecorder([this, id, error, done = std::move(done)] {
+        std::lock_guard writes(endpoint_writes_mu_);
+        auto ep = GetEndpoint(id);
+        if (!ep.ok()) {
+          return done(ep.status());
         }
-      }
-      done(Created{*ep, error});
+        if (error.empty() && ep->state == EndpointState::kUnverified) {
+          ep->state = EndpointState::kActive;
+          ep->updated_ms = NowMs();
+          if (Status s = WriteFields(*ep, {"state", "enabled", "updatedMs"}, /*durable=*/true);
+              !s.ok()) {
+            return done(s);
+          }
+        }
+        done(Created{*ep, error});
+      });
     });
+  }
+
+  // ---- idempotency keys ----
+
+  // Claims `key` (application + '\n' + event id) for `fingerprint` at `now`, atomically:
+  // of concurrent publishes with one key, the first to claim it decides, and every other one
+  // with another event gets 422. A use older than the idempotency window does not count.
+  Status ClaimKey(const std::string& key, const std::string& fingerprint,
+                  const std::string& application_id, const std::string& event_id, int64_t now) {
+    const int64_t window_start = now - options_.idempotency_window.count();
+    std::optional<KeyUse> stored;
+    bool known = false;
+    {
+      std::lock_guard lock(keys_mu_);
+      auto it = recent_keys_.find(key);
+      known = it != recent_keys_.end() && it->second.ms >= window_start;
+    }
+    if (!known) {
+      // Older than this process (or evicted): the fanned-out message, within the window.
+      auto rows = db_.Query(
+          "SELECT event_type, payload, created_ms FROM webhook_messages WHERE event_id = ? AND "
+          "coalesce(application_id, '') = ? AND created_ms >= ? ORDER BY seq LIMIT 1",
+          {event_id, application_id, window_start});
+      if (rows.ok() && !rows->empty()) {
+        stored =
+            KeyUse{application_id + '\n' + Text(rows->rows[0][0]) + '\n' + Text(rows->rows[0][1]),
+                   Int(rows->rows[0][2])};
+      }
+    }
+    std::lock_guard lock(keys_mu_);
+    auto [it, inserted] = recent_keys_.try_emplace(key);
+    if (inserted || it->second.ms < window_start) {
+      it->second = stored.value_or(KeyUse{fingerprint, now});
+      key_order_.push_back(key);
+      while (key_order_.size() > kRecentKeys) {
+        // The oldest claims: long fanned out, so found in the store from now on.
+        recent_keys_.erase(key_order_.front());
+        key_order_.pop_front();
+      }
+    }
+    if (it->second.fingerprint != fingerprint) {
+      return FailedPreconditionError(
+                 "this Idempotency-Key (eventId) was used with a different event")
+          .With(kPayloadReason, "IDEMPOTENCY_KEY_REUSED")
+          .With(kPayloadHttpStatus, "422");
+    }
+    return OkStatus();
+  }
+
+  // The publish that claimed `key` at `claimed_ms` was not stored: the key is free again.
+  void ReleaseKey(const std::string& key, const std::string& fingerprint, int64_t claimed_ms) {
+    std::lock_guard lock(keys_mu_);
+    auto it = recent_keys_.find(key);
+    if (it != recent_keys_.end() && it->second.fingerprint == fingerprint &&
+        it->second.ms == claimed_ms) {
+      recent_keys_.erase(it);
+    }
   }
 
   // The delivery body of a stored message: from the cache the fan-out fills, else read back.
@@ -1244,98 +1419,244 @@ class ServiceImpl final : public Service {
     return stored.ok() ? failure : stored;
   }
 
-  // ---- the recorder: attempts and delivery states, written in batches ----
+  // ---- the recorder: attempts and delivery states, written in batches; endpoint writes
+  // of the dispatcher and the client; the retention sweep ----
 
-  void Enqueue(Attempt a, std::string state) {
+  void Enqueue(Record record) {
     {
       std::lock_guard lock(record_mu_);
-      if (pending_.size() >= 100'000) {
+      if (pending_.size() >= kMaxPendingRecords && record.fail_lease_id.empty()) {
         ++dropped_;  // bounded: the delivery itself is settled in the queue either way
         return;
       }
-      pending_.push_back({std::move(a), std::move(state)});
+      pending_.push_back(std::move(record));
+    }
+    record_cv_.notify_one();
+  }
+
+  // Runs `task` on the recorder thread (in order); also during Stop, until the recorder ends.
+  void RunOnRecorder(std::function<void()> task) {
+    {
+      std::lock_guard lock(record_mu_);
+      tasks_.push_back(std::move(task));
     }
     record_cv_.notify_one();
   }
 
   void RecorderLoop() {
     std::vector<Record> batch;
+    std::deque<std::function<void()>> tasks;
     while (true) {
       bool stopping = false;
       {
         std::unique_lock lock(record_mu_);
-        record_cv_.wait_for(lock, kRecorderFlush,
-                            [&] { return stopping_ || pending_.size() >= kRecorderBatch; });
+        record_cv_.wait_for(lock, kRecorderFlush, [&] {
+          return stopping_ || pending_.size() >= kRecorderBatch || !tasks_.empty();
+        });
         stopping = stopping_;
         while (!pending_.empty() && batch.size() < kRecorderBatch) {
           batch.push_back(std::move(pending_.front()));
           pending_.pop_front();
         }
+        tasks.swap(tasks_);
       }
+      // The boundary: whatever a task, a batch or the sweep throws is logged, and the loop
+      // goes on. A batch that throws is dropped, but for its failures, which go back to their
+      // queues to be tried and recorded again (never dead-lettered without their row).
+      for (auto& task : tasks) {
+        Guarded("an endpoint write", [&] { task(); });
+      }
+      tasks.clear();
       if (!batch.empty()) {
-        // The boundary: a batch that throws is logged and dropped (attempt records are
-        // history; the deliveries themselves are settled in the queues).
-        try {
-          Flush(batch);
-        } catch (const std::exception& e) {
-          spdlog::error("webhooks: {} attempt records not stored: {}", batch.size(), e.what());
-        } catch (...) {
-          spdlog::error("webhooks: {} attempt records not stored: unknown exception", batch.size());
+        if (!Guarded("attempt records", [&] { Flush(batch); })) {
+          HandBackFailures(batch, "recording the failure threw");
         }
         batch.clear();
       }
+      if (!stopping && NowMs() >= next_sweep_ms_) {
+        bool more = false;
+        Guarded("the retention sweep", [&] { more = Sweep(); });
+        next_sweep_ms_ = more ? NowMs() : NowMs() + kSweepInterval.count();
+      }
       if (stopping) {
         std::lock_guard lock(record_mu_);
-        if (pending_.empty()) {
+        if (pending_.empty() && tasks_.empty()) {
           return;
         }
       }
     }
   }
 
+  // Runs `fn`; false (logged) when it threw.
+  static bool Guarded(const char* what, const std::function<void()>& fn) {
+    try {
+      fn();
+      return true;
+    } catch (const std::exception& e) {
+      spdlog::error("webhooks: {}: {}", what, e.what());
+    } catch (...) {
+      spdlog::error("webhooks: {}: unknown exception", what);
+    }
+    return false;
+  }
+
+  // The failures of `batch` whose record is not stored go back to their queues, to be tried
+  // again after a while without using up an attempt.
+  void HandBackFailures(const std::vector<Record>& batch, const std::string& why) {
+    for (const Record& r : batch) {
+      if (r.fail_lease_id.empty()) {
+        continue;
+      }
+      broker_.NackAsync(EndpointQueue(r.attempt.endpoint_id), r.fail_lease_id,
+                        {.delay = kUnrecordedFailureDelay, .error = why, .count_attempt = false},
+                        [](const StatusOr<bool>&) {});
+    }
+  }
+
   void Flush(const std::vector<Record>& batch) {
+    bool failures = false;
+    for (const Record& r : batch) {
+      failures = failures || !r.fail_lease_id.empty();
+    }
+    // Without ids the attempts are not stored, but the delivery rows still are.
     auto ids = ids_(batch.size());
     if (!ids.ok()) {
-      spdlog::warn("webhooks: attempt ids: {}", ids.status().ToString());
-      return;
+      spdlog::warn("webhooks: attempt ids: {} ({} attempts not stored)", ids.status().ToString(),
+                   batch.size());
     }
-    const Status s = db_.Transaction([&](store::Executor& tx) -> Status {
-      std::string delivered;  // [endpoint id, message seq] pairs, as JSON array elements
-      for (size_t i = 0; i < batch.size(); ++i) {
-        const Attempt& a = batch[i].attempt;
-        EVO_RETURN_IF_ERROR(
-            tx.Exec(
-                  "INSERT INTO webhook_attempts(seq, endpoint_id, message_id, body) VALUES(?, "
-                  "?, ?, ?)",
-                  {static_cast<int64_t>((*ids)[i]), a.endpoint_id, a.message_id, StoredAttempt(a)})
-                .status());
-        if (batch[i].delivery_state == "failed") {
-          EVO_RETURN_IF_ERROR(
-              tx.Exec("INSERT OR REPLACE INTO webhook_deliveries(endpoint_id, message_seq, state, "
-                      "attempts, updated_ms) VALUES(?, ?, 'failed', ?, ?)",
-                      {a.endpoint_id, SeqOf(a.message_id), int64_t{a.attempt}, a.created_ms})
-                  .status());
-        } else if (batch[i].delivery_state == "succeeded") {
-          if (!delivered.empty()) {
-            delivered += ',';
+    const Status s = db_.Transaction(
+        [&](store::Executor& tx) -> Status {
+          std::string delivered;  // [endpoint id, message seq] pairs, as JSON array elements
+          for (size_t i = 0; i < batch.size(); ++i) {
+            const Attempt& a = batch[i].attempt;
+            if (ids.ok()) {
+              EVO_RETURN_IF_ERROR(
+                  tx.Exec("INSERT INTO webhook_attempts(seq, endpoint_id, message_id, body) "
+                          "VALUES(?, ?, ?, ?)",
+                          {static_cast<int64_t>((*ids)[i]), a.endpoint_id, a.message_id,
+                           StoredAttempt(a)})
+                      .status());
+            }
+            if (batch[i].delivery_state == "failed") {
+              EVO_RETURN_IF_ERROR(
+                  tx.Exec("INSERT OR REPLACE INTO webhook_deliveries(endpoint_id, message_seq, "
+                          "state, attempts, updated_ms) VALUES(?, ?, 'failed', ?, ?)",
+                          {a.endpoint_id, SeqOf(a.message_id), int64_t{a.attempt}, a.created_ms})
+                      .status());
+            } else if (batch[i].delivery_state == "succeeded") {
+              if (!delivered.empty()) {
+                delivered += ',';
+              }
+              delivered += json::array({a.endpoint_id, SeqOf(a.message_id)}).dump();
+            }
           }
-          delivered += fmt::format(R"(["{}",{}])", a.endpoint_id, SeqOf(a.message_id));
-        }
-      }
-      if (!delivered.empty()) {
-        // Delivered (perhaps by a replay or a recover): nothing left to recover. Usually no
-        // row exists; one statement looks them all up.
-        EVO_RETURN_IF_ERROR(tx.Exec("DELETE FROM webhook_deliveries WHERE (endpoint_id, "
-                                    "message_seq) IN (SELECT value->>0, value->>1 FROM "
-                                    "json_each(?))",
-                                    {'[' + delivered + ']'})
-                                .status());
-      }
-      return OkStatus();
-    });
+          if (!delivered.empty()) {
+            // Delivered (perhaps by a replay or a recover): nothing left to recover. Usually
+            // no row exists; one statement looks them all up.
+            EVO_RETURN_IF_ERROR(tx.Exec("DELETE FROM webhook_deliveries WHERE (endpoint_id, "
+                                        "message_seq) IN (SELECT value->>0, value->>1 FROM "
+                                        "json_each(?))",
+                                        {'[' + delivered + ']'})
+                                    .status());
+          }
+          return OkStatus();
+        },
+        // A failed delivery's row is as durable as its dead letter: synced before it exists.
+        failures ? store::TxMode::kDurable : store::TxMode::kReadWrite);
     if (!s.ok()) {
       spdlog::warn("webhooks: recording {} attempts: {}", batch.size(), s.ToString());
+      HandBackFailures(batch, "recording the failure: " + s.ToString());
+      return;
     }
+    for (const Record& r : batch) {
+      if (!r.fail_lease_id.empty()) {
+        broker_.FailAsync(EndpointQueue(r.attempt.endpoint_id), r.fail_lease_id, r.attempt.error,
+                          [](const StatusOr<bool>&) {});
+      }
+    }
+  }
+
+  // One turn of the retention sweep: messages older than the retention with their attempts
+  // and delivery rows, then what deleted endpoints left. Each transaction holds at most
+  // kSweepBatch messages or rows; true when there is more to delete (the next turn goes on).
+  bool Sweep() {
+    const int64_t now = NowMs();
+    int batches = 0;
+    if (options_.retention.count() > 0) {
+      const int64_t cutoff = now - options_.retention.count();
+      while (batches < kSweepBatchesPerTurn && !stopped_.load()) {
+        ++batches;
+        size_t n = 0;
+        const Status s = db_.Transaction([&](store::Executor& tx) -> Status {
+          EVO_ASSIGN_OR_RETURN(
+              store::Rows rows,
+              tx.Query("SELECT seq, id FROM webhook_messages WHERE created_ms < ? ORDER BY "
+                       "created_ms LIMIT ?",
+                       {cutoff, kSweepBatch}));
+          n = rows.size();
+          if (n == 0) {
+            return OkStatus();
+          }
+          json seqs = json::array();
+          json ids = json::array();
+          for (const store::Row& r : rows.rows) {
+            seqs.push_back(Int(r[0]));
+            ids.push_back(Text(r[1]));
+          }
+          EVO_RETURN_IF_ERROR(tx.Exec("DELETE FROM webhook_attempts WHERE message_id IN (SELECT "
+                                      "value FROM json_each(?))",
+                                      {ids.dump()})
+                                  .status());
+          EVO_RETURN_IF_ERROR(tx.Exec("DELETE FROM webhook_deliveries WHERE message_seq IN "
+                                      "(SELECT value FROM json_each(?))",
+                                      {seqs.dump()})
+                                  .status());
+          return tx
+              .Exec("DELETE FROM webhook_messages WHERE seq IN (SELECT value FROM json_each(?))",
+                    {seqs.dump()})
+              .status();
+        });
+        if (!s.ok()) {
+          spdlog::warn("webhooks: retention sweep: {}", s.ToString());
+          return false;
+        }
+        if (n < static_cast<size_t>(kSweepBatch)) {
+          break;
+        }
+        if (batches == kSweepBatchesPerTurn) {
+          return true;
+        }
+      }
+    }
+    auto tombstones = db_.Query("SELECT id, deleted_ms FROM webhook_deleted_endpoints");
+    if (!tombstones.ok()) {
+      spdlog::warn("webhooks: retention sweep: {}", tombstones.status().ToString());
+      return false;
+    }
+    for (const store::Row& t : tombstones->rows) {
+      const std::string id = Text(t[0]);
+      while (true) {
+        if (batches++ >= kSweepBatchesPerTurn || stopped_.load()) {
+          return true;
+        }
+        auto deleted = db_.Exec(
+            "DELETE FROM webhook_attempts WHERE seq IN (SELECT seq FROM webhook_attempts WHERE "
+            "endpoint_id = ? LIMIT ?)",
+            {id, kSweepBatch});
+        if (!deleted.ok()) {
+          spdlog::warn("webhooks: purging the attempts of {}: {}", id, deleted.status().ToString());
+          return false;
+        }
+        if (deleted->rows_affected < kSweepBatch) {
+          break;
+        }
+      }
+      auto rows = db_.Exec("DELETE FROM webhook_deliveries WHERE endpoint_id = ?", {id});
+      if (rows.ok() && Int(t[1]) < now - kTombstoneLife.count()) {
+        (void)db_.Exec("DELETE FROM webhook_deleted_endpoints WHERE id = ?", {id});
+      }
+    }
+    return false;
   }
 
   const Options options_;
@@ -1357,15 +1678,26 @@ class ServiceImpl final : public Service {
   std::atomic<bool> stopped_{false};
   std::thread fanout_;
 
+  // Serialises the writes of endpoint rows (API calls, and the dispatcher's through the
+  // recorder), so that the cache takes them in the order the rows did. Taken before mu_.
+  std::mutex endpoint_writes_mu_;
+
+  struct KeyUse {
+    std::string fingerprint;  // application + type + payload
+    int64_t ms = 0;           // when it was first used
+  };
   static constexpr size_t kRecentKeys = 100'000;
   std::mutex keys_mu_;
-  std::unordered_map<std::string, std::string> recent_keys_;  // key -> type + payload
+  std::unordered_map<std::string, KeyUse> recent_keys_;  // guarded by keys_mu_
+  std::deque<std::string> key_order_;                    // guarded by keys_mu_, oldest first
 
   std::mutex record_mu_;
   std::condition_variable record_cv_;
-  std::deque<Record> pending_;  // guarded by record_mu_
-  uint64_t dropped_ = 0;        // guarded by record_mu_
-  bool stopping_ = false;       // guarded by record_mu_
+  std::deque<Record> pending_;               // guarded by record_mu_
+  std::deque<std::function<void()>> tasks_;  // guarded by record_mu_
+  uint64_t dropped_ = 0;                     // guarded by record_mu_
+  bool stopping_ = false;                    // guarded by record_mu_
+  int64_t next_sweep_ms_ = 0;                // recorder thread
   std::thread recorder_;
 };
 
@@ -1388,6 +1720,9 @@ Status Validate(const Options& o) {
   }
   if (o.disable_after < milliseconds(0)) {
     return InvalidArgumentError("disable-after must not be negative");
+  }
+  if (o.retention != milliseconds(0) && o.retention < std::chrono::hours(1)) {
+    return InvalidArgumentError("retention is 0 (keep forever) or at least 1 h");
   }
   return OkStatus();
 }

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include "core/clock.hpp"
 #include "core/temp_dir.hpp"
 #include "webhooks/internal.hpp"
 #include "webhooks/listen.hpp"
@@ -48,7 +49,28 @@ class WebhooksTest : public ::testing::Test {
     }
   }
 
-  void Open() { service_ = Service::Open(options_, *db_, *broker_, ids_, RealClock()).value(); }
+  void Open() { service_ = Service::Open(options_, *db_, *broker_, ids_, *clock_).value(); }
+
+  // Stops the service while time moves on the manual clock (a long poll of the fan-out on a
+  // broker with that clock ends only when it does).
+  void StopTicking() {
+    std::atomic<bool> done{false};
+    std::thread ticker([&] {
+      while (!done.load()) {
+        manual_.Advance(milliseconds(100));
+        std::this_thread::sleep_for(milliseconds(5));
+      }
+    });
+    service_->Stop();
+    service_.reset();
+    done = true;
+    ticker.join();
+  }
+
+  int64_t Count(const std::string& sql, const store::Params& params = {}) {
+    auto row = db_->QueryOne(sql, params);
+    return row.ok() ? std::get<int64_t>((*row)[0]) : -1;
+  }
 
   Listener& Receiver(ListenOptions o = {}) {
     o.listen = "127.0.0.1:0";
@@ -88,6 +110,8 @@ class WebhooksTest : public ::testing::Test {
   }
 
   evo::testing::TempDir dir_;
+  ManualClock manual_;
+  const Clock* clock_ = &RealClock();
   std::atomic<uint64_t> next_id_{1000};
   queue::IdSource ids_;
   std::unique_ptr<queue::Broker> broker_;
@@ -561,6 +585,326 @@ TEST_F(WebhooksTest, PoisonJobsOnInternalQueuesAreDeadLetteredAndTheWorkersCarry
   // A good event after the poison is delivered.
   ASSERT_TRUE(Publish("e", json{{"ok", true}}).ok());
   EXPECT_TRUE(Eventually([&] { return Stats(rx)["distinct"] == 1; }));
+}
+
+// Durability review D3: secret rotations raced the dispatcher's failing-streak writes (a
+// receiver failing every third delivery flips the streak all the time), and 18 of 233 were
+// reverted in memory and in evo.db. Every rotation's answer must be what is stored, in memory
+// at once and after a restart; a delete while the streak flips must not be undone.
+TEST_F(WebhooksTest, D3ConcurrentRotationsAndFailingStreakWritesLoseNoUpdate) {
+  options_.retry_schedule = {milliseconds(1), milliseconds(1), milliseconds(1)};
+  Open();
+  ASSERT_TRUE(service_->CreateEventType({.name = "e"}).ok());
+  Listener& flaky = Receiver({.fail_every = 3});
+  Endpoint ep;
+  ep.url = Url(flaky);
+  ep.max_concurrency = 4;
+  const std::string id = Create(ep).value().endpoint.id;
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> publishers;
+  for (int t = 0; t < 2; ++t) {
+    publishers.emplace_back([&] {
+      while (!stop.load()) {
+        (void)Publish("e", json{{"n", 1}});
+      }
+    });
+  }
+  ASSERT_TRUE(Eventually([&] { return Stats(flaky)["failed"] >= 10; }));
+  int reverted = 0;
+  std::string last;
+  for (int i = 0; i < 150; ++i) {
+    auto rotated = service_->RotateSecret(id, "");
+    ASSERT_TRUE(rotated.ok()) << rotated.status();
+    last = rotated->secret;
+    // A concurrent config change must not undo it either.
+    ASSERT_TRUE(service_
+                    ->UpdateEndpoint(id,
+                                     [i](Endpoint& e) {
+                                       e.description = std::to_string(i);
+                                       return OkStatus();
+                                     })
+                    .ok());
+    std::this_thread::sleep_for(milliseconds(3));  // let streak writes interleave
+    reverted += service_->GetEndpoint(id)->secret != last ? 1 : 0;
+  }
+  const int64_t flips_seen = Stats(flaky)["failed"];
+  EXPECT_EQ(reverted, 0) << "of 150 rotations, with " << flips_seen << " failed deliveries";
+  EXPECT_EQ(service_->GetEndpoint(id)->secret, last);
+  EXPECT_EQ(service_->GetEndpoint(id)->description, "149");
+
+  // A second endpoint deleted while its streak flips stays deleted.
+  Endpoint other;
+  other.url = Url(flaky);
+  const std::string gone = Create(other).value().endpoint.id;
+  ASSERT_TRUE(Eventually([&] {
+    auto list = service_->ListAttempts(gone, "", {});
+    return list.ok() && list->size() >= 6;
+  }));
+  ASSERT_TRUE(service_->DeleteEndpoint(gone).ok());
+  std::this_thread::sleep_for(milliseconds(300));
+  stop = true;
+  for (auto& t : publishers) {
+    t.join();
+  }
+  EXPECT_EQ(service_->GetEndpoint(gone).status().code(), StatusCode::kNotFound);
+  service_->Stop();
+  service_.reset();
+  EXPECT_EQ(Count("SELECT count(*) FROM webhook_endpoints WHERE id = ?", {gone}), 0);
+  Open();
+  EXPECT_EQ(service_->GetEndpoint(id)->secret, last);
+  EXPECT_EQ(service_->GetEndpoint(gone).status().code(), StatusCode::kNotFound);
+}
+
+// Durability review D4: failed deliveries were recorded asynchronously after their dead
+// letter, so a crash lost the rows :recover reads. Now the row is durable first: whenever a
+// dead letter exists, its failed row (and attempt) already does.
+TEST_F(WebhooksTest, D4EveryDeadLetteredDeliveryAlreadyHasItsFailedRow) {
+  Open();
+  ASSERT_TRUE(service_->CreateEventType({.name = "e"}).ok());
+  Listener& strict = Receiver({.status = 400});  // permanent: failed at the first attempt
+  Endpoint ep;
+  ep.url = Url(strict);
+  const std::string id = Create(ep).value().endpoint.id;
+  const int64_t before = UnixMillis(RealClock().Now());
+  constexpr int kMessages = 200;
+  for (int i = 0; i < kMessages; ++i) {
+    ASSERT_TRUE(Publish("e", json{{"n", i}}).ok());
+  }
+  int64_t dead = 0;
+  int checks = 0;
+  while (dead < kMessages && checks < 20'000) {
+    ++checks;
+    auto stats = broker_->Stats(EndpointQueue(id));
+    ASSERT_TRUE(stats.ok());
+    dead = stats->dead_letters;
+    // Read after the dead letters: every one counted must have its row by now.
+    const int64_t rows = Count(
+        "SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = ? AND state = 'failed'", {id});
+    ASSERT_GE(rows, dead) << "dead letters without their failed row";
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  ASSERT_EQ(dead, kMessages);
+  auto attempts = service_->ListAttempts(id, "", {.size = 1000}).value();
+  EXPECT_EQ(attempts.size(), static_cast<size_t>(kMessages));
+  EXPECT_EQ(service_->Recover(id, before).value(), kMessages);
+}
+
+// Durability review D10: two publishes with one Idempotency-Key and different events both
+// got 202. Of concurrent publishes with one key, exactly one event is accepted.
+TEST_F(WebhooksTest, D10ConcurrentPublishesWithOneKeyAcceptExactlyOneEvent) {
+  Open();
+  ASSERT_TRUE(service_->CreateEventType({.name = "e"}).ok());
+  constexpr int kRounds = 40;
+  constexpr int kThreads = 6;
+  int wrong_rounds = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    std::vector<StatusOr<std::string>> results(kThreads, InternalError("not run"));
+    std::atomic<int> ready{0};
+    std::vector<std::thread> threads;
+    threads.reserve(kThreads);
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        ++ready;
+        while (ready.load() < kThreads) {
+        }
+        results[t] = Publish("e", json{{"variant", t}}, "key-" + std::to_string(round));
+      });
+    }
+    for (auto& t : threads) {
+      t.join();
+    }
+    int accepted = 0;
+    int refused = 0;
+    for (const auto& r : results) {
+      accepted += r.ok() ? 1 : 0;
+      refused += r.status().GetPayload(kPayloadHttpStatus).value_or("") == "422" ? 1 : 0;
+    }
+    wrong_rounds += (accepted == 1 && refused == kThreads - 1) ? 0 : 1;
+  }
+  EXPECT_EQ(wrong_rounds, 0) << "of " << kRounds << " rounds";
+}
+
+// Durability report §7.15: the stored-message check of a key had no window, so a key reused
+// after 24 h with another event still got 422. After the window the key is new, in memory
+// and in the store (after a restart).
+TEST_F(WebhooksTest, D10AnIdempotencyKeyIsNewAgainAfterItsWindow) {
+  clock_ = &manual_;
+  queue::BrokerOptions bo;
+  bo.path = dir_.File("queue-manual.db");
+  bo.sync = false;
+  broker_ = queue::OpenSqliteBroker(bo, manual_, ids_).value();
+  Open();
+  ASSERT_TRUE(service_->CreateEventType({.name = "e"}).ok());
+  const std::string first = Publish("e", 1, "k").value();
+  manual_.Advance(std::chrono::hours(23));
+  EXPECT_EQ(Publish("e", 1, "k").value_or(""), first);
+  EXPECT_EQ(Publish("e", 2, "k").status().GetPayload(kPayloadHttpStatus).value_or(""), "422");
+  manual_.Advance(std::chrono::hours(2));  // 25 h after the first use
+  auto again = Publish("e", 2, "k");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_NE(*again, first);
+  EXPECT_EQ(Publish("e", 3, "k").status().GetPayload(kPayloadHttpStatus).value_or(""), "422");
+
+  // The same from the stored messages, after a restart.
+  const std::string stored = Publish("e", 1, "s").value();
+  ASSERT_TRUE(Eventually([&] { return service_->GetMessage(stored).ok(); }));
+  StopTicking();
+  Open();
+  EXPECT_EQ(Publish("e", 2, "s").status().GetPayload(kPayloadHttpStatus).value_or(""), "422");
+  StopTicking();
+  manual_.Advance(std::chrono::hours(25));
+  Open();
+  auto later = Publish("e", 2, "s");
+  ASSERT_TRUE(later.ok()) << later.status();
+  EXPECT_NE(*later, stored);
+  StopTicking();
+}
+
+// Durability review D12: lanes of deleted endpoints were never erased and were pumped every
+// 20 ms forever. After 50 endpoints are created, used and deleted, the dispatcher holds
+// lanes for the live ones only.
+TEST_F(WebhooksTest, D12DeletedEndpointsLeaveNoDispatcherLane) {
+  Listener& rx = Receiver();
+  outbound::ClientOptions co;
+  co.ssrf = options_.ssrf;
+  auto client = outbound::Client::Start(co, nullptr).value();
+  DispatcherHooks hooks;
+  hooks.record = [](Attempt, std::string) {};
+  hooks.fail = [](Attempt, std::string) {};
+  hooks.disable = [](const std::string&, std::string) {};
+  hooks.set_failing = [](const std::string&, int64_t) {};
+  hooks.body = [](std::string_view) -> StatusOr<std::shared_ptr<const std::string>> {
+    return std::make_shared<const std::string>("{}");
+  };
+  auto dispatcher =
+      Dispatcher::Start(options_, *broker_, *client, RealClock(), hooks, nullptr).value();
+  Endpoint live;
+  live.id = "ep_live";
+  live.url = Url(rx);
+  ASSERT_TRUE(broker_->DeclareQueue(EndpointQueue(live.id), {}).ok());
+  dispatcher->Update(live.id, live);
+  for (int i = 0; i < 50; ++i) {
+    Endpoint ep;
+    ep.id = "ep_" + std::to_string(i);
+    ep.url = Url(rx, "/" + ep.id);
+    ASSERT_TRUE(broker_->DeclareQueue(EndpointQueue(ep.id), {}).ok());
+    ASSERT_TRUE(broker_->Enqueue(EndpointQueue(ep.id), {{.payload = "msg_1"}}).ok());
+    dispatcher->Update(ep.id, ep);
+    dispatcher->Wake(ep.id);
+  }
+  ASSERT_TRUE(Eventually([&] { return Stats(rx)["distinct"] == 50; }));
+  EXPECT_EQ(dispatcher->Lanes(), 51u);
+  for (int i = 0; i < 50; ++i) {
+    const std::string id = "ep_" + std::to_string(i);
+    dispatcher->Update(id, std::nullopt);
+    ASSERT_TRUE(broker_->DeleteQueue(EndpointQueue(id)).ok());
+  }
+  EXPECT_TRUE(Eventually([&] { return dispatcher->Lanes() == 1; })) << dispatcher->Lanes();
+  dispatcher->Stop();
+  client->Stop();
+}
+
+// Durability review §5: webhook_messages had no retention, and the attempts and delivery rows
+// of deleted endpoints stayed forever. Messages past the retention go with their attempts;
+// a deleted endpoint's attempts and rows go too; the rest stays.
+TEST_F(WebhooksTest, RetentionSweepsOldMessagesAndWhatDeletedEndpointsLeft) {
+  clock_ = &manual_;
+  Open();
+  ASSERT_TRUE(service_->CreateEventType({.name = "e"}).ok());
+  Listener& rx = Receiver();
+  Listener& strict = Receiver({.status = 400});
+  Endpoint keep;
+  keep.url = Url(rx);
+  const std::string kept = Create(keep).value().endpoint.id;
+  Endpoint doomed;
+  doomed.url = Url(strict);
+  const std::string gone = Create(doomed).value().endpoint.id;
+  std::vector<std::string> old;
+  for (int i = 0; i < 5; ++i) {
+    old.push_back(Publish("e", json{{"old", i}}).value());
+  }
+  ASSERT_TRUE(Eventually([&] {
+    return Count("SELECT count(*) FROM webhook_attempts") == 10 &&
+           Count("SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = ?", {gone}) == 5;
+  }));
+  ASSERT_TRUE(service_->DeleteEndpoint(gone).ok());
+  manual_.Advance(options_.retention + std::chrono::hours(1));
+  const std::string fresh = Publish("e", json{{"new", 1}}).value();
+  ASSERT_TRUE(Eventually([&] { return service_->GetMessage(fresh).ok(); }));
+  manual_.Advance(std::chrono::minutes(2));  // the next sweep is due
+  EXPECT_TRUE(Eventually([&] {
+    return Count("SELECT count(*) FROM webhook_messages") == 1 &&
+           Count("SELECT count(*) FROM webhook_attempts WHERE message_id != ?", {fresh}) == 0 &&
+           Count("SELECT count(*) FROM webhook_deliveries") == 0;
+  })) << Count("SELECT count(*) FROM webhook_messages");
+  for (const std::string& id : old) {
+    EXPECT_EQ(service_->GetMessage(id).status().code(), StatusCode::kNotFound);
+  }
+  EXPECT_TRUE(service_->GetMessage(fresh).ok());
+  ASSERT_TRUE(Eventually([&] { return service_->ListAttempts(kept, "", {})->size() == 1; }));
+}
+
+// The same growth for attempts alone: a deleted endpoint's attempts go without waiting for the
+// retention of their messages.
+TEST_F(WebhooksTest, ADeletedEndpointsAttemptsArePurged) {
+  clock_ = &manual_;
+  Open();
+  ASSERT_TRUE(service_->CreateEventType({.name = "e"}).ok());
+  Listener& rx = Receiver();
+  Endpoint ep;
+  ep.url = Url(rx);
+  const std::string id = Create(ep).value().endpoint.id;
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(Publish("e", json{{"n", i}}).ok());
+  }
+  ASSERT_TRUE(Eventually([&] { return service_->ListAttempts(id, "", {})->size() == 20; }));
+  ASSERT_TRUE(service_->DeleteEndpoint(id).ok());
+  manual_.Advance(std::chrono::minutes(2));
+  EXPECT_TRUE(Eventually([&] {
+    return Count("SELECT count(*) FROM webhook_attempts WHERE endpoint_id = ?", {id}) == 0;
+  }));
+  EXPECT_EQ(Count("SELECT count(*) FROM webhook_messages"), 20);  // within the retention
+}
+
+// Review item: stored rows were read with throwing nlohmann accessors. A damaged endpoint row
+// is skipped at load (the service starts), a damaged attempt row is listed as unreadable.
+TEST_F(WebhooksTest, DamagedStoredRowsAreReportedNotThrown) {
+  Open();
+  service_->Stop();
+  service_.reset();
+  ASSERT_TRUE(db_->Exec("INSERT INTO webhook_endpoints(seq, id, body) VALUES(5, 'ep_5', ?)",
+                        {R"({"id":"ep_5","url":5,"maxConcurrency":"x"})"})
+                  .ok());
+  ASSERT_TRUE(db_->Exec("INSERT INTO webhook_endpoints(seq, id, body) VALUES(6, 'ep_6', ?)",
+                        {R"({"id":"ep_6","url":"http://127.0.0.1:9/","eventTypes":[1]})"})
+                  .ok());
+  ASSERT_TRUE(
+      db_->Exec("INSERT INTO webhook_endpoints(seq, id, body) VALUES(7, 'ep_7', 'no')").ok());
+  ASSERT_TRUE(db_->Exec("INSERT INTO webhook_endpoints(seq, id, body) VALUES(8, 'ep_8', ?)",
+                        {R"({"id":"ep_8","url":"http://127.0.0.1:9/"})"})
+                  .ok());
+  for (const char* body :
+       {R"({"messageId":"msg_1","endpointId":"ep_8","attempt":1,"outcome":"failed"})",
+        R"({"messageId":1,"endpointId":"ep_8"})", R"({"attempt":"one"})", "[]", "not json",
+        R"({"requestHeaders":[1],"endpointId":"ep_8"})"}) {
+    ASSERT_TRUE(db_->Exec("INSERT INTO webhook_attempts(endpoint_id, message_id, body) "
+                          "VALUES('ep_8', 'msg_1', ?)",
+                          {std::string(body)})
+                    .ok());
+  }
+  Open();
+  for (const char* bad : {"ep_5", "ep_6", "ep_7"}) {
+    EXPECT_EQ(service_->GetEndpoint(bad).status().code(), StatusCode::kNotFound) << bad;
+  }
+  EXPECT_TRUE(service_->GetEndpoint("ep_8").ok());
+  auto attempts = service_->ListAttempts("ep_8", "", {});
+  ASSERT_TRUE(attempts.ok());
+  ASSERT_EQ(attempts->size(), 6u);
+  EXPECT_EQ((*attempts)[0].outcome, "failed");
+  for (size_t i = 1; i < attempts->size(); ++i) {
+    EXPECT_EQ((*attempts)[i].outcome, "unreadable") << i;
+    EXPECT_FALSE((*attempts)[i].error.empty());
+  }
 }
 
 }  // namespace

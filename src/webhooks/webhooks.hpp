@@ -12,12 +12,25 @@
 //                                                           (rate limit, concurrency cap,
 //                                                            breaker, retry schedule)
 //
-// Durability: a publish is answered once it is in the fan-out queue (fsync). Fan-out and
-// delivery are idempotent per (message, endpoint) through the queues' dedupe keys, so a
-// crash anywhere repeats work but loses none; a receiver sees a duplicate only for
-// deliveries in flight at the crash (dedupe on webhook-id).
+// Durability, within one process on its data dir:
+// - A publish is answered once it is in the fan-out queue (fsync). Fan-out and delivery are
+//   idempotent per (message, endpoint) through the queues' dedupe keys, so a crash (kill -9,
+//   power loss) repeats deliveries but loses none; a receiver sees a duplicate only for
+//   deliveries in flight at the crash (dedupe on webhook-id).
+// - A delivery that fails for good has its attempt and its `failed` row synced to evo.db
+//   before it is dead-lettered, so every dead letter can be listed and recovered after a
+//   crash. Attempts that succeeded or will be retried are recorded in batches without a sync
+//   (best effort: a crash loses the last ~50 ms of them, and a backlog over 100,000 drops).
+// - Applications, event types, endpoints, their changes and rotated secrets are synced to
+//   evo.db before the call returns; the failing streak and disables the dispatcher records
+//   are not (a crash may forget them; they are recomputed from the next answers).
+// - Messages are kept for `Options::retention`, then deleted with their attempts and rows.
+// Two processes on one data dir are not supported (each caches the endpoints).
 //
-// Thread safety: a Service may be used from any number of threads.
+// Thread safety: a Service may be used from any number of threads. Writes of one endpoint
+// are serialised (each kind of write stores only the fields it owns), so concurrent API
+// calls and the dispatcher's writes never undo each other; UpdateEndpoint(id, change)
+// applies a read-modify-write atomically.
 #pragma once
 
 #include <chrono>
@@ -122,7 +135,7 @@ struct Attempt {
   std::string response_body;  // first 4 KiB
   int64_t latency_us = 0;
   std::string error;    // transport error, or why the status failed
-  std::string outcome;  // "succeeded" | "retrying" | "failed" | "disabled-endpoint"
+  std::string outcome;  // "succeeded" | "retrying" | "failed" | "unreadable" (damaged row)
 };
 
 struct Options {
@@ -143,6 +156,10 @@ struct Options {
   std::chrono::milliseconds secret_grace{std::chrono::hours(24)};
   // Idempotent publish window (Idempotency-Key or eventId).
   std::chrono::milliseconds idempotency_window{std::chrono::hours(24)};
+  // Messages older than this are deleted, with their attempts and delivery rows, by a sweep
+  // every minute (Svix keeps 90 days). 0 keeps them forever. REQUIRES: 0 or >= 1 h; longer
+  // than the retry schedule, or a delivery still retrying loses its message.
+  std::chrono::milliseconds retention{std::chrono::hours(24 * 90)};
   size_t max_payload_bytes = size_t{256} * 1024;
   // Verification handshake timeout.
   std::chrono::milliseconds verify_timeout{10'000};
@@ -192,9 +209,20 @@ class Service {
   virtual void CreateEndpoint(Endpoint endpoint, bool verify,
                               std::function<void(StatusOr<Created>)> done) = 0;
   virtual void VerifyEndpoint(std::string_view id, std::function<void(StatusOr<Created>)> done) = 0;
-  virtual StatusOr<Endpoint> UpdateEndpoint(Endpoint endpoint) = 0;
+  // Applies `change` to the endpoint as it is now and stores what it changed of the writable
+  // fields (url, description, event types, filter, limits, ordered, headers, and the state
+  // when `change` moved it between active and disabled; re-enabling clears the failing
+  // streak). Identity, secrets and verification state stay as they are. Runs under the
+  // endpoint's write lock, so concurrent writers (rotations, the dispatcher's failing-streak
+  // and disable writes) never undo each other. NotFound, or `change`'s or the check's error.
+  virtual StatusOr<Endpoint> UpdateEndpoint(std::string_view id,
+                                            const std::function<Status(Endpoint&)>& change) = 0;
+  // The same, taking the writable fields and the state from `endpoint` (found by its id).
+  virtual StatusOr<Endpoint> UpdateEndpoint(const Endpoint& endpoint) = 0;
   virtual StatusOr<Endpoint> GetEndpoint(std::string_view id) = 0;
   virtual StatusOr<std::vector<Endpoint>> ListEndpoints(const Page& page) = 0;
+  // Deletes the endpoint and its queue (pending deliveries). Its attempts and delivery rows
+  // are purged by the retention sweep within a minute or so.
   virtual Status DeleteEndpoint(std::string_view id) = 0;
   // New secret (generated when empty); the old one signs beside it for `secret_grace`.
   virtual StatusOr<Endpoint> RotateSecret(std::string_view id, std::string secret) = 0;
@@ -202,21 +230,26 @@ class Service {
   // ---- messages ----
   // Validates (unknown type 422, schema 422 with pointers, size 413), then makes the message
   // durable and answers its id; fan-out follows asynchronously. A repeated non-empty
-  // `event_id` (the Idempotency-Key, scoped to the application) within the window answers the
-  // first message's id; the same key with another event is refused (422).
+  // `event_id` (the Idempotency-Key, scoped to the application) within `idempotency_window`
+  // of its first use answers the first message's id; the same key with another event is
+  // refused (422), also when both arrive at once (exactly one is accepted). After the window
+  // the key is new.
   // `application_id` ("" = none) must name an application (NotFound otherwise).
   virtual void Publish(std::string application_id, std::string event_type, nlohmann::json payload,
                        std::string event_id, std::function<void(StatusOr<std::string>)> done) = 0;
   virtual StatusOr<Message> GetMessage(std::string_view id) = 0;
   virtual StatusOr<std::vector<Message>> ListMessages(const Page& page,
                                                       std::string_view event_type) = 0;
+  // Attempts oldest first. A stored attempt that cannot be read is listed with outcome
+  // "unreadable" and the reason as its error (and logged).
   virtual StatusOr<std::vector<Attempt>> ListAttempts(std::string_view endpoint_id,
                                                       std::string_view message_id,
                                                       const Page& page) = 0;
   // Delivers one message to one endpoint again (a new delivery, attempts from 1).
   virtual Status Replay(std::string_view endpoint_id, std::string_view message_id) = 0;
   // Re-delivers every message of the endpoint whose delivery failed (or was held while the
-  // endpoint was disabled) since `since_ms`; returns how many.
+  // endpoint was disabled) since `since_ms` and is still within the retention; returns how
+  // many.
   virtual StatusOr<int64_t> Recover(std::string_view endpoint_id, int64_t since_ms) = 0;
 
   // Stops the fan-out worker and the dispatcher (deliveries in flight are finished or handed

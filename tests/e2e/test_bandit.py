@@ -314,6 +314,68 @@ class Durability(unittest.TestCase):
             self.assertEqual(reward(again, p["pullId"], 1).status_code, 200)
             self.assertEqual(stats(again)["pulls"], 7)
 
+    def test_a_deleted_experiments_uid_is_never_reused_across_kill_9(self):
+        # Review D1: the next experiment got the deleted one's uid (MAX(uid)+1), took over its
+        # journal after kill -9 (1 pull became 21) and accepted its old pull ids.
+        data_dir = self._dir.name
+        with Evo(data_dir=data_dir, args=["--modules", "bandit"]) as evo:
+            create(evo, name="a", arms=("x", "y"), policy={"type": "ucb1"})
+            old_ids = []
+            for _ in range(20):
+                p = pull(evo, "a")
+                self.assertEqual(reward(evo, p["pullId"], 1, "a").status_code, 200)
+                old_ids.append(p["pullId"])
+            r = evo.session.delete(evo.url("/v1/experiments/a"), timeout=10)
+            self.assertEqual(r.status_code, 204)
+            create(evo, name="b", arms=("p", "q"))
+            first = pull(evo, "b")
+            self.assertNotEqual(first["pullId"].split(".")[0], old_ids[0].split(".")[0])
+            for pid in old_ids[:2]:
+                r = reward(evo, pid, 1, "b")
+                self.assertEqual(r.status_code, 404, r.text)
+                self.assertEqual(r.json()["reason"], "UNKNOWN_PULL")
+            evo.kill()
+        with Evo(data_dir=data_dir, args=["--modules", "bandit"]) as again:
+            s = stats(again, "b")
+            self.assertEqual(s["pulls"], 1)
+            self.assertEqual(s["pending"], 1)
+            self.assertEqual(sum(a["rewards"] for a in s["arms"]), 0)
+            self.assertEqual(reward(again, old_ids[0], 1, "b").status_code, 404)
+            self.assertEqual(reward(again, first["pullId"], 1, "b").status_code, 200)
+            self.assertEqual(again.get("/v1/experiments/a").status_code, 404)
+
+    def test_a_corrupt_snapshot_refuses_the_start_with_a_clear_message(self):
+        data_dir = self._dir.name
+        with Evo(data_dir=data_dir, args=["--modules", "bandit"]) as evo:
+            create(evo)
+            for _ in range(10):
+                pull(evo)
+            self.assertEqual(evo.terminate(), 0)
+        snapshot = os.path.join(data_dir, "bandit", "snapshot.bin")
+        with open(snapshot, "r+b") as f:
+            f.truncate(os.path.getsize(snapshot) - 5)
+        import subprocess
+        from harness import EVO
+        r = subprocess.run([EVO, "serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir,
+                            "--modules", "bandit", "--log-format", "text"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertLess(r.returncode, 128)  # an exit, not a signal or abort
+        self.assertIn("snapshot.bin is corrupt", r.stdout + r.stderr)
+
+    def test_bandit_sync_always_answers_and_keeps_state(self):
+        data_dir = self._dir.name
+        with Evo(data_dir=data_dir, args=["--modules", "bandit", "--bandit-sync", "always"]) as evo:
+            create(evo)
+            ids = [pull(evo)["pullId"] for _ in range(20)]
+            for pid in ids[:10]:
+                self.assertEqual(reward(evo, pid, 1).status_code, 200)
+            evo.kill()
+        with Evo(data_dir=data_dir, args=["--modules", "bandit"]) as again:
+            s = stats(again)
+            self.assertEqual(s["pulls"], 20)
+            self.assertEqual(sum(a["rewardSum"] for a in s["arms"]), 10)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -25,9 +25,10 @@ def assert_increasing(test, ids):
 class TwoProcesses(unittest.TestCase):
     def test_two_workers_serve_200k_unique_increasing_ids(self):
         with tempfile.TemporaryDirectory() as shared:
-            # Two processes in one data dir: the file lease must give them different workers.
-            a = Evo(data_dir=shared)
-            b = Evo(data_dir=shared)
+            # Two ids-only processes in one data dir (only they may share one): the file
+            # lease must give them different workers.
+            a = Evo(data_dir=shared, args=["--modules", "ids"])
+            b = Evo(data_dir=shared, args=["--modules", "ids"])
             try:
                 per_process = {a: [], b: []}
 

@@ -19,11 +19,19 @@ import unittest
 
 import requests
 
-from harness import Evo, EVO, is_problem, raw_request, status_of
+import harness
+from harness import EVO, is_problem, raw_request, status_of
 
 ENRON = os.environ.get("EVO_ENRON_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                      "..", "..", "build", "testdata", "enron1"))
 JSON = {"Content-Type": "application/json"}
+
+
+def Evo(*args, **kwargs):  # noqa: N802 (stands in for harness.Evo)
+    """harness.Evo with directory training allowed anywhere (the corpus lives in temporary
+    directories); CorpusRoot tests the option itself."""
+    extra = list(kwargs.pop("args", ()))
+    return harness.Evo(*args, args=["--spam-corpus-root", "/"] + extra, **kwargs)
 
 
 def corpus_files(label):
@@ -240,21 +248,22 @@ class Versions(Corpus, unittest.TestCase):
             finally:
                 evo.cleanup()
 
-    def test_activation_by_another_process_is_picked_up(self):
+    def test_cli_changes_are_refused_beside_a_running_server(self):
         with tempfile.TemporaryDirectory() as d, Evo(data_dir=d) as evo:
             train(evo, directory=self.subset)
             train(evo, directory=self.other)
             self.assertEqual(self.version_of_answers(evo), 1)
-            # The CLI on the same database (as a second instance would) activates version 2;
-            # the server re-reads the active version periodically and switches to it.
-            p = subprocess.run([EVO, "spam", "activate", "2", "--data-dir", d],
+            # The server owns the data dir: the CLI may read it, not change it.
+            for argv in (["activate", "2"], ["train", self.subset]):
+                p = subprocess.run([EVO, "spam"] + argv + ["--data-dir", d],
+                                   capture_output=True, text=True, timeout=60)
+                self.assertEqual(p.returncode, 1, p.stderr)
+                self.assertIn("data dir %s is in use by pid %d" % (d, evo.proc.pid), p.stderr)
+            p = subprocess.run([EVO, "spam", "models", "--data-dir", d],
                                capture_output=True, text=True, timeout=60)
             self.assertEqual(p.returncode, 0, p.stderr)
-            deadline = time.time() + 20
-            while self.version_of_answers(evo) != 2 and time.time() < deadline:
-                time.sleep(0.05)
-            self.assertEqual(self.version_of_answers(evo), 2)
-            self.assertEqual(evo.get("/v1/spam/models").json()["activeVersion"], 2)
+            self.assertEqual(len(evo.get("/v1/spam/models").json()["models"]), 2)
+            self.assertEqual(self.version_of_answers(evo), 1)
 
     def test_inline_training(self):
         with Evo() as evo:
@@ -872,6 +881,132 @@ class Observability(Corpus, unittest.TestCase):
                     if s.name == "evo_spam_classified_total":
                         counts[s.labels["label"]] = s.value
         self.assertEqual(counts, {"spam": 4, "ham": 1})
+
+
+class CorpusRoot(Corpus, unittest.TestCase):
+    """Directory training reads only below --spam-corpus-root, never through a symbolic link,
+    and its answers do not tell whether a path outside the root exists (review 2026-12, D7)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.setUpCorpus()
+        base = cls._tmp.name
+        cls.root = os.path.join(base, "root")
+        cls.inside = make_subset(os.path.join(cls.root, "inside"))
+        cls.outside = os.path.join(base, "outside")
+        os.makedirs(cls.outside)
+        cls.secret = os.path.join(cls.outside, "secret.txt")
+        with open(cls.secret, "w") as f:
+            f.write("Subject: hi\n\nSECRETTOKENXYZ hunter2 " * 20)
+        # A corpus inside the root whose files and directories point outside it.
+        cls.linked = os.path.join(cls.root, "linked")
+        os.makedirs(os.path.join(cls.linked, "spam"))
+        os.symlink(os.path.join(cls.inside, "ham"), os.path.join(cls.linked, "ham"))
+        spam_dir = os.path.join(cls.inside, "spam")
+        for name in sorted(os.listdir(spam_dir))[:60]:
+            shutil.copy(os.path.join(spam_dir, name), os.path.join(cls.linked, "spam"))
+        for i in range(40):
+            os.symlink(cls.secret, os.path.join(cls.linked, "spam", "leak%02d" % i))
+        os.symlink(cls.outside, os.path.join(cls.root, "escape"))
+        cls.evo = harness.Evo(args=["--spam-corpus-root", cls.root])
+        cls.off = harness.Evo()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.evo.cleanup()
+        cls.off.cleanup()
+        cls.tearDownCorpus()
+
+    def post(self, evo, directory):
+        return evo.post("/v1/spam/models", json={"directory": directory}, timeout=120)
+
+    def test_directory_below_the_root_trains(self):
+        r = self.post(self.evo, self.inside)
+        self.assertEqual(r.status_code, 201, r.text)
+        self.assertEqual(r.json()["messages"], 250)
+        # The same directory spelled with "..", staying inside, is the same directory.
+        r = self.post(self.evo, os.path.join(self.root, "linked", "..", "inside"))
+        self.assertEqual(r.status_code, 201, r.text)
+
+    def test_without_a_root_directory_training_is_off(self):
+        r = self.post(self.off, self.inside)
+        self.assertEqual(r.status_code, 403, r.text)
+        self.assertTrue(is_problem(r), r.text)
+        self.assertEqual(r.json()["reason"], "DIRECTORY_TRAINING_OFF")
+        # Inline messages still train.
+        r = self.off.post("/v1/spam/models", json={"messages": inline_messages()})
+        self.assertEqual(r.status_code, 201, r.text)
+
+    def test_outside_the_root_is_403_whether_it_exists_or_not(self):
+        answers = []
+        for directory in ["/etc", "/nonexistent/evo-e2e", self.outside, "/root",
+                          os.path.join(self.root, "..", "outside"), self.root + "-sibling"]:
+            with self.subTest(directory=directory):
+                r = self.post(self.evo, directory)
+                self.assertEqual(r.status_code, 403, r.text)
+                self.assertTrue(is_problem(r), r.text)
+                self.assertEqual(r.json()["reason"], "OUTSIDE_CORPUS_ROOT")
+                answers.append(r.json()["detail"])
+        self.assertEqual(len(set(answers)), 1, answers)  # nothing about the path itself
+
+    def test_symbolic_links_are_not_followed(self):
+        # A link out of the root is the same 404 as a directory that does not exist.
+        for directory in [os.path.join(self.root, "escape"), os.path.join(self.root, "missing")]:
+            with self.subTest(directory=directory):
+                r = self.post(self.evo, directory)
+                self.assertEqual(r.status_code, 404, r.text)
+                self.assertTrue(is_problem(r), r.text)
+                self.assertEqual(r.json()["reason"], "CORPUS_NOT_FOUND")
+        # A linked ham/ counts as missing and linked files are skipped: only the 60 copied
+        # spam files are read, so there is too little to train on, and nothing of the
+        # secret reached a model.
+        r = self.post(self.evo, self.linked)
+        self.assertEqual(r.status_code, 400, r.text)
+        self.assertTrue(is_problem(r), r.text)
+        self.assertEqual(r.json()["reason"], "TOO_FEW_MESSAGES")
+        self.assertNotIn("hunter2", r.text)
+
+
+class TrainingOffTheIoThreads(Corpus, unittest.TestCase):
+    """Training runs on the blocking threads: with a single I/O thread, /livez keeps answering
+    while two full-corpus trainings run (review 2026-12, security D3)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.setUpCorpus()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tearDownCorpus()
+
+    def test_livez_answers_during_two_trainings(self):
+        with Evo(args=["--threads", "1"]) as evo:
+            done = []
+
+            def train_full():
+                r = requests.post(evo.url("/v1/spam/models"), json={"directory": ENRON},
+                                  timeout=600)
+                done.append(r.status_code)
+
+            trainers = [threading.Thread(target=train_full) for _ in range(2)]
+            for t in trainers:
+                t.start()
+            probes, failures = 0, []
+            while len(done) < 2:
+                try:
+                    r = requests.get(evo.url("/livez"), timeout=2)
+                    probes += 1
+                    if r.status_code != 200:
+                        failures.append(r.status_code)
+                except requests.RequestException as e:
+                    failures.append(repr(e))
+                time.sleep(0.05)
+            for t in trainers:
+                t.join()
+            self.assertEqual(done, [201, 201])
+            self.assertEqual(failures, [])
+            self.assertGreater(probes, 5)  # the trainings took long enough to probe
+
 
 
 if __name__ == "__main__":

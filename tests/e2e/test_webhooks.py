@@ -7,6 +7,7 @@ import concurrent.futures
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -324,6 +325,60 @@ class HostileReceivers(unittest.TestCase):
                 self.assertEqual(r.status_code, 401, r.text)
         finally:
             listener.stop()
+
+
+class FailedDeliveries(unittest.TestCase):
+    """Durability review D4: failed deliveries were recorded after their dead letter,
+    asynchronously, so kill -9 lost rows that :recover and the attempt listings read (143 of
+    3431). Now every dead-lettered delivery is listed as failed and recoverable after kill -9,
+    however soon after its dead letter the process dies."""
+
+    N = 300
+
+    def test_d4_dead_lettered_deliveries_are_failed_and_recoverable_after_kill_9(self):
+        with tempfile.TemporaryDirectory(prefix="evo-e2e-webhooks-d4-") as data_dir:
+            listener = evo_listener("--status", "400")  # permanent: failed at once
+            evo = Evo(data_dir=data_dir,
+                      args=ALLOW + ["--webhooks-retry-schedule", "1ms"])
+            try:
+                evo.post("/v1/event-types", json={"name": "doomed"})
+                ep = create_endpoint(evo, url=listener.url(), verify=False, maxConcurrency=50)
+                with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                    codes = list(pool.map(lambda n: requests.post(
+                        evo.url("/v1/messages"),
+                        json={"eventType": "doomed", "payload": {"n": n}},
+                        timeout=30).status_code, range(self.N)))
+                self.assertEqual(codes, [202] * self.N)
+                # Watch the dead letters in queue.db itself and kill the moment they are all
+                # there: nothing gets a moment to catch up after the last one.
+                db = sqlite3.connect("file:%s?mode=ro" % os.path.join(data_dir, "queue.db"),
+                                     uri=True, timeout=5)
+                queue = "webhooks.ep." + ep["id"]
+
+                def dead():
+                    try:
+                        return db.execute(
+                            "SELECT count(*) FROM queue_dead_letters d JOIN queue_queues q "
+                            "ON q.id = d.queue_id WHERE q.name = ?", (queue,)).fetchone()[0]
+                    except sqlite3.OperationalError:
+                        return 0
+
+                self.assertTrue(wait_for(lambda: dead() >= self.N, timeout=120, interval=0.002),
+                                "dead letters: %d" % dead())
+                evo.kill()
+                db.close()
+                evo = Evo(data_dir=data_dir, args=ALLOW)
+                r = evo.get("/v1/endpoints/%s/attempts" % ep["id"], params={"pageSize": 1000})
+                self.assertEqual(r.status_code, 200, r.text)
+                failed = {a["messageId"] for a in r.json()["attempts"] if a["outcome"] == "failed"}
+                self.assertEqual(len(failed), self.N)
+                r = evo.post("/v1/endpoints/%s:recover" % ep["id"],
+                             json={"since": "2000-01-01T00:00:00Z"}, timeout=60)
+                self.assertEqual(r.status_code, 202, r.text)
+                self.assertEqual(r.json()["recovered"], self.N)
+            finally:
+                evo.kill()
+                listener.stop()
 
 
 class CrashSafety(unittest.TestCase):
