@@ -356,14 +356,19 @@ int Serve(const Config& config) {
   spdlog::info("received {}, draining (up to {} ms)", received == SIGTERM ? "SIGTERM" : "SIGINT",
                shutdown_timeout->count());
   readiness.SetDraining();
+  if (broker) {
+    // Long polls are answered now (and new ones at once): their connections end, so the
+    // drain below waits only for real work, not for a poll's 20 s.
+    broker->EndLongPolls();
+  }
   (*server)->Drain(*shutdown_timeout);
   if (webhooks_service) {
     // Deliveries in flight get a moment to finish; the rest come back from their queues.
     webhooks_service->Stop();
   }
   if (broker) {
-    // Finishes the writes in hand (their answers still reach the I/O threads) and answers
-    // long polls, before the server's threads stop.
+    // Finishes the writes in hand (their answers still reach the I/O threads while the
+    // server's threads run) and stops the writer.
     broker->Stop();
   }
   (*server)->Stop();

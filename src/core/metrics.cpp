@@ -151,6 +151,22 @@ T& Family<T>::Get(const LabelValues& values) {
   return *it->second;
 }
 
+template <typename T>
+void Family<T>::Remove(const LabelValues& values) {
+  LabelValues key = values;
+  key.resize(label_names_.size());
+  std::unique_ptr<T> removed;  // destroyed outside the lock
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = children_.find(key);
+    if (it == children_.end()) {
+      return;
+    }
+    removed = std::move(it->second);
+    children_.erase(it);
+  }
+}
+
 template class Family<Counter>;
 template class Family<Gauge>;
 template class Family<Histogram>;
@@ -244,9 +260,7 @@ std::string Registry::RenderText() const {
     const std::string& name = family_entry.first;
     const auto& entry = family_entry.second;
     const bool counter = entry->kind == kCounterKind || entry->kind == kCounterCallbackKind;
-    const char* type = counter                          ? "counter"
-                       : entry->kind == kHistogramKind ? "histogram"
-                                                       : "gauge";
+    const char* type = counter ? "counter" : entry->kind == kHistogramKind ? "histogram" : "gauge";
     out += "# HELP " + name + " " + EscapeHelp(entry->help) + "\n";
     out += "# TYPE " + name + " " + type + "\n";
     auto render_simple = [&](auto& family) {

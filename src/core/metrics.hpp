@@ -13,7 +13,7 @@
 // `_total`. Adding a family twice with the same name and type returns the first one.
 //
 // Thread safety: everything here may be used from any number of threads. Children returned
-// by Get() live as long as the registry.
+// by Get() live as long as the registry, unless Remove() drops them.
 #pragma once
 
 #include <atomic>
@@ -79,6 +79,10 @@ class Family {
   // Returns the child for `values` (one per label name, in order), creating it on first use.
   // A wrong number of values yields the child for the values padded/truncated to fit.
   T& Get(const LabelValues& values = {});
+  // Removes the child for `values` (padded/truncated as in Get), which stops being exported:
+  // for label values that are gone for good (a deleted queue). The reference Get returned
+  // for it dangles afterwards: the caller must hold none. No-op when there is no such child.
+  void Remove(const LabelValues& values);
 
  private:
   friend class Registry;

@@ -38,6 +38,19 @@ TEST(Registry, AddingTheSameFamilyTwiceReturnsTheFirst) {
   EXPECT_EQ(&a, &b);
 }
 
+TEST(Family, RemoveDropsOneSeriesFromTheExposition) {
+  Registry r;
+  auto& depth = r.AddGauge("evo_d", "D.", {"queue"});
+  depth.Get({"a"}).Set(1);
+  depth.Get({"b"}).Set(2);
+  depth.Remove({"a"});
+  depth.Remove({"missing"});
+  const std::string text = r.RenderText();
+  EXPECT_EQ(text.find("evo_d{queue=\"a\"}"), std::string::npos) << text;
+  EXPECT_NE(text.find("evo_d{queue=\"b\"} 2\n"), std::string::npos) << text;
+  EXPECT_EQ(depth.Get({"a"}).Value(), 0);  // a new child, not the old one
+}
+
 TEST(Counter, IgnoresNegativeIncrementsAndCountsConcurrently) {
   Registry r;
   auto& c = r.AddCounter("evo_c_total", "C.", {"k"}).Get({"v"});

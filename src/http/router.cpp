@@ -603,7 +603,26 @@ Response Router::Dispatch(Request& request) const {
   std::future<Response> future = answer.get_future();
   std::optional<Response> now = DispatchDeferred(
       request, [&answer](Response response) { answer.set_value(std::move(response)); });
-  return now ? std::move(*now) : future.get();
+  Response response = now ? std::move(*now) : future.get();
+  PrepareResponse(response);
+  return response;
+}
+
+void PrepareResponse(Response& response) {
+  if (!response.prepare) {
+    return;
+  }
+  auto prepare = std::move(response.prepare);
+  response.prepare = nullptr;
+  try {
+    prepare(response);
+    return;
+  } catch (const std::exception& e) {
+    spdlog::error("http: preparing a response threw: {}", e.what());
+  } catch (...) {
+    spdlog::error("http: preparing a response threw a non-standard exception");
+  }
+  response = InternalErrorResponse();
 }
 
 std::optional<Response> Router::DispatchDeferred(Request& request,

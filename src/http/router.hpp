@@ -87,6 +87,11 @@ struct Response {
   int status = 200;
   Headers headers;
   std::string body;
+  // Optional: completes the response on the thread that writes it (the connection's I/O
+  // thread), just before it is sent; it may set the body and headers. For deferred answers
+  // whose body is costly to build, so that the thread calling the Reply (e.g. the queue
+  // broker's writer) only hands the data over. See PrepareResponse.
+  std::function<void(Response&)> prepare;
 
   // `value` serialized compactly with Content-Type: application/json.
   static Response Json(int status, const nlohmann::json& value);
@@ -96,6 +101,11 @@ struct Response {
   // An empty response (e.g. 204).
   static Response Empty(int status);
 };
+
+// Runs and clears `response.prepare`, if set; an exception it throws is logged and the
+// response becomes a 500 problem. The server calls it before writing a response;
+// Router::Dispatch before returning one.
+void PrepareResponse(Response& response);
 
 // Optional per-route settings.
 struct RouteOptions {

@@ -98,6 +98,31 @@ TEST_F(RouterTest, CustomVerbParamStopsAtTheColon) {
   EXPECT_EQ(Dispatch("POST", "/v1/spam/models/:activate").status, 405);
 }
 
+// Response::prepare: a deferred answer's body built by whoever writes it (the server on the
+// connection's thread; Dispatch before returning), not by the thread calling the Reply.
+TEST_F(RouterTest, PrepareCompletesTheResponseAndAThrowingOneIs500) {
+  std::thread::id replied_on;
+  router_.HandleAsync("POST", "/v1/later", [&](const Request&, Reply reply) {
+    std::thread([&replied_on, reply = std::move(reply)] {
+      replied_on = std::this_thread::get_id();
+      Response r = Response::Empty(200);
+      r.prepare = [](Response& out) { out.body = "built"; };
+      reply(std::move(r));
+    }).join();
+  });
+  router_.HandleAsync("POST", "/v1/broken", [](const Request&, Reply reply) {
+    Response r = Response::Empty(200);
+    r.prepare = [](Response&) { throw std::runtime_error("bug"); };
+    reply(std::move(r));
+  });
+  const Response built = Dispatch("POST", "/v1/later");
+  EXPECT_NE(replied_on, std::this_thread::get_id());
+  EXPECT_EQ(built.status, 200);
+  EXPECT_EQ(built.body, "built");
+  EXPECT_FALSE(built.prepare);
+  EXPECT_EQ(Dispatch("POST", "/v1/broken").status, 500);
+}
+
 TEST_F(RouterTest, UnknownPathIs404Problem) {
   const Response r = Dispatch("GET", "/v2/nothing");
   EXPECT_EQ(r.status, 404);

@@ -930,6 +930,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Send(Response response, bool close) {
+    PrepareResponse(response);  // Response::prepare runs here, on the connection's thread
     close = close || server_.draining();
     int status = response.status;
     if (status < 200 || status > 599) {

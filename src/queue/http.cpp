@@ -22,6 +22,8 @@ using nlohmann::json;
 using std::chrono::milliseconds;
 
 constexpr size_t kMaxMessagesBody = 16u << 20;
+// BrokerOptions::max_lease_bytes as evo serve sets it (the default).
+constexpr int64_t kMaxLeaseBytes = int64_t{16} << 20;
 
 // Seconds field `name` of `body` as milliseconds: absent -> `fallback`; a number in
 // [min, max] seconds (fractions allowed) -> its value; anything else -> 400 at `pointer`.
@@ -300,6 +302,13 @@ json MessageSchema() {
 
 json Problem(const char* what) { return http::ProblemResponseSpec(what); }
 
+// A route whose handler waits for the broker synchronously (a group commit, or SQLite reads
+// of up to a page of payloads): it runs on the server's blocking pool, not an I/O thread.
+http::RouteOptions Blocking(http::RouteOptions options) {
+  options.blocking = true;
+  return options;
+}
+
 // Hands a broker result to the HTTP reply.
 template <typename T, typename F>
 Callback<T> Answer(http::Reply reply, F make) {
@@ -371,17 +380,17 @@ void RegisterRoutes(http::Router& router, Broker& broker, RouteOptions route_opt
         EVO_ASSIGN_OR_RETURN(QueueStats stats, broker.Stats(queue));
         return http::Response::Json(200, ToJson(stats));
       },
-      Doc("Declare a queue or change its settings", "putQueue",
-          {{"200", http::JsonResponseSpec("The queue.")},
-           {"400", Problem("Bad name or field.")},
-           {"403", Problem("A name reserved for evo's own modules.")}},
-          {{"type", "object"},
-           {"properties",
-            {{"maxAttempts", {{"type", "integer"}, {"minimum", 1}, {"maximum", 1000}}},
-             {"visibilitySeconds", {{"type", "number"}}},
-             {"dedupeWindowSeconds", {{"type", "number"}}},
-             {"maxPayloadBytes", {{"type", "integer"}}}}}},
-          name));
+      Blocking(Doc("Declare a queue or change its settings", "putQueue",
+                   {{"200", http::JsonResponseSpec("The queue.")},
+                    {"400", Problem("Bad name or field.")},
+                    {"403", Problem("A name reserved for evo's own modules.")}},
+                   {{"type", "object"},
+                    {"properties",
+                     {{"maxAttempts", {{"type", "integer"}, {"minimum", 1}, {"maximum", 1000}}},
+                      {"visibilitySeconds", {{"type", "number"}}},
+                      {"dedupeWindowSeconds", {{"type", "number"}}},
+                      {"maxPayloadBytes", {{"type", "integer"}}}}}},
+                   name)));
 
   router.Get(
       "/v1/queues",
@@ -396,8 +405,8 @@ void RegisterRoutes(http::Router& router, Broker& broker, RouteOptions route_opt
         }
         return http::Response::Json(200, out);
       },
-      Doc("List queues with their stats", "listQueues",
-          {{"200", http::JsonResponseSpec("Every queue.")}}));
+      Blocking(Doc("List queues with their stats", "listQueues",
+                   {{"200", http::JsonResponseSpec("Every queue.")}})));
 
   router.Get(
       "/v1/queues/{name}",
@@ -406,9 +415,10 @@ void RegisterRoutes(http::Router& router, Broker& broker, RouteOptions route_opt
         EVO_ASSIGN_OR_RETURN(QueueStats s, broker.Stats(queue));
         return http::Response::Json(200, ToJson(s));
       },
-      Doc("Queue stats: depth, in flight, dead letters, age of the oldest message", "getQueue",
-          {{"200", http::JsonResponseSpec("The queue.")}, {"404", Problem("No such queue.")}},
-          nullptr, name));
+      Blocking(
+          Doc("Queue stats: depth, in flight, dead letters, age of the oldest message", "getQueue",
+              {{"200", http::JsonResponseSpec("The queue.")}, {"404", Problem("No such queue.")}},
+              nullptr, name)));
 
   router.Delete(
       "/v1/queues/{name}",
@@ -417,9 +427,9 @@ void RegisterRoutes(http::Router& router, Broker& broker, RouteOptions route_opt
         EVO_RETURN_IF_ERROR(broker.DeleteQueue(queue));
         return http::Response::Empty(204);
       },
-      Doc("Delete a queue with its messages and dead letters", "deleteQueue",
-          {{"204", {{"description", "Deleted."}}}, {"404", Problem("No such queue.")}}, nullptr,
-          name));
+      Blocking(Doc("Delete a queue with its messages and dead letters", "deleteQueue",
+                   {{"204", {{"description", "Deleted."}}}, {"404", Problem("No such queue.")}},
+                   nullptr, name)));
 
   http::RouteOptions enqueue =
       Doc("Enqueue a message or a batch; answers once durable", "enqueue",
@@ -508,10 +518,26 @@ void RegisterRoutes(http::Router& router, Broker& broker, RouteOptions route_opt
         }
         options.visibility = *visibility;
         options.wait = *wait;
+        if (const auto max_bytes = body->find("maxBytes");
+            max_bytes != body->end() && !max_bytes->is_null()) {
+          if (!max_bytes->is_number_integer() || max_bytes->get<int64_t>() < 1 ||
+              max_bytes->get<int64_t>() > kMaxLeaseBytes) {
+            return reply(http::InvalidField(
+                "#/maxBytes", fmt::format("maxBytes must be an integer 1..{}", kMaxLeaseBytes)));
+          }
+          options.max_bytes = max_bytes->get<size_t>();
+        }
         broker.LeaseAsync(
             *queue_name, options,
-            Answer<std::vector<Leased>>(std::move(reply), [](const std::vector<Leased>& leases) {
-              return http::Response::Text(200, LeasesJson(leases), "application/json");
+            Answer<std::vector<Leased>>(std::move(reply), [](std::vector<Leased> leases) {
+              // The broker's writer thread only hands the leases over: their JSON is built
+              // on the connection's I/O thread, just before it is sent.
+              http::Response response = http::Response::Empty(200);
+              response.headers.Set("Content-Type", "application/json");
+              response.prepare =
+                  [leases = std::make_shared<const std::vector<Leased>>(std::move(leases))](
+                      http::Response& out) { out.body = LeasesJson(*leases); };
+              return response;
             }));
       },
       Doc("Lease messages for a visibility timeout (optionally waiting for one)", "lease",
@@ -521,6 +547,14 @@ void RegisterRoutes(http::Router& router, Broker& broker, RouteOptions route_opt
           {{"type", "object"},
            {"properties",
             {{"max", {{"type", "integer"}, {"minimum", 1}, {"maximum", 1000}}},
+             {"maxBytes",
+              {{"type", "integer"},
+               {"minimum", 1},
+               {"maximum", kMaxLeaseBytes},
+               {"default", kMaxLeaseBytes},
+               {"description",
+                "Payload and header bytes leased at most; the answer stops before the "
+                "message that would go over, but always holds at least one."}}},
              {"visibilitySeconds", {{"type", "number"}}},
              {"waitSeconds", {{"type", "number"}, {"minimum", 0}, {"maximum", 20}}}}}},
           name));
@@ -695,11 +729,11 @@ void RegisterRoutes(http::Router& router, Broker& broker, RouteOptions route_opt
         }
         return http::Response::Json(200, out);
       },
-      Doc("List dead letters, oldest first", "listDeadLetters",
-          {{"200", http::JsonResponseSpec("{\"deadLetters\", \"nextPageToken\"?}.")},
-           {"400", Problem("Bad pageSize or pageToken.")},
-           {"404", Problem("No such queue.")}},
-          nullptr, list_params));
+      Blocking(Doc("List dead letters, oldest first", "listDeadLetters",
+                   {{"200", http::JsonResponseSpec("{\"deadLetters\", \"nextPageToken\"?}.")},
+                    {"400", Problem("Bad pageSize or pageToken.")},
+                    {"404", Problem("No such queue.")}},
+                   nullptr, list_params)));
 
   router.Get(
       "/v1/queues/{name}/dead-letters/{id}",
@@ -709,10 +743,10 @@ void RegisterRoutes(http::Router& router, Broker& broker, RouteOptions route_opt
         EVO_ASSIGN_OR_RETURN(DeadLetter d, broker.GetDeadLetter(queue_name, id));
         return http::Response::Json(200, DeadLetterJson(d));
       },
-      Doc("Inspect a dead letter: payload, last error, attempt history", "getDeadLetter",
-          {{"200", http::JsonResponseSpec("The dead letter.")},
-           {"404", Problem("No such queue or dead letter.")}},
-          nullptr, name));
+      Blocking(Doc("Inspect a dead letter: payload, last error, attempt history", "getDeadLetter",
+                   {{"200", http::JsonResponseSpec("The dead letter.")},
+                    {"404", Problem("No such queue or dead letter.")}},
+                   nullptr, name)));
 
   router.Post(
       "/v1/queues/{name}/dead-letters:redrive",
@@ -723,18 +757,18 @@ void RegisterRoutes(http::Router& router, Broker& broker, RouteOptions route_opt
         EVO_ASSIGN_OR_RETURN(int64_t n, broker.Redrive(queue_name, filter));
         return http::Response::Json(200, {{"redriven", n}});
       },
-      Doc("Move dead letters back onto the queue (all, or filtered by ids, errorContains, "
-          "deadBefore)",
-          "redriveDeadLetters",
-          {{"200", http::JsonResponseSpec("{\"redriven\": n}.")},
-           {"400", Problem("Bad filter.")},
-           {"404", Problem("No such queue.")}},
-          {{"type", "object"},
-           {"properties",
-            {{"ids", {{"type", "array"}, {"items", {{"type", "string"}}}}},
-             {"errorContains", {{"type", "string"}}},
-             {"deadBefore", {{"type", "string"}, {"format", "date-time"}}}}}},
-          name));
+      Blocking(Doc("Move dead letters back onto the queue (all, or filtered by ids, errorContains, "
+                   "deadBefore)",
+                   "redriveDeadLetters",
+                   {{"200", http::JsonResponseSpec("{\"redriven\": n}.")},
+                    {"400", Problem("Bad filter.")},
+                    {"404", Problem("No such queue.")}},
+                   {{"type", "object"},
+                    {"properties",
+                     {{"ids", {{"type", "array"}, {"items", {{"type", "string"}}}}},
+                      {"errorContains", {{"type", "string"}}},
+                      {"deadBefore", {{"type", "string"}, {"format", "date-time"}}}}}},
+                   name)));
 
   router.Delete(
       "/v1/queues/{name}/dead-letters",
@@ -745,11 +779,11 @@ void RegisterRoutes(http::Router& router, Broker& broker, RouteOptions route_opt
         EVO_ASSIGN_OR_RETURN(int64_t n, broker.PurgeDeadLetters(queue_name, filter));
         return http::Response::Json(200, {{"purged", n}});
       },
-      Doc("Purge dead letters (all, or filtered like redrive)", "purgeDeadLetters",
-          {{"200", http::JsonResponseSpec("{\"purged\": n}.")},
-           {"400", Problem("Bad filter.")},
-           {"404", Problem("No such queue.")}},
-          nullptr, name));
+      Blocking(Doc("Purge dead letters (all, or filtered like redrive)", "purgeDeadLetters",
+                   {{"200", http::JsonResponseSpec("{\"purged\": n}.")},
+                    {"400", Problem("Bad filter.")},
+                    {"404", Problem("No such queue.")}},
+                   nullptr, name)));
 }
 
 }  // namespace evo::queue

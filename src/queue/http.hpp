@@ -12,8 +12,12 @@
 //   DELETE /v1/queues/{name}/dead-letters             purge (all or ?ids=)
 //
 // Payloads are any JSON value, stored as its text. Message ids are decimal strings.
-// The routes that write answer from the broker's writer thread once the write is durable,
-// without holding an HTTP I/O thread meanwhile.
+// The producer and consumer routes (messages, leases) are deferred: the broker's writer
+// answers once the write is durable, without holding an HTTP I/O thread meanwhile, and a
+// lease answer's JSON is built on the I/O thread, not the writer. A lease answer holds at
+// most `maxBytes` (default 16 MiB) of payloads, but at least one message. The admin routes
+// (declare, delete, stats, dead letters, redrive, purge) call the broker synchronously and
+// run on the server's blocking pool (RouteOptions::blocking).
 #pragma once
 
 #include <string>

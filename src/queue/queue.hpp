@@ -40,7 +40,14 @@
 //   others             from the store (DataLoss for a corrupt file...)
 //
 // Thread safety: a Broker may be used from any number of threads. Async callbacks run on
-// the broker's writer thread: they must be short and must not wait for another broker call.
+// the broker's writer thread, which every operation waits behind: they must only hand the
+// result over (post it elsewhere, set a promise) and must not wait for another broker
+// call; costly work on the result (e.g. serialising leased payloads) belongs on another
+// thread. A callback that throws is logged and the writer goes on.
+//
+// Time: delays, visibility and leases run on the broker's clock, the wall clock but never
+// earlier than a time the broker already used (kept in the file across restarts): a clock
+// stepped back holds the broker's time still until it catches up (docs/QUEUES.md, "Time").
 #pragma once
 
 #include <chrono>
@@ -120,6 +127,10 @@ struct LeaseOptions {
   // When nothing is visible, wait up to this long for a message (long poll); the answer may
   // still be empty. REQUIRES: 0..BrokerOptions::max_wait.
   std::chrono::milliseconds wait{0};
+  // Payload and header bytes leased at most: the lease stops before the message that would
+  // go over, but always takes at least one message (whatever its size). 0 =
+  // BrokerOptions::max_lease_bytes. REQUIRES: 0..BrokerOptions::max_lease_bytes.
+  size_t max_bytes = 0;
 };
 
 // A leased message.
@@ -138,9 +149,10 @@ struct Leased {
 struct NackOptions {
   std::chrono::milliseconds delay{0};  // visible again after this; REQUIRES: 0..30 days
   std::string error;                   // recorded in the attempt history (cut to 1 KiB)
-  // False hands the message back without using up an attempt and without a history entry:
-  // the consumer did not try (it was rate limited, or shutting down). JetStream: the relay
-  // keeps its own attempt count in a header.
+  // False hands the message back without using up an attempt and without a history entry,
+  // so it is never dead-lettered by this nack: the consumer did not try (it was rate
+  // limited, or shutting down: WorkerPool::Stop does this). JetStream: the relay keeps its
+  // own attempt count in a header.
   bool count_attempt = true;
 };
 
@@ -171,7 +183,8 @@ struct DeadLetterFilter {
   int64_t dead_before_unix_ms = 0;  // dead strictly before this (0 = any)
 };
 
-// One page of dead letters, oldest first.
+// One page of dead letters, oldest first: at most the `limit` asked for, and no more
+// payload and header bytes than BrokerOptions::max_lease_bytes, but at least one.
 struct DeadLetterPage {
   std::vector<DeadLetter> items;
   std::optional<MessageId> next_after;  // pass as `after` for the next page
@@ -201,7 +214,9 @@ template <typename T>
 using Callback = std::function<void(StatusOr<T>)>;
 
 // The queue backend. The async calls hand their result to `done` on the broker's writer
-// thread once it is durable; the sync calls wait for it.
+// thread once it is durable; the sync calls wait for it. Operations that reach the writer
+// together commit in one transaction, each in a savepoint of its own: one failing (a store
+// error, a duplicate id from the IdSource) is answered with its error, the others commit.
 class Broker {
  public:
   virtual ~Broker() = default;
@@ -238,7 +253,8 @@ class Broker {
   virtual void ExtendAsync(std::string_view queue, std::string_view lease_id,
                            std::chrono::milliseconds visibility, Callback<int64_t> done) = 0;
 
-  // Dead letters with id > `after`, oldest first, at most `limit` (1..1000).
+  // Dead letters with id > `after`, oldest first, at most `limit` (1..1000) and
+  // max_lease_bytes of payload and headers (at least one).
   virtual StatusOr<DeadLetterPage> ListDeadLetters(std::string_view queue,
                                                    std::optional<MessageId> after,
                                                    size_t limit) = 0;
@@ -249,6 +265,12 @@ class Broker {
   // Deletes matching dead letters; returns how many.
   virtual StatusOr<int64_t> PurgeDeadLetters(std::string_view queue,
                                              const DeadLetterFilter& filter) = 0;
+
+  // For a process about to stop: answers every waiting long poll now with what it has, and
+  // from then on answers a long poll at its first retry (within 100 ms) instead of waiting
+  // up to its `wait`, so that connections held by long polls end and an HTTP server can
+  // drain. Everything else goes on as before. Idempotent.
+  virtual void EndLongPolls() = 0;
 
   // Finishes queued work, answers long polls with what they have, and stops the writer;
   // later calls return Unavailable. Idempotent; the destructor calls it.
@@ -271,8 +293,12 @@ struct BrokerOptions {
   std::filesystem::path path;       // the SQLite file (created with its directory's parent)
   size_t max_enqueue_batch = 1000;  // messages per Enqueue call
   size_t max_lease_batch = 1000;    // messages per Lease call
+  // Payload and header bytes per Lease answer and per dead-letter page (both always hold at
+  // least one message): what one call can make the process hold.
+  size_t max_lease_bytes = size_t{16} << 20;
   std::chrono::milliseconds max_wait{20'000};  // longest long poll
-  // Operations waiting for the writer before new ones get ResourceExhausted.
+  // Operations waiting for the writer before new ones get ResourceExhausted. A count, not
+  // bytes: each operation's bytes are bounded by its own limits (batch, payload size).
   size_t max_pending_operations = 100'000;
   // Long polls waiting at once before new ones get ResourceExhausted.
   size_t max_waiters = 10'000;

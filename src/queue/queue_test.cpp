@@ -9,7 +9,9 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "core/metrics.hpp"
 #include "core/temp_dir.hpp"
+#include "store/store.hpp"
 
 namespace evo::queue {
 namespace {
@@ -25,6 +27,7 @@ class QueueTest : public ::testing::Test {
     BrokerOptions options;
     options.path = dir_.File("queue.db");
     options.sync = false;
+    options.max_lease_bytes = max_lease_bytes_;
     auto broker = OpenSqliteBroker(options, clock_, [this](size_t n) {
       std::vector<MessageId> ids;
       for (size_t i = 0; i < n; ++i) {
@@ -53,6 +56,7 @@ class QueueTest : public ::testing::Test {
   ManualClock clock_;
   // The IdSource is called from every producer thread at once (queue.hpp).
   std::atomic<MessageId> next_id_{1000};
+  size_t max_lease_bytes_ = size_t{16} << 20;
   std::unique_ptr<Broker> broker_;
 };
 
@@ -455,6 +459,218 @@ TEST_F(QueueTest, LongPollWakesOnEnqueueAndTimesOut) {
   EXPECT_TRUE(none.get()->empty());
 }
 
+// Review D6: at SIGTERM a long poll waited out its whole wait (and the HTTP drain with it).
+// EndLongPolls answers the waiting ones now and later ones at once, without time passing.
+TEST_F(QueueTest, EndLongPollsAnswersWaitingAndLaterLongPolls) {
+  ASSERT_TRUE(broker_->DeclareQueue("q", {}).ok());
+  auto poll = [&] {
+    auto got = std::make_shared<std::promise<StatusOr<std::vector<Leased>>>>();
+    broker_->LeaseAsync("q", {.max = 5, .wait = milliseconds(20'000)},
+                        [got](StatusOr<std::vector<Leased>> r) { got->set_value(std::move(r)); });
+    return got->get_future();
+  };
+  auto waiting = poll();
+  EXPECT_EQ(waiting.wait_for(milliseconds(150)), std::future_status::timeout);
+  broker_->EndLongPolls();
+  // The manual clock stands still: only EndLongPolls can answer these.
+  ASSERT_EQ(waiting.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  auto answer = waiting.get();
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_TRUE(answer->empty());
+  auto later = poll();
+  ASSERT_EQ(later.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_TRUE(later.get()->empty());
+  // Everything else goes on: what is there is leased at once.
+  Put("x");
+  auto leases = broker_->Lease("q", {.max = 5, .wait = milliseconds(20'000)});
+  ASSERT_TRUE(leases.ok());
+  EXPECT_EQ(leases->size(), 1u);
+}
+
+// Review D5: the dedupe sweep deleted at most 10,000 expired keys a minute, so any sustained
+// rate above ~167 keys/s (webhooks add one per delivery) grew queue_dedupe without bound.
+TEST_F(QueueTest, DedupeSweepDeletesEveryExpiredKeyNotTenThousandAMinute) {
+  ASSERT_TRUE(
+      broker_->DeclareQueue("q", {.dedupe_window = milliseconds(1000), .max_payload_bytes = 64})
+          .ok());
+  constexpr int kKeys = 25'000;
+  for (int batch = 0; batch < kKeys / 1000; ++batch) {
+    std::vector<NewMessage> messages(1000);
+    for (int i = 0; i < 1000; ++i) {
+      messages[static_cast<size_t>(i)].payload = "x";
+      messages[static_cast<size_t>(i)].dedupe_key = fmt::format("k{}", batch * 1000 + i);
+    }
+    ASSERT_TRUE(broker_->Enqueue("q", std::move(messages)).ok());
+  }
+  auto db = store::OpenSqlite({.path = dir_.File("queue.db"), .read_only = true});
+  ASSERT_TRUE(db.ok()) << db.status();
+  auto keys = [&] {
+    auto row = (*db)->QueryOne("SELECT count(*) FROM queue_dedupe");
+    return row.ok() ? std::get<int64_t>((*row)[0]) : -1;
+  };
+  EXPECT_EQ(keys(), kKeys);
+  // Past the window and one sweep interval; the writer notices time on its next round.
+  clock_.Advance(std::chrono::seconds(61));
+  Put("nudge");
+  int64_t left = keys();
+  for (int i = 0; i < 3000 && left != 0; ++i) {
+    std::this_thread::sleep_for(milliseconds(10));
+    left = keys();
+  }
+  EXPECT_EQ(left, 0) << "expired dedupe keys left after one sweep interval";
+}
+
+// Review D17 / security D4: a lease answer had no byte cap (40 leased messages of 15 MiB took
+// 3.2 GB). It stops before the message that would go over max_bytes, but always holds one.
+TEST_F(QueueTest, LeaseStopsAtMaxBytesButAlwaysTakesOneMessage) {
+  ASSERT_TRUE(broker_->DeclareQueue("q", {.max_payload_bytes = size_t{1} << 20}).ok());
+  const std::string big(100'000, 'x');
+  for (int i = 0; i < 10; ++i) {
+    Put(big + std::to_string(i));
+  }
+  auto three = broker_->Lease("q", {.max = 10, .max_bytes = 350'000});
+  ASSERT_TRUE(three.ok()) << three.status();
+  ASSERT_EQ(three->size(), 3u);
+  EXPECT_EQ((*three)[2].payload, big + "2");  // oldest first: the cap keeps the order
+  auto one = broker_->Lease("q", {.max = 10, .max_bytes = 1});
+  ASSERT_TRUE(one.ok()) << one.status();
+  ASSERT_EQ(one->size(), 1u);  // bigger than the cap alone, and still delivered
+  EXPECT_EQ((*one)[0].payload, big + "3");
+  // The default is BrokerOptions::max_lease_bytes.
+  max_lease_bytes_ = 250'000;
+  Open();
+  auto two = broker_->Lease("q", {.max = 10});
+  ASSERT_TRUE(two.ok()) << two.status();
+  EXPECT_EQ(two->size(), 2u);
+  EXPECT_EQ(broker_->Lease("q", {.max = 10, .max_bytes = 250'001}).status().code(),
+            StatusCode::kInvalidArgument);
+  // Dead-letter pages are capped the same way.
+  for (const Leased& l : *two) {
+    ASSERT_TRUE(broker_->Fail("q", l.lease_id, "no").ok());
+  }
+  for (auto more = Take(10); !more.empty(); more = Take(10)) {
+    EXPECT_EQ(more.size(), 2u);
+    for (const Leased& l : more) {
+      ASSERT_TRUE(broker_->Fail("q", l.lease_id, "no").ok());
+    }
+  }
+  size_t pages = 0;
+  size_t seen = 0;
+  std::optional<MessageId> after;
+  do {
+    auto page = broker_->ListDeadLetters("q", after, 1000);
+    ASSERT_TRUE(page.ok()) << page.status();
+    ASSERT_FALSE(page->items.empty());
+    EXPECT_LE(page->items.size(), 2u);
+    seen += page->items.size();
+    after = page->next_after;
+    ++pages;
+  } while (after && pages < 10);
+  EXPECT_EQ(seen, 6u);  // 2 + the 4 not leased before
+}
+
+// Review D13: a deleted queue's metric series stayed forever (20 create+delete left 21
+// evo_queue_depth series for 1 live queue, 273 evo_queue_* series).
+TEST_F(QueueTest, DeletedQueuesLeaveNoMetricSeries) {
+  broker_.reset();
+  metrics::Registry registry;
+  BrokerOptions options;
+  options.path = dir_.File("metrics.db");
+  options.sync = false;
+  auto broker = OpenSqliteBroker(
+      options, clock_,
+      [this](size_t n) {
+        std::vector<MessageId> ids;
+        for (size_t i = 0; i < n; ++i) {
+          ids.push_back(next_id_.fetch_add(1) + 1);
+        }
+        return StatusOr<std::vector<MessageId>>(ids);
+      },
+      &registry);
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  auto series = [&registry](std::string_view prefix) {
+    const std::string text = registry.RenderText();
+    size_t n = 0;
+    for (size_t at = text.find(prefix); at != std::string::npos; at = text.find(prefix, at + 1)) {
+      n += at == 0 || text[at - 1] == '\n';
+    }
+    return n;
+  };
+  ASSERT_TRUE((*broker)->DeclareQueue("live", {}).ok());
+  for (int i = 0; i < 20; ++i) {
+    const std::string name = fmt::format("gone{}", i);
+    ASSERT_TRUE((*broker)->DeclareQueue(name, {}).ok());
+    ASSERT_TRUE((*broker)->Enqueue(name, {{.payload = "x"}}).ok());
+    ASSERT_TRUE((*broker)->DeleteQueue(name).ok());
+  }
+  EXPECT_EQ(series("evo_queue_depth{"), 1u);
+  EXPECT_EQ(series("evo_queue_enqueued_total{"), 1u);
+  EXPECT_EQ(series("evo_queue_"), 13u + 2u);  // 13 per queue, plus the 2 writer counters
+  // A name declared again gets fresh series, counted from zero.
+  ASSERT_TRUE((*broker)->DeclareQueue("gone3", {}).ok());
+  ASSERT_TRUE((*broker)->Enqueue("gone3", {{.payload = "x"}}).ok());
+  EXPECT_NE(registry.RenderText().find("evo_queue_enqueued_total{queue=\"gone3\"} 1\n"),
+            std::string::npos);
+  (*broker)->Stop();
+}
+
+// Review D16: visibility used the wall clock as it was, so after a restart with the clock
+// 60 s back a committed, ready message was not leasable ("available 52 s in the future").
+// The queue's time never goes back: it stands still until the wall clock catches up.
+TEST_F(QueueTest, AClockSteppedBackDoesNotHideReadyMessages) {
+  ASSERT_TRUE(broker_->DeclareQueue("q", {}).ok());
+  Put("before restart");
+  const auto t0 = clock_.Now();
+  clock_.SetWall(t0 - std::chrono::seconds(60));
+  Open();
+  auto stats = broker_->Stats("q");
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->ready, 1);
+  auto leases = Take(10, milliseconds(30'000));
+  ASSERT_EQ(leases.size(), 1u);
+  EXPECT_EQ(leases[0].payload, "before restart");
+  // The lease runs on the queue's time: 30 s after t0, however far back the wall clock is.
+  EXPECT_EQ(leases[0].lease_expires_unix_ms, UnixMillis(t0) + 30'000);
+
+  // The same within one process: stepped back again, a message put just before is ready.
+  clock_.SetWall(t0);
+  Put("in process");
+  clock_.SetWall(t0 - std::chrono::seconds(120));
+  auto again = Take(10, milliseconds(60'000));
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].payload, "in process");
+  // And a delay still runs from the queue's time: 10 s once the wall clock is back past t0.
+  Put("delayed", {.delay = milliseconds(10'000)});
+  clock_.SetWall(t0 + std::chrono::seconds(9));
+  EXPECT_TRUE(Take(10).empty());
+  clock_.SetWall(t0 + std::chrono::seconds(10));
+  auto delayed = Take(10);
+  ASSERT_EQ(delayed.size(), 1u);
+  EXPECT_EQ(delayed[0].payload, "delayed");
+}
+
+// Nothing read from disk may throw: a stored attempt history with fields of the wrong type
+// reads as defaults (it used nlohmann's throwing value()).
+TEST_F(QueueTest, AStoredHistoryOfTheWrongShapeReadsAsDefaults) {
+  ASSERT_TRUE(broker_->DeclareQueue("q", {}).ok());
+  const MessageId id = Put("x");
+  ASSERT_TRUE(broker_->Fail("q", Take()[0].lease_id, "boom").ok());
+  {
+    auto db = store::OpenSqlite({.path = dir_.File("queue.db")});
+    ASSERT_TRUE(db.ok()) << db.status();
+    ASSERT_TRUE((*db)
+                    ->Exec("UPDATE queue_dead_letters SET history = ?",
+                           {std::string(R"([{"attempt":"1","at":null,"error":5},7])")})
+                    .ok());
+  }
+  auto dead = broker_->GetDeadLetter("q", id);
+  ASSERT_TRUE(dead.ok()) << dead.status();
+  ASSERT_EQ(dead->history.size(), 1u);
+  EXPECT_EQ(dead->history[0].attempt, 0);
+  EXPECT_EQ(dead->history[0].error, "");
+  EXPECT_EQ(broker_->ListDeadLetters("q", std::nullopt, 10)->items.size(), 1u);
+}
+
 TEST_F(QueueTest, ConcurrentProducersShareCommitsAndLoseNothing) {
   ASSERT_TRUE(broker_->DeclareQueue("q", {}).ok());
   std::vector<std::thread> threads;
@@ -489,6 +705,87 @@ TEST_F(QueueTest, ConcurrentProducersShareCommitsAndLoseNothing) {
     leased += l.size();
   }
   EXPECT_EQ(leased, 1600u);
+}
+
+// Holds the writer thread inside an operation's callback until the returned promise is set,
+// so that every operation submitted meanwhile lands in the next group commit.
+std::promise<void> BlockWriter(Broker& broker, const std::string& queue) {
+  std::promise<void> release;
+  auto blocked = std::make_shared<std::promise<void>>();
+  std::future<void> in_callback = blocked->get_future();
+  broker.EnqueueAsync(
+      queue, {{.payload = "blocker"}},
+      [gate = release.get_future().share(), blocked](const StatusOr<std::vector<MessageId>>&) {
+        blocked->set_value();
+        gate.wait();
+      });
+  in_callback.wait();
+  return release;
+}
+
+// Review D15: one operation's store error aborted its whole group commit, failing every
+// unrelated producer in the group (15 duplicate ids from a racy IdSource failed 102 enqueues).
+TEST_F(QueueTest, OneFailingOperationFailsAloneAndTheRestOfItsGroupCommits) {
+  ASSERT_TRUE(broker_->DeclareQueue("q", {}).ok());
+  const MessageId first = Put("first");
+  std::promise<void> release = BlockWriter(*broker_, "q");
+  std::vector<std::future<StatusOr<std::vector<MessageId>>>> results;
+  auto enqueue = [&](std::vector<NewMessage> messages) {
+    auto promise = std::make_shared<std::promise<StatusOr<std::vector<MessageId>>>>();
+    results.push_back(promise->get_future());
+    broker_->EnqueueAsync("q", std::move(messages), [promise](StatusOr<std::vector<MessageId>> r) {
+      promise->set_value(std::move(r));
+    });
+  };
+  enqueue({{.payload = "a"}});
+  enqueue({{.payload = "b"}, {.payload = "c"}});
+  // The id source hands out an id already stored: this batch (whose first message is fine)
+  // must fail all or nothing, alone.
+  next_id_.store(first - 2);
+  enqueue({{.payload = "fresh"}, {.payload = "duplicate"}});
+  next_id_.store(first + 100);
+  enqueue({{.payload = "d"}});
+  release.set_value();
+  std::vector<StatusOr<std::vector<MessageId>>> got;
+  for (auto& f : results) {
+    got.push_back(f.get());
+  }
+  EXPECT_TRUE(got[0].ok()) << got[0].status();
+  EXPECT_TRUE(got[1].ok()) << got[1].status();
+  EXPECT_EQ(got[2].status().code(), StatusCode::kAlreadyExists) << got[2].status();
+  EXPECT_TRUE(got[3].ok()) << got[3].status();
+  std::multiset<std::string> payloads;
+  for (const Leased& l : Take(100)) {
+    payloads.insert(l.payload);
+  }
+  EXPECT_EQ(payloads, (std::multiset<std::string>{"first", "blocker", "a", "b", "c", "d"}));
+  auto stats = broker_->Stats("q");
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->depth, 6);  // the counters leave the failed batch out too
+  EXPECT_EQ(stats->enqueued_total, 6);
+}
+
+// A callback that throws runs on the writer thread: it is logged, the other operations of
+// its group are still answered, and the broker goes on serving (no std::terminate).
+TEST_F(QueueTest, AThrowingCallbackDoesNotStopTheWriter) {
+  ASSERT_TRUE(broker_->DeclareQueue("q", {}).ok());
+  std::promise<void> release = BlockWriter(*broker_, "q");
+  broker_->EnqueueAsync("q", {{.payload = "x"}}, [](const StatusOr<std::vector<MessageId>>&) {
+    throw std::runtime_error("callback bug");
+  });
+  std::promise<StatusOr<std::vector<MessageId>>> after;
+  broker_->EnqueueAsync("q", {{.payload = "y"}}, [&after](StatusOr<std::vector<MessageId>> r) {
+    after.set_value(std::move(r));
+  });
+  release.set_value();
+  auto answered = after.get_future().get();
+  EXPECT_TRUE(answered.ok()) << answered.status();
+  broker_->LeaseAsync("q", {.max = 10}, [](const StatusOr<std::vector<Leased>>&) {
+    throw 42;
+  });  // not an exception type
+  Put("z");
+  EXPECT_EQ(broker_->Stats("q")->depth, 4);
+  EXPECT_EQ(Take(100).size(), 1u);  // the thrown-away lease took "blocker", "x" and "y"
 }
 
 TEST_F(QueueTest, DeleteQueueRemovesItsMessages) {

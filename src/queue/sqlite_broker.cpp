@@ -45,6 +45,9 @@ constexpr milliseconds kMaxDelay{30LL * 24 * 3600 * 1000};
 constexpr milliseconds kWaiterRetry{100};
 constexpr milliseconds kGaugeRefresh{2000};
 constexpr milliseconds kDedupeSweep{60'000};
+// Expired dedupe keys deleted per statement; the sweep repeats it, between group commits,
+// until no expired key is left.
+constexpr size_t kDedupeSweepBatch = 5000;
 
 const std::vector<store::Migration>& Migrations() {
   static const std::vector<store::Migration> migrations = {{1, R"sql(
@@ -103,6 +106,12 @@ CREATE TABLE queue_dead_letters(
   headers TEXT,
   payload BLOB NOT NULL);
 CREATE INDEX queue_dead_letters_queue ON queue_dead_letters(queue_id, id);
+)sql"},
+                                                           {2, R"sql(
+CREATE TABLE queue_clock(
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  high_water INTEGER NOT NULL);
+INSERT INTO queue_clock(id, high_water) VALUES(1, 0);
 )sql"}};
   return migrations;
 }
@@ -183,9 +192,16 @@ std::vector<AttemptRecord> ParseHistory(const std::string& text) {
   if (!parsed.is_array()) {
     return out;
   }
+  // Checked reads: the text comes from disk, and a field of another type must not throw.
+  auto integer = [](const json& r, const char* name) -> int64_t {
+    const auto it = r.find(name);
+    return it != r.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+  };
   for (const json& r : parsed) {
     if (r.is_object()) {
-      out.push_back({r.value("attempt", 0), r.value("at", int64_t{0}), r.value("error", "")});
+      const auto error = r.find("error");
+      out.push_back({static_cast<int>(integer(r, "attempt")), integer(r, "at"),
+                     error != r.end() && error->is_string() ? error->get<std::string>() : ""});
     }
   }
   return out;
@@ -258,7 +274,7 @@ struct QueueInfo {
   int64_t id = 0;
   std::string name;
   QueueOptions options;  // written on the writer thread under queues_mu_; read elsewhere with it
-  QueueMetrics metrics;
+  QueueMetrics metrics;  // set at commit; read and cleared (queue deleted) under queues_mu_
   bool deleted = false;  // writer thread only: operations still holding it find nothing
 };
 using QueuePtr = std::shared_ptr<QueueInfo>;
@@ -278,11 +294,13 @@ class Op {
   virtual ~Op() = default;
   // Messages this operation writes at most (to size groups).
   virtual size_t Weight() const { return 1; }
-  // Runs inside the group's transaction. A non-OK answer is a store failure that aborts the
-  // whole group; an operation's own failure (unknown lease...) is kept for Finish.
+  // Runs inside the group's transaction, in a savepoint of its own. A non-OK answer (a store
+  // failure) or an exception rolls back this operation's writes alone and becomes its answer;
+  // the rest of the group commits. An operation's own refusal (unknown lease...) is kept for
+  // Finish instead.
   virtual Status Apply(Group& group) = 0;
-  // After the commit (`commit` is its status). Returns true to be kept as a long-poll waiter
-  // instead of answering.
+  // After the commit: `commit` is the commit's status, or this operation's own failure from
+  // Apply. Returns true to be kept as a long-poll waiter instead of answering.
   virtual bool Finish(const Status& commit, int64_t now_ms) = 0;
   // Whether the group's commit must survive a power loss before this operation is answered.
   // A lease need not: lost, it is as if it had expired (the message is delivered again).
@@ -356,6 +374,9 @@ Status Validate(const BrokerOptions& o) {
   }
   if (o.max_lease_batch < 1 || o.max_lease_batch > 100'000) {
     return InvalidArgumentError("max_lease_batch must be 1..100000");
+  }
+  if (o.max_lease_bytes < 1 || o.max_lease_bytes > (size_t{1} << 30)) {
+    return InvalidArgumentError("max_lease_bytes must be 1..1 GiB");
   }
   if (o.max_wait < milliseconds(0) || o.max_wait > milliseconds(300'000)) {
     return InvalidArgumentError("max_wait must be 0..300 s");
@@ -847,10 +868,11 @@ class EnqueueOp final : public Op {
 class LeaseBatchOp final : public Op {
  public:
   bool NeedsSync() const override { return false; }
-  LeaseBatchOp(QueuePtr q, size_t max, milliseconds visibility, int64_t deadline_ms,
-               Callback<std::vector<Leased>> done)
+  LeaseBatchOp(QueuePtr q, size_t max, size_t max_bytes, milliseconds visibility,
+               int64_t deadline_ms, Callback<std::vector<Leased>> done)
       : q_(std::move(q)),
         max_(max),
+        max_bytes_(max_bytes),
         visibility_(visibility),
         deadline_ms_(deadline_ms),
         done_(std::move(done)) {}
@@ -866,14 +888,17 @@ class LeaseBatchOp final : public Op {
       return OkStatus();
     }
     const int64_t until = g.now_ms + visibility_.count();
-    for (int lane = 0; lane < kLaneCount && leased_.size() < max_; ++lane) {
-      // The candidates, oldest first (index only but for the attempt columns).
+    size_t bytes = 0;   // payload and header bytes taken so far
+    bool full = false;  // the next message would go over max_bytes_
+    for (int lane = 0; lane < kLaneCount && leased_.size() < max_ && !full; ++lane) {
+      // The candidates, oldest first (index only but for the attempt columns and the sizes,
+      // which SQLite reads without loading the payload).
       EVO_ASSIGN_OR_RETURN(
           store::Rows rows,
           g.tx.Query(
-              "SELECT id, attempt, attempt_base, leased_until, history FROM queue_messages "
-              "WHERE queue_id = ? AND lane = ? AND available_at <= ? ORDER BY "
-              "available_at LIMIT ?",
+              "SELECT id, attempt, attempt_base, leased_until, history, length(payload) + "
+              "coalesce(length(headers), 0) FROM queue_messages WHERE queue_id = ? AND "
+              "lane = ? AND available_at <= ? ORDER BY available_at LIMIT ?",
               {q_->id, int64_t{lane}, g.now_ms, static_cast<int64_t>(max_ - leased_.size())}));
       if (rows.empty()) {
         continue;
@@ -882,6 +907,11 @@ class LeaseBatchOp final : public Op {
       std::unordered_map<int64_t, size_t> order;
       for (const store::Row& r : rows.rows) {
         const int64_t id = Int(r[0]);
+        const auto size = static_cast<size_t>(std::max<int64_t>(0, Int(r[5])));
+        if (leased_.size() + order.size() > 0 && bytes + size > max_bytes_) {
+          full = true;  // stop here, so that what is left keeps its order
+          break;
+        }
         if (!Null(r[3])) {
           // Its last lease ran out: that delivery counts as a failed attempt (rare path).
           const int round = static_cast<int>(Int(r[1]) - Int(r[2]));
@@ -895,6 +925,7 @@ class LeaseBatchOp final : public Op {
               g.tx.Exec("UPDATE queue_messages SET history = ? WHERE id = ?", {history, id})
                   .status());
         }
+        bytes += size;
         ids += order.empty() ? "" : ",";
         ids += std::to_string(id);
         order.emplace(id, order.size());
@@ -949,6 +980,7 @@ class LeaseBatchOp final : public Op {
  private:
   QueuePtr q_;
   size_t max_;
+  size_t max_bytes_;
   milliseconds visibility_;
   int64_t deadline_ms_;
   Callback<std::vector<Leased>> done_;
@@ -964,12 +996,8 @@ class FunctionOp final : public Op {
       : fn_(std::move(fn)), done_(std::move(done)) {}
   Status Apply(Group& g) override {
     result_ = fn_(g);
-    // A store failure inside aborts the group like any other.
-    if (!result_.ok() && result_.status().code() != StatusCode::kNotFound &&
-        result_.status().code() != StatusCode::kInvalidArgument) {
-      return result_.status();
-    }
-    return OkStatus();
+    // A failure rolls back what `fn` wrote before it (its savepoint), and is its answer.
+    return result_.status();
   }
   bool Finish(const Status& commit, int64_t) override {
     done_(commit.ok() ? std::move(result_) : StatusOr<T>(commit));
@@ -1034,6 +1062,19 @@ class SqliteBroker final : public Broker {
     if (!options_.read_only) {
       EVO_RETURN_IF_ERROR(db_->Migrate("queue", Migrations()));
     }
+    // A read-only open of a file from before queue_clock has none: the wall clock it is.
+    if (auto clock = db_->QueryOne("SELECT high_water FROM queue_clock WHERE id = 1"); clock.ok()) {
+      stored_high_water_ = Int((*clock)[0]);
+      high_water_.store(stored_high_water_);
+      if (const int64_t wall = UnixMillis(clock_.Now()); wall < stored_high_water_) {
+        spdlog::warn(
+            "queue: the clock is {} ms behind the last time the queue used; the queue's time "
+            "stands still until it catches up (delays and leases wait that much longer)",
+            stored_high_water_ - wall);
+      }
+    } else if (!options_.read_only) {
+      return clock.status();
+    }
     EVO_ASSIGN_OR_RETURN(store::Rows rows, db_->Query(std::string(kQueueColumns)));
     std::lock_guard lock(queues_mu_);
     for (const store::Row& r : rows.rows) {
@@ -1079,6 +1120,9 @@ class SqliteBroker final : public Broker {
                  existing = p;
                }
              }
+             if (existing != nullptr && existing->deleted) {
+               existing = nullptr;  // deleted earlier in this group: declared anew
+             }
              if (existing) {
                EVO_RETURN_IF_ERROR(
                    g.tx.Exec("UPDATE queue_queues SET max_attempts = ?, visibility_ms = ?, "
@@ -1103,8 +1147,8 @@ class SqliteBroker final : public Broker {
              q->id = Int(rows[0][0]);
              q->name = n;
              q->options = options;
-             AttachMetrics(*q);
-             // Visible to callers only once committed (see WriterLoop's pending_queues_).
+             // Visible to callers, and given its metric series, only once committed (see
+             // ApplyCommitted).
              pending_queues_.push_back(q);
              return true;
            })
@@ -1193,11 +1237,17 @@ class SqliteBroker final : public Broker {
                       fmt::format("wait must be 0..{} s", options_.max_wait.count() / 1000))
                       .With(kPayloadPointer, "#/waitSeconds"));
     }
+    if (options.max_bytes > options_.max_lease_bytes) {
+      return done(
+          InvalidArgumentError(fmt::format("max_bytes must be 0..{}", options_.max_lease_bytes))
+              .With(kPayloadPointer, "#/maxBytes"));
+    }
     const milliseconds visibility =
         options.visibility.count() > 0 ? options.visibility : OptionsOf(**q).default_visibility;
     const int64_t deadline = options.wait.count() > 0 ? NowMs() + options.wait.count() : 0;
-    Submit(std::make_unique<LeaseBatchOp>(*std::move(q), options.max, visibility, deadline,
-                                          std::move(done)));
+    const size_t max_bytes = options.max_bytes > 0 ? options.max_bytes : options_.max_lease_bytes;
+    Submit(std::make_unique<LeaseBatchOp>(*std::move(q), options.max, max_bytes, visibility,
+                                          deadline, std::move(done)));
   }
 
   void AckAsync(std::string_view queue, std::string_view lease_id, Callback<bool> done) override {
@@ -1273,20 +1323,33 @@ class SqliteBroker final : public Broker {
     if (limit < 1 || limit > 1000) {
       return InvalidArgumentError("limit must be 1..1000");
     }
-    EVO_ASSIGN_OR_RETURN(
-        store::Rows rows,
-        db_->Query(
-            "SELECT id, lane, attempts, last_error, history, ordering_key, enqueued_at, "
-            "dead_at, headers, payload FROM queue_dead_letters WHERE queue_id = ? AND id "
-            "> ? ORDER BY id LIMIT ?",
-            {q->id, static_cast<int64_t>(after.value_or(0)), static_cast<int64_t>(limit + 1)}));
+    // Row by row, so that a page never holds more than max_lease_bytes of payloads (but at
+    // least one dead letter).
     DeadLetterPage page;
-    for (store::Row& r : rows.rows) {
-      if (page.items.size() == limit) {
-        page.next_after = page.items.back().id;
-        break;
-      }
-      page.items.push_back(ToDeadLetter(r));
+    size_t bytes = 0;
+    Status s = db_->QueryEach(
+        "SELECT id, lane, attempts, last_error, history, ordering_key, enqueued_at, "
+        "dead_at, headers, payload FROM queue_dead_letters WHERE queue_id = ? AND id "
+        "> ? ORDER BY id LIMIT ?",
+        {q->id, static_cast<int64_t>(after.value_or(0)), static_cast<int64_t>(limit + 1)},
+        [&](const store::Row& row) -> Status {
+          store::Row r = row;
+          DeadLetter d = ToDeadLetter(r);
+          size_t size = d.payload.size();
+          for (const auto& [name, value] : d.headers) {
+            size += name.size() + value.size();
+          }
+          if (page.items.size() == limit ||
+              (!page.items.empty() && bytes + size > options_.max_lease_bytes)) {
+            page.next_after = page.items.back().id;
+            return CancelledError("page full");
+          }
+          bytes += size;
+          page.items.push_back(std::move(d));
+          return OkStatus();
+        });
+    if (!s.ok() && !page.next_after) {
+      return s;
     }
     return page;
   }
@@ -1311,6 +1374,14 @@ class SqliteBroker final : public Broker {
   StatusOr<int64_t> PurgeDeadLetters(std::string_view queue,
                                      const DeadLetterFilter& filter) override {
     return ForDeadLetters(queue, filter, /*redrive=*/false);
+  }
+
+  void EndLongPolls() override {
+    {
+      std::lock_guard lock(mu_);
+      long_polls_ended_ = true;
+    }
+    cv_.notify_all();
   }
 
   void Stop() override {
@@ -1348,6 +1419,25 @@ class SqliteBroker final : public Broker {
     metrics::Family<metrics::Counter>* redriven = nullptr;
   };
 
+  // Drops the queue's series from the registry (a deleted queue). Under queues_mu_, which
+  // every user of the series pointers holds.
+  void DetachMetrics(QueueInfo& q) {
+    if (registry_ == nullptr || q.metrics.depth == nullptr) {
+      return;
+    }
+    const metrics::LabelValues l = {q.name};
+    for (auto* family : {families_.depth, families_.ready, families_.in_flight, families_.delayed,
+                         families_.dead, families_.oldest}) {
+      family->Remove(l);
+    }
+    for (auto* family :
+         {families_.enqueued, families_.acked, families_.nacked, families_.dead_lettered,
+          families_.expired, families_.deduplicated, families_.redriven}) {
+      family->Remove(l);
+    }
+    q.metrics = QueueMetrics{};
+  }
+
   void AttachMetrics(QueueInfo& q) {
     if (registry_ == nullptr) {
       return;
@@ -1369,7 +1459,18 @@ class SqliteBroker final : public Broker {
     m.redriven = &families_.redriven->Get(l);
   }
 
-  int64_t NowMs() const { return UnixMillis(clock_.Now()); }
+  // The broker's time: the wall clock, but never before a time it already used, in this
+  // process or (through queue_clock) before a restart. A wall clock stepped back therefore
+  // holds the queue's time still until it catches up, instead of hiding messages that were
+  // ready and stretching nothing but delays and leases by the step.
+  int64_t NowMs() const {
+    const int64_t wall = UnixMillis(clock_.Now());
+    int64_t seen = high_water_.load(std::memory_order_relaxed);
+    while (wall > seen &&
+           !high_water_.compare_exchange_weak(seen, wall, std::memory_order_relaxed)) {
+    }
+    return std::max(wall, seen);
+  }
 
   QueuePtr Find(const std::string& name) {
     std::lock_guard lock(queues_mu_);
@@ -1639,16 +1740,21 @@ class SqliteBroker final : public Broker {
   void WriterLoop() {
     std::deque<std::unique_ptr<Op>> batch;
     auto next_sweep = clock_.Monotonic() + kDedupeSweep;
+    bool sweep_more = false;  // the last sweep found more expired keys than it deleted
     while (true) {
       bool stopping = false;
+      bool answer_polls = false;
       {
         std::unique_lock lock(mu_);
         auto wake = std::chrono::steady_clock::now() + kWaiterRetry;
         if (waiters_.empty()) {
           wake = std::chrono::steady_clock::now() + kGaugeRefresh;
         }
-        cv_.wait_until(lock, wake, [&] { return stopping_ || !inbox_.empty(); });
+        if (!sweep_more) {
+          cv_.wait_until(lock, wake, [&] { return stopping_ || !inbox_.empty(); });
+        }
         stopping = stopping_;
+        answer_polls = stopping_ || long_polls_ended_;
         size_t weight = 0;
         while (!inbox_.empty() && weight < options_.max_group_messages) {
           weight += inbox_.front()->Weight();
@@ -1656,34 +1762,48 @@ class SqliteBroker final : public Broker {
           inbox_.pop_front();
         }
       }
-      const int64_t now = NowMs();
-      // Long polls: retry those whose queue got visible messages, and all of them every
-      // kWaiterRetry (delays and leases run out without any write).
-      for (auto it = waiters_.begin(); it != waiters_.end();) {
-        LeaseBatchOp& w = static_cast<LeaseBatchOp&>(**it);
-        const bool woken = std::find(woken_.begin(), woken_.end(), w.queue_id()) != woken_.end();
-        if (stopping || now >= w.deadline_ms() || woken || now >= next_waiter_retry_) {
-          if (stopping) {
-            w.Expire();
+      // The loop's boundary: whatever throws fails the operations in hand (Internal) and the
+      // writer goes on with the next ones.
+      try {
+        const int64_t now = NowMs();
+        // Long polls: retry those whose queue got visible messages, and all of them every
+        // kWaiterRetry (delays and leases run out without any write). Once long polls are
+        // ended, each is answered at its next retry with what it has.
+        for (auto it = waiters_.begin(); it != waiters_.end();) {
+          LeaseBatchOp& w = static_cast<LeaseBatchOp&>(**it);
+          const bool woken = std::find(woken_.begin(), woken_.end(), w.queue_id()) != woken_.end();
+          if (answer_polls || now >= w.deadline_ms() || woken || now >= next_waiter_retry_) {
+            if (answer_polls) {
+              w.Expire();
+            }
+            batch.push_back(std::move(*it));
+            it = waiters_.erase(it);
+          } else {
+            ++it;
           }
-          batch.push_back(std::move(*it));
-          it = waiters_.erase(it);
-        } else {
-          ++it;
         }
-      }
-      if (now >= next_waiter_retry_) {
-        next_waiter_retry_ = now + kWaiterRetry.count();
-      }
-      woken_.clear();
-      if (!batch.empty()) {
-        Commit(batch, now);
-        batch.clear();
-      }
-      const auto mono = clock_.Monotonic();
-      if (mono >= next_sweep) {
-        SweepDedupe(now);
-        next_sweep = mono + kDedupeSweep;
+        if (now >= next_waiter_retry_) {
+          next_waiter_retry_ = now + kWaiterRetry.count();
+        }
+        woken_.clear();
+        if (!batch.empty()) {
+          Commit(batch, now);
+          batch.clear();
+        }
+        // Expired dedupe keys go in bounded batches, one batch between two group commits,
+        // until none is left: the sweep keeps up with any rate of inserts the writer
+        // accepts, and never holds the writer for long.
+        const auto mono = clock_.Monotonic();
+        if (sweep_more || mono >= next_sweep) {
+          sweep_more = SweepDedupe(NowMs());
+          next_sweep = mono + kDedupeSweep;
+        }
+      } catch (const std::exception& e) {
+        FailBatch(batch, fmt::format("queue writer: {}", e.what()));
+        sweep_more = false;
+      } catch (...) {
+        FailBatch(batch, "queue writer: unknown exception");
+        sweep_more = false;
       }
       if (stopping) {
         std::lock_guard lock(mu_);
@@ -1694,9 +1814,70 @@ class SqliteBroker final : public Broker {
     }
   }
 
+  // Answers the operations of `batch` not answered yet with Internal (something threw outside
+  // of any one operation); the writer goes on with the next batch.
+  static void FailBatch(std::deque<std::unique_ptr<Op>>& batch, const std::string& what) {
+    spdlog::error("{} (failing the {} operations of its batch)", what, batch.size());
+    for (auto& op : batch) {
+      if (op != nullptr) {
+        FinishCatching(*op, InternalError(what), 0);
+      }
+    }
+    batch.clear();
+  }
+
+  // Op::Finish, whose callback may throw: logged, and the writer goes on.
+  static bool FinishCatching(Op& op, const Status& status, int64_t now_ms) {
+    try {
+      return op.Finish(status, now_ms);
+    } catch (const std::exception& e) {
+      spdlog::error("queue: a callback threw: {}", e.what());
+    } catch (...) {
+      spdlog::error("queue: a callback threw an unknown exception");
+    }
+    return false;
+  }
+
+  // Runs `op` in a savepoint of the group's transaction. Its effects join the group only when
+  // it succeeds; otherwise its writes are rolled back and `failure` says why. Returns non-OK
+  // only when the transaction itself is lost (the savepoint cannot be rolled back).
+  static Status ApplyIsolated(Op& op, Group& g, Status& failure) {
+    EVO_RETURN_IF_ERROR(g.tx.Exec("SAVEPOINT evo_queue_op").status());
+    Group own{g.tx, g.now_ms, {}, {}};
+    try {
+      failure = op.Apply(own);
+    } catch (const std::exception& e) {
+      failure = InternalError(fmt::format("queue operation threw: {}", e.what()));
+    } catch (...) {
+      failure = InternalError("queue operation threw an unknown exception");
+    }
+    if (!failure.ok()) {
+      spdlog::warn("queue: one operation of a group failed, the others go on: {}",
+                   failure.ToString());
+      EVO_RETURN_IF_ERROR(g.tx.Exec("ROLLBACK TO evo_queue_op").status());
+      return g.tx.Exec("RELEASE evo_queue_op").status();
+    }
+    EVO_RETURN_IF_ERROR(g.tx.Exec("RELEASE evo_queue_op").status());
+    for (const auto& [queue_id, d] : own.deltas) {
+      Counters& total = g.deltas[queue_id];
+      total.depth += d.depth;
+      total.dead += d.dead;
+      total.enqueued += d.enqueued;
+      total.deduplicated += d.deduplicated;
+      total.acked += d.acked;
+      total.nacked += d.nacked;
+      total.dead_lettered += d.dead_lettered;
+      total.expired += d.expired;
+      total.redriven += d.redriven;
+    }
+    g.woken.insert(g.woken.end(), own.woken.begin(), own.woken.end());
+    return OkStatus();
+  }
+
   void Commit(std::deque<std::unique_ptr<Op>>& batch, int64_t now) {
     std::map<int64_t, Counters> deltas;
     std::vector<int64_t> woken;
+    std::vector<Status> failures(batch.size());
     // Leases alone are committed without syncing the log; a group with anything else syncs
     // it (and with it the leases before).
     const bool sync =
@@ -1705,8 +1886,8 @@ class SqliteBroker final : public Broker {
     const Status commit = db_->Transaction(
         [&](store::Executor& tx) -> Status {
           Group g{tx, now, {}, {}};
-          for (auto& op : batch) {
-            EVO_RETURN_IF_ERROR(op->Apply(g));
+          for (size_t i = 0; i < batch.size(); ++i) {
+            EVO_RETURN_IF_ERROR(ApplyIsolated(*batch[i], g, failures[i]));
           }
           for (const auto& [queue_id, d] : g.deltas) {
             if (d.Zero()) {
@@ -1723,12 +1904,18 @@ class SqliteBroker final : public Broker {
                        d.dead_lettered, d.expired, d.redriven, queue_id})
                     .status());
           }
+          if (now > stored_high_water_) {
+            // Every time this group wrote is <= now: a restart starts from here at least.
+            EVO_RETURN_IF_ERROR(
+                tx.Exec("UPDATE queue_clock SET high_water = ? WHERE id = 1", {now}).status());
+          }
           deltas = std::move(g.deltas);
           woken = std::move(g.woken);
           return OkStatus();
         },
         sync ? store::TxMode::kDurable : store::TxMode::kReadWrite);
     if (commit.ok()) {
+      stored_high_water_ = std::max(stored_high_water_, now);
       ApplyCommitted(deltas);
       woken_ = std::move(woken);
     } else {
@@ -1745,13 +1932,16 @@ class SqliteBroker final : public Broker {
       committed_ops_->Inc(static_cast<double>(batch.size()));
     }
     const int64_t after = NowMs();
-    for (auto& op : batch) {
-      if (op->Finish(commit, after)) {
+    for (size_t i = 0; i < batch.size(); ++i) {
+      // Taken out first: FailBatch skips what was answered here, should anything throw.
+      std::unique_ptr<Op> op = std::move(batch[i]);
+      const Status& status = commit.ok() ? failures[i] : commit;
+      if (FinishCatching(*op, status.ok() ? commit : status, after)) {
         if (waiters_.size() < options_.max_waiters) {
           waiters_.push_back(std::move(op));
         } else {
           static_cast<LeaseBatchOp&>(*op).Expire();
-          op->Finish(OkStatus(), after);
+          FinishCatching(*op, OkStatus(), after);
         }
       }
     }
@@ -1759,13 +1949,18 @@ class SqliteBroker final : public Broker {
 
   void ApplyCommitted(const std::map<int64_t, Counters>& deltas) {
     std::lock_guard lock(queues_mu_);
+    // Deleted first: a queue deleted and declared again in one group is the new one.
+    for (const QueuePtr& q : deleted_queues_) {
+      if (auto it = queues_.find(q->name); it != queues_.end() && it->second == q) {
+        queues_.erase(it);
+      }
+      by_id_.erase(q->id);
+      DetachMetrics(*q);
+    }
     for (QueuePtr& q : pending_queues_) {
       queues_[q->name] = q;
       by_id_[q->id] = q;
-    }
-    for (const QueuePtr& q : deleted_queues_) {
-      queues_.erase(q->name);
-      by_id_.erase(q->id);
+      AttachMetrics(*q);
     }
     for (const auto& [id, d] : deltas) {
       auto it = by_id_.find(id);
@@ -1807,6 +2002,10 @@ class SqliteBroker final : public Broker {
       if (!s.ok()) {
         continue;
       }
+      std::lock_guard lock(queues_mu_);
+      if (q->metrics.depth == nullptr) {
+        continue;  // deleted meanwhile: its series are gone
+      }
       q->metrics.depth->Set(static_cast<double>(s->depth));
       q->metrics.dead->Set(static_cast<double>(s->dead_letters));
       q->metrics.ready->Set(static_cast<double>(s->ready));
@@ -1824,19 +2023,30 @@ class SqliteBroker final : public Broker {
       // Its own condition variable: Submit's notify_one must always reach the writer.
       stop_cv_.wait_for(lock, kGaugeRefresh, [&] { return stopping_; });
       lock.unlock();
-      RefreshGauges();
+      // Nothing may end this thread (and with it the process): log, refresh next round.
+      try {
+        RefreshGauges();
+      } catch (const std::exception& e) {
+        spdlog::error("queue: gauge refresh threw: {}", e.what());
+      } catch (...) {
+        spdlog::error("queue: gauge refresh threw an unknown exception");
+      }
       lock.lock();
     }
   }
 
-  void SweepDedupe(int64_t now) {
+  // Deletes up to kDedupeSweepBatch expired dedupe keys; true when it deleted that many
+  // (more may be left).
+  bool SweepDedupe(int64_t now) {
     auto r = db_->Exec(
         "DELETE FROM queue_dedupe WHERE (queue_id, key) IN (SELECT queue_id, key FROM "
-        "queue_dedupe WHERE expires_at <= ? LIMIT 10000)",
-        {now});
+        "queue_dedupe WHERE expires_at <= ? LIMIT ?)",
+        {now, static_cast<int64_t>(kDedupeSweepBatch)});
     if (!r.ok()) {
       spdlog::warn("queue: dedupe sweep failed: {}", r.status().ToString());
+      return false;
     }
+    return r->rows_affected >= static_cast<int64_t>(kDedupeSweepBatch);
   }
 
   const BrokerOptions options_;
@@ -1857,8 +2067,13 @@ class SqliteBroker final : public Broker {
   std::condition_variable stop_cv_;        // wakes the gauge thread at Stop
   std::deque<std::unique_ptr<Op>> inbox_;  // guarded by mu_
   bool stopping_ = false;                  // guarded by mu_
+  bool long_polls_ended_ = false;          // guarded by mu_
+
+  // The largest time the broker used (NowMs), from queue_clock at start.
+  mutable std::atomic<int64_t> high_water_{0};
 
   // Writer thread only.
+  int64_t stored_high_water_ = 0;  // queue_clock.high_water as committed
   std::vector<std::unique_ptr<Op>> waiters_;
   std::vector<int64_t> woken_;
   int64_t next_waiter_retry_ = 0;

@@ -110,8 +110,10 @@ class WorkerPoolImpl final : public WorkerPool {
       }
       for (const Leased& m : *leases) {
         if (stopping_.load()) {
-          Settle(broker_.Nack(options_.queue, m.lease_id,
-                              {.delay = milliseconds(0), .error = "worker stopped"}));
+          // Not an attempt: nobody tried it, so it keeps its budget and gets no history entry.
+          Settle(broker_.Nack(
+              options_.queue, m.lease_id,
+              {.delay = milliseconds(0), .error = "worker stopped", .count_attempt = false}));
           continue;
         }
         Handle(m, rng);

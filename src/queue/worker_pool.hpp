@@ -71,8 +71,9 @@ class WorkerPool {
   virtual ~WorkerPool() = default;
 
   // Stops leasing, lets running handlers finish and settles their messages; messages leased
-  // but not yet started are nacked without delay so another consumer gets them at once.
-  // Idempotent; the destructor calls it.
+  // but not yet started are handed back without delay (a nack with count_attempt=false: no
+  // attempt used up, no history entry, never dead-lettered by Stop) so another consumer
+  // gets them at once. Idempotent; the destructor calls it.
   virtual void Stop() = 0;
   virtual Stats stats() const = 0;
 };

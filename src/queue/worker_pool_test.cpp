@@ -1,6 +1,7 @@
 #include "queue/worker_pool.hpp"
 
 #include <atomic>
+#include <future>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -112,6 +113,50 @@ TEST_F(WorkerPoolTest, ExhaustedRetriesEndInTheDeadLetters) {
   auto dead = broker_->ListDeadLetters("jobs", std::nullopt, 10);
   EXPECT_EQ(dead->items[0].attempts, 3);
   EXPECT_EQ(dead->items[0].history.size(), 3u);
+}
+
+// Review D7: Stop nacked the messages leased but not yet started as a failed attempt, so with
+// max_attempts 1 it dead-lettered messages no handler had seen ("worker stopped").
+TEST_F(WorkerPoolTest, StopHandsBackUnstartedMessagesWithoutUsingAnAttempt) {
+  ASSERT_TRUE(broker_->DeclareQueue("once", {.max_attempts = 1}).ok());
+  ASSERT_TRUE(
+      broker_->Enqueue("once", {{.payload = "a"}, {.payload = "b"}, {.payload = "c"}}).ok());
+  std::atomic<int> handled{0};
+  std::atomic<bool> release{false};
+  std::promise<void> started;
+  WorkerOptions o = Options();
+  o.queue = "once";
+  o.concurrency = 1;
+  o.batch = 3;
+  auto pool = WorkerPool::Start(*broker_, RealClock(), o, [&](const Leased&, Clock::SteadyTime) {
+    if (handled.fetch_add(1) == 0) {
+      started.set_value();
+      while (!release.load()) {
+        std::this_thread::sleep_for(milliseconds(5));
+      }
+    }
+    return OkStatus();
+  });
+  ASSERT_TRUE(pool.ok());
+  started.get_future().wait();  // the batch of 3 is leased, the first is running
+  std::thread stopper([&] { (*pool)->Stop(); });
+  // Stop raises its flag first thing; the handler of the first message then returns.
+  std::this_thread::sleep_for(milliseconds(200));
+  release.store(true);
+  stopper.join();
+  ASSERT_EQ(handled.load(), 1) << "the pool went on handling after Stop";
+  auto stats = broker_->Stats("once");
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->dead_letters, 0);
+  EXPECT_EQ(stats->depth, 2);
+  EXPECT_EQ(stats->nacked_total, 0);
+  // Both are visible again at once, still on their first attempt.
+  auto again = broker_->Lease("once", {.max = 10});
+  ASSERT_TRUE(again.ok());
+  ASSERT_EQ(again->size(), 2u);
+  for (const Leased& l : *again) {
+    EXPECT_EQ(l.attempt, 1) << l.payload;
+  }
 }
 
 TEST_F(WorkerPoolTest, BadOptionsAndUnknownQueueAreRefused) {

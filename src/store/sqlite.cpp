@@ -784,8 +784,15 @@ class SqliteDatabase final : public Database {
         break;
       }
       lock.unlock();
-      if (auto r = Query("PRAGMA wal_checkpoint(PASSIVE)", {}); !r.ok()) {
-        spdlog::warn("store: checkpoint of {} failed: {}", options_.path, r.status().ToString());
+      // Nothing may end this thread (and with it the process): log, try again next round.
+      try {
+        if (auto r = Query("PRAGMA wal_checkpoint(PASSIVE)", {}); !r.ok()) {
+          spdlog::warn("store: checkpoint of {} failed: {}", options_.path, r.status().ToString());
+        }
+      } catch (const std::exception& e) {
+        spdlog::error("store: checkpoint of {} threw: {}", options_.path, e.what());
+      } catch (...) {
+        spdlog::error("store: checkpoint of {} threw an unknown exception", options_.path);
       }
       lock.lock();
     }

@@ -132,6 +132,25 @@ class Basics(unittest.TestCase):
             self.assertLess(result["seconds"], 5)
 
 
+    def test_lease_answer_stops_at_max_bytes_but_holds_one_message(self):
+        """Review D17 / security D4: a lease answer had no byte cap (40 x 15 MiB leased at
+        once took 3.2 GB). maxBytes (default 16 MiB) caps it; one message always comes."""
+        with Evo(args=["--modules", "queue"]) as evo:
+            declare(evo, maxPayloadBytes=1 << 20)
+            big = "x" * 300_000
+            r = enqueue(evo, {"messages": [{"payload": big + str(i)} for i in range(6)]})
+            self.assertEqual(r.status_code, 201, r.text)
+            got = lease(evo, max=10, maxBytes=700_000)
+            self.assertEqual([m["payload"] for m in got], [big + "0", big + "1"])
+            got = lease(evo, max=10, maxBytes=1)
+            self.assertEqual([m["payload"] for m in got], [big + "2"])
+            r = evo.post("/v1/queues/jobs/leases", json={"maxBytes": 0})
+            self.assertEqual(r.status_code, 400, r.text)
+            self.assertEqual(r.json()["errors"][0]["pointer"], "#/maxBytes", r.text)
+            # The default (16 MiB) takes the three left.
+            self.assertEqual(len(lease(evo, max=10)), 3)
+
+
 class BadInput(unittest.TestCase):
     def test_nul_in_payloads_and_header_values_round_trips_byte_exact(self):
         # RFC 8259 allows \u0000; in a payload and a header value it is data (BAD_INPUTS.md).
@@ -344,6 +363,40 @@ class CrashSafety(unittest.TestCase):
         finally:
             done.set()
             evo.kill()
+
+
+class Shutdown(unittest.TestCase):
+    def test_sigterm_answers_an_idle_long_poll_and_exits_before_the_shutdown_timeout(self):
+        """Review D6: the drain waited the whole --shutdown-timeout for an idle long poll,
+        which then got no HTTP answer at all (curl: empty reply)."""
+        evo = Evo(args=["--modules", "queue", "--shutdown-timeout", "30s"])
+        try:
+            declare(evo)
+            result = {}
+
+            def poll():
+                try:
+                    r = requests.post(evo.url("/v1/queues/jobs/leases"),
+                                      json={"waitSeconds": 20}, timeout=60)
+                    result["status"], result["body"] = r.status_code, r.json()
+                except requests.RequestException as e:
+                    result["error"] = repr(e)
+
+            t = threading.Thread(target=poll)
+            t.start()
+            time.sleep(1)  # the poll is waiting in the broker
+            start = time.time()
+            rc = evo.terminate(timeout=60)
+            stopped_after = time.time() - start
+            t.join(60)
+            self.assertEqual(rc, 0, evo.log())
+            self.assertNotIn("error", result, evo.log())
+            self.assertEqual(result["status"], 200)
+            self.assertEqual(result["body"], {"leases": []})
+            # Far below the 30 s timeout (and the poll's own 20 s): nothing waited them out.
+            self.assertLess(stopped_after, 10, evo.log())
+        finally:
+            evo.cleanup()
 
 
 class Cli(unittest.TestCase):
