@@ -319,6 +319,23 @@ void AddRouterResponses(const Route& route, const nlohmann::json& parameters,
   }
 }
 
+// The operation's security requirement: none for a public route, else the bearer scheme
+// with the scope, and the 401 and 403 answers the router gives.
+void AddSecurity(const std::string& scope, nlohmann::json& operation, nlohmann::json& responses) {
+  if (scope.empty()) {
+    operation["security"] = nlohmann::json::array();
+    return;
+  }
+  operation["security"] = {{{"bearer", {scope}}}};
+  if (!responses.contains("401")) {
+    responses["401"] = ProblemResponseSpec(
+        "No credential, or one that is not accepted (WWW-Authenticate says why).");
+  }
+  if (!responses.contains("403")) {
+    responses["403"] = ProblemResponseSpec("The credential lacks the scope " + scope + ".");
+  }
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -385,6 +402,7 @@ Response Response::Empty(int status) {
 
 struct Router::Impl {
   Node root;
+  Authenticator authenticate;                        // empty: authentication off
   std::vector<std::unique_ptr<Endpoint>> endpoints;  // registration order
   // operationId -> "METHOD pattern" of the route that declares it.
   std::map<std::string, std::string, std::less<>> operation_ids;
@@ -404,6 +422,8 @@ struct Router::Impl {
            RouteOptions options);
   std::optional<Response> RouteOrThrow(Request& request, std::string_view& route_label,
                                        const Route** deferred, bool& implicit_head) const;
+  // Sets request.principal for `route`; the 401/403 answer when the request may not run it.
+  std::optional<Response> Authorize(const Route& route, Request& request) const;
 };
 
 namespace {
@@ -445,6 +465,49 @@ void Router::Handle(std::string method, std::string pattern, Handler handler,
 void Router::HandleAsync(std::string method, std::string pattern, AsyncHandler handler,
                          RouteOptions options) {
   impl_->Add(std::move(method), std::move(pattern), {}, std::move(handler), std::move(options));
+}
+
+void Router::SetAuthenticator(Authenticator authenticate) {
+  impl_->authenticate = std::move(authenticate);
+}
+
+std::optional<Response> Router::Impl::Authorize(const Route& route, Request& request) const {
+  request.principal = auth::Principal();
+  const std::string& scope = route.options.scope;
+  if (scope.empty()) {
+    return std::nullopt;
+  }
+  if (!authenticate) {
+    request.principal = auth::Principal::Admin();
+    return std::nullopt;
+  }
+  StatusOr<auth::Principal> who = UnauthenticatedError("a bearer token is required");
+  // A token in a URL ends up in logs and proxies (RFC 6750 §2.3 discourages it): refused
+  // whatever it holds. Any query string that mentions it counts, even a malformed one.
+  if (request.query.find("access_token") != std::string::npos) {
+    who = UnauthenticatedError(
+        "tokens are accepted only in the Authorization header, not the query string");
+  } else {
+    who = authenticate(request);
+  }
+  if (!who.ok()) {
+    Status refused =
+        UnauthenticatedError(who.status().message()).With(kPayloadReason, "UNAUTHENTICATED");
+    refused.SetPayload(kPayloadHttpHeaders,
+                       "WWW-Authenticate: Bearer realm=\"evo\", error=\"invalid_token\"");
+    return ProblemResponse(refused);
+  }
+  if (!who->Has(scope)) {
+    Status refused = PermissionDeniedError("this operation needs the scope '" + scope + "'")
+                         .With(kPayloadReason, "INSUFFICIENT_SCOPE");
+    refused.SetPayload(kPayloadHttpHeaders,
+                       "WWW-Authenticate: Bearer realm=\"evo\", error=\"insufficient_scope\", "
+                       "scope=\"" +
+                           scope + "\"");
+    return ProblemResponse(refused);
+  }
+  request.principal = std::move(*who);
+  return std::nullopt;
 }
 
 void Router::Impl::Add(std::string method, std::string pattern, Handler handler,
@@ -591,6 +654,9 @@ std::optional<Response> Router::Impl::RouteOrThrow(Request& request, std::string
     request.params.emplace_back(route->param_names[i], std::move(*decoded));
   }
 
+  if (std::optional<Response> refused = Authorize(*route, request)) {
+    return refused;
+  }
   if (route->async_handler) {
     *deferred = route;
     return std::nullopt;
@@ -696,6 +762,9 @@ nlohmann::json Router::OpenApi(std::string_view title, std::string_view version)
         responses = nlohmann::json::object();
       }
       AddRouterResponses(route, parameters, responses);
+      if (!operation.contains("security")) {  // unless the route declares its own
+        AddSecurity(route.options.scope, operation, responses);
+      }
       if (parameters.empty()) {
         operation.erase("parameters");
       }
@@ -716,9 +785,19 @@ nlohmann::json Router::OpenApi(std::string_view title, std::string_view version)
       {"info", {{"title", title}, {"version", version}}},
       {"servers", {{{"url", "/"}, {"description", "The evo instance serving this document."}}}},
       {"paths", std::move(paths)},
+      {"security", {{{"bearer", nlohmann::json::array()}}}},
       {"components",
        {{"schemas", {{"Problem", ProblemSchema()}}},
-        {"responses", {{kRefusedResponse, RefusedResponseSpec()}}}}},
+        {"responses", {{kRefusedResponse, RefusedResponseSpec()}}},
+        {"securitySchemes",
+         {{"bearer",
+           {{"type", "http"},
+            {"scheme", "bearer"},
+            {"description",
+             "An evo API key (evo_...) or a JWT from the configured issuer, as "
+             "`Authorization: Bearer <token>`. Each operation lists the scope it needs; "
+             "\"admin\" implies every scope. Operations with an empty security list are "
+             "public."}}}}}}},
   };
 }
 

@@ -24,6 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "auth/principal.hpp"
 #include "core/status.hpp"
 
 namespace evo::http {
@@ -59,6 +60,9 @@ struct Request {
   std::string span_id;     // 16 hex: this request's span
   // Filled in by the router: decoded `{param}` values of the matched route.
   std::vector<std::pair<std::string, std::string>> params;
+  // Filled in by the router: who the request acts as. On a route with a scope, the verified
+  // credential's principal (admin when authentication is off); anonymous on a public route.
+  auth::Principal principal;
 
   // The decoded value of route parameter `name` (empty if the route has none).
   std::string_view Param(std::string_view name) const;
@@ -117,6 +121,9 @@ struct RouteOptions {
   // among them) meanwhile. When that pool's queue is full the request is answered 503
   // (SERVER_BUSY, Retry-After). Router::Dispatch runs such a route inline, like any other.
   bool blocking = false;
+  // The scope a caller needs ("ids:read", "queue:write", "admin"; auth/principal.hpp), checked
+  // by the router before the handler runs (see Router::SetAuthenticator). Empty: public.
+  std::string scope;
   // As `blocking`, only for requests whose body is larger than this (0: none): for a route
   // that is quick on typical input and long on the largest it accepts.
   size_t blocking_above_body_bytes = 0;
@@ -135,6 +142,11 @@ using Handler = std::function<StatusOr<Response>(const Request&)>;
 // called leaves the connection waiting until the server stops.
 using Reply = std::function<void(StatusOr<Response>)>;
 using AsyncHandler = std::function<void(const Request&, Reply)>;
+
+// Verifies a request's credential (`Authorization: Bearer <token>`) and says who it acts as.
+// Unauthenticated when it is missing or not accepted; the status message is the short reason
+// the client is told, and never holds the token. Called from any I/O thread.
+using Authenticator = std::function<StatusOr<auth::Principal>(const Request&)>;
 
 class Router {
  public:
@@ -155,6 +167,14 @@ class Router {
   // Registers a deferred handler (see AsyncHandler); otherwise as Handle.
   void HandleAsync(std::string method, std::string pattern, AsyncHandler handler,
                    RouteOptions options = {});
+
+  // Turns authentication on; call before serving. A route with a scope then answers
+  // 401 (WWW-Authenticate: Bearer realm="evo", error="invalid_token"; problem reason
+  // UNAUTHENTICATED) when `authenticate` refuses the request or the token came in the query
+  // string (`access_token`), and 403 (error="insufficient_scope", reason INSUFFICIENT_SCOPE,
+  // naming the scope) when the principal lacks the scope. Without an authenticator
+  // (authentication off) such requests act as admin. Public routes never ask.
+  void SetAuthenticator(Authenticator authenticate);
 
   // What the server needs to know before reading a request's body.
   struct Match {

@@ -368,5 +368,134 @@ TEST(RouterAsync, ErrorsBecomeProblemsAndSyncRoutesAnswerAtOnce) {
   EXPECT_FALSE(called);
 }
 
+// Routes with scopes, and an authenticator that knows two bearer tokens.
+class RouterAuth : public ::testing::Test {
+ protected:
+  RouterAuth() {
+    RouteOptions read;
+    read.scope = "ids:read";
+    RouteOptions write;
+    write.scope = "ids:write";
+    const Handler who = [](const Request& r) -> StatusOr<Response> {
+      return Response::Json(200, {{"subject", r.principal.subject},
+                                  {"admin", r.principal.Has("admin")},
+                                  {"scopes", r.principal.scopes}});
+    };
+    router_.Get("/v1/read", who, read);
+    router_.Post("/v1/write", who, write);
+    router_.Get("/v1/public", who);
+  }
+
+  void TurnOn() {
+    router_.SetAuthenticator([](const Request& r) -> StatusOr<auth::Principal> {
+      const auto header = r.headers.Get("Authorization");
+      auth::Principal p;
+      p.kind = auth::Principal::Kind::kApiKey;
+      if (header && *header == "Bearer reader") {
+        p.subject = "key_reader";
+        p.scopes = {"ids:read"};
+        return p;
+      }
+      if (header && *header == "Bearer root") {
+        p.subject = "key_root";
+        p.scopes = {"admin"};
+        return p;
+      }
+      return UnauthenticatedError(header ? "the token is not accepted"
+                                         : "a bearer token is required");
+    });
+  }
+
+  Response Call(std::string method, std::string path, std::string authorization = "",
+                std::string query = "") {
+    Request request = MakeRequest(std::move(method), std::move(path));
+    request.query = std::move(query);
+    if (!authorization.empty()) {
+      request.headers.Add("Authorization", std::move(authorization));
+    }
+    return router_.Dispatch(request);
+  }
+
+  Router router_;
+};
+
+TEST_F(RouterAuth, OffEveryScopedRouteActsAsAdmin) {
+  const Response r = Call("POST", "/v1/write");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_TRUE(json::parse(r.body)["admin"].get<bool>());
+}
+
+TEST_F(RouterAuth, MissingOrRefusedCredentialsAre401WithAChallenge) {
+  TurnOn();
+  for (const std::string& authorization :
+       {std::string(), std::string("Bearer nope"), std::string("Basic cm9vdDpyb290")}) {
+    const Response r = Call("GET", "/v1/read", authorization);
+    EXPECT_EQ(r.status, 401) << authorization;
+    EXPECT_EQ(*r.headers.Get("WWW-Authenticate"), R"(Bearer realm="evo", error="invalid_token")");
+    EXPECT_EQ(json::parse(r.body)["reason"], "UNAUTHENTICATED");
+    EXPECT_EQ(r.body.find("nope"), std::string::npos);  // the token is never echoed
+  }
+}
+
+TEST_F(RouterAuth, ATokenInTheQueryStringIsRefusedEvenAValidOne) {
+  TurnOn();
+  const Response r = Call("GET", "/v1/read", "", "access_token=root");
+  EXPECT_EQ(r.status, 401);
+  EXPECT_NE(json::parse(r.body)["detail"].get<std::string>().find("Authorization header"),
+            std::string::npos);
+  EXPECT_EQ(Call("GET", "/v1/read", "Bearer reader", "access_token=x").status, 401);
+}
+
+TEST_F(RouterAuth, AMissingScopeIs403NamingItAndAdminImpliesEveryScope) {
+  TurnOn();
+  EXPECT_EQ(Call("GET", "/v1/read", "Bearer reader").status, 200);
+  const Response refused = Call("POST", "/v1/write", "Bearer reader");
+  EXPECT_EQ(refused.status, 403);
+  EXPECT_EQ(*refused.headers.Get("WWW-Authenticate"),
+            R"(Bearer realm="evo", error="insufficient_scope", scope="ids:write")");
+  EXPECT_EQ(json::parse(refused.body)["reason"], "INSUFFICIENT_SCOPE");
+  EXPECT_NE(refused.body.find("ids:write"), std::string::npos);
+  const Response root = Call("POST", "/v1/write", "Bearer root");
+  EXPECT_EQ(root.status, 200);
+  EXPECT_EQ(json::parse(root.body)["subject"], "key_root");
+}
+
+// The seed's defect (go-grpc-event): a request header that grants admin to whoever sends it.
+TEST_F(RouterAuth, HeadersClaimingARoleGrantNothing) {
+  TurnOn();
+  for (const char* header : {"Grpc-Metadata-Admin", "X-Admin", "X-User-Role", "X-Scopes"}) {
+    Request request = MakeRequest("POST", "/v1/write");
+    request.headers.Add(header, "admin");
+    request.headers.Add("Authorization", "Bearer reader");
+    EXPECT_EQ(router_.Dispatch(request).status, 403) << header;
+    Request anonymous = MakeRequest("POST", "/v1/write");
+    anonymous.headers.Add(header, "true");
+    EXPECT_EQ(router_.Dispatch(anonymous).status, 401) << header;
+  }
+}
+
+TEST_F(RouterAuth, PublicRoutesNeverAskAndSeeNoPrincipal) {
+  TurnOn();
+  Request request = MakeRequest("GET", "/v1/read");
+  request.headers.Add("Authorization", "Bearer root");
+  ASSERT_EQ(router_.Dispatch(request).status, 200);
+  // The same Request object reused for a public route (as a keep-alive connection does)
+  // carries no principal over.
+  request.path = request.target = "/v1/public";
+  const Response r = router_.Dispatch(request);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(json::parse(r.body)["subject"], "");
+  EXPECT_FALSE(json::parse(r.body)["admin"].get<bool>());
+}
+
+TEST_F(RouterAuth, OpenApiListsTheBearerSchemeAndEachOperationsScope) {
+  const json doc = router_.OpenApi("t", "1");
+  EXPECT_EQ(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+  EXPECT_EQ(doc["paths"]["/v1/write"]["post"]["security"],
+            json::parse(R"([{"bearer":["ids:write"]}])"));
+  EXPECT_TRUE(doc["paths"]["/v1/write"]["post"]["responses"].contains("403"));
+  EXPECT_EQ(doc["paths"]["/v1/public"]["get"]["security"], json::array());
+}
+
 }  // namespace
 }  // namespace evo::http
