@@ -17,7 +17,7 @@ PACKAGES=(
   # the evo binary's allocator (CMake option EVO_MIMALLOC)
   libmimalloc-dev
   # servers and tools the tests and benchmarks start on loopback
-  sqlite3 curl faketime prometheus python3-prometheus-client python3-requests
+  sqlite3 curl faketime prometheus python3-prometheus-client python3-requests python3-jwt python3-cryptography
   wrk redis-server redis-tools postgresql postgresql-contrib nats-server
   # spam benchmark peers (bench/spam.sh)
   bogofilter python3-sklearn

@@ -233,6 +233,35 @@ void AddFlags(CLI::App& app, Config& c) {
           ->group(spam),
       "EVO_SPAM_CORPUS_ROOT");
 
+  const std::string auth = "Authentication";
+  Env(app.add_option("--auth", c.auth,
+                     "auto | on | off. auto: on unless --listen is a loopback address. On: every "
+                     "route but /livez, /readyz, /metrics and /openapi.json needs "
+                     "`Authorization: Bearer <API key or JWT>` with the route's scope")
+          ->group(auth)
+          ->check(CLI::IsMember({"auto", "on", "off"}))
+          ->capture_default_str(),
+      "EVO_AUTH");
+  Env(app.add_option("--auth-jwks-url", c.auth_jwks_url,
+                     "JWKS of the OIDC provider whose JWTs are accepted (RS256, ES256, EdDSA)")
+          ->group(auth),
+      "EVO_AUTH_JWKS_URL");
+  Env(app.add_option("--auth-jwks-file", c.auth_jwks_file, "The JWKS from a file instead")
+          ->group(auth),
+      "EVO_AUTH_JWKS_FILE");
+  Env(app.add_option("--auth-issuer", c.auth_issuer, "Required `iss` of JWTs")->group(auth),
+      "EVO_AUTH_ISSUER");
+  Env(app.add_option("--auth-audience", c.auth_audience, "Required `aud` of JWTs")->group(auth),
+      "EVO_AUTH_AUDIENCE");
+  Env(app.add_option("--auth-leeway", c.auth_leeway, "Clock skew allowed on exp and nbf")
+          ->group(auth)
+          ->capture_default_str(),
+      "EVO_AUTH_LEEWAY");
+  Env(app.add_option("--auth-scope-claim", c.auth_scope_claim,
+                     "JWT claims holding scopes (repeatable; default scope, scp, permissions)")
+          ->group(auth),
+      "EVO_AUTH_SCOPE_CLAIM");
+
   const std::string bandit = "Bandit";
   Env(app.add_option("--bandit-default-experiment", c.bandit_default_experiment,
                      "Experiment behind the original server's GET/POST /arms and GET "
@@ -407,6 +436,55 @@ StatusOr<spam::ServiceOptions> ToSpamOptions(const Config& c) {
   o.top_tokens = static_cast<size_t>(c.spam_top_tokens);
   EVO_RETURN_IF_ERROR(spam::Validate(o));
   return o;
+}
+
+bool ListensOnLoopback(const Config& c) {
+  const size_t colon = c.listen.rfind(':');
+  std::string host = c.listen.substr(0, colon == std::string::npos ? 0 : colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+StatusOr<bool> AuthEnabled(const Config& c) {
+  if (c.auth == "on") {
+    return true;
+  }
+  if (c.auth == "off") {
+    return false;
+  }
+  if (c.auth == "auto") {
+    return !ListensOnLoopback(c);
+  }
+  return InvalidArgumentError("--auth: expected auto, on or off, got '" + c.auth + "'");
+}
+
+StatusOr<std::optional<auth::JwtOptions>> ToJwtOptions(const Config& c) {
+  if (c.auth_jwks_url.empty() && c.auth_jwks_file.empty()) {
+    return std::optional<auth::JwtOptions>();
+  }
+  if (!c.auth_jwks_url.empty() && !c.auth_jwks_file.empty()) {
+    return InvalidArgumentError("--auth-jwks-url and --auth-jwks-file exclude each other");
+  }
+  if (c.auth_issuer.empty() || c.auth_audience.empty()) {
+    return InvalidArgumentError("--auth-issuer and --auth-audience are required with a JWKS");
+  }
+  auth::JwtOptions o;
+  o.issuer = c.auth_issuer;
+  o.audience = c.auth_audience;
+  auto leeway = ParseDuration(c.auth_leeway);
+  if (!leeway.ok()) {
+    return Named("auth-leeway", leeway.status());
+  }
+  o.leeway = std::chrono::duration_cast<std::chrono::seconds>(*leeway);
+  if (!c.auth_scope_claim.empty()) {
+    o.scope_claims = c.auth_scope_claim;
+  }
+  if (Status s = auth::Validate(o); !s.ok()) {
+    return InvalidArgumentError("--auth: " + std::string(s.message()));
+  }
+  return std::optional<auth::JwtOptions>(std::move(o));
 }
 
 StatusOr<std::filesystem::path> SpamCorpusRoot(const Config& c) {

@@ -7,11 +7,13 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 
+#include "auth/jwt.hpp"
 #include "bandit/bandit.hpp"
 #include "core/logging.hpp"
 #include "core/status.hpp"
@@ -38,6 +40,14 @@ struct Config {
   std::string body_timeout = "30s";
   std::string idle_timeout = "60s";
   std::string write_timeout = "30s";
+  // Authentication
+  std::string auth = "auto";  // auto | on | off
+  std::string auth_jwks_url;
+  std::string auth_jwks_file;
+  std::string auth_issuer;
+  std::string auth_audience;
+  std::string auth_leeway = "30s";
+  std::vector<std::string> auth_scope_claim;  // empty: scope, scp, permissions
   std::string shutdown_timeout = "15s";
   bool access_log = true;
   // IDs
@@ -90,6 +100,14 @@ StatusOr<std::filesystem::path> SpamCorpusRoot(const Config& config);
 StatusOr<bandit::ServiceOptions> ToBanditOptions(const Config& config);
 StatusOr<webhooks::Options> ToWebhooksOptions(const Config& config);
 StatusOr<std::chrono::milliseconds> ShutdownTimeout(const Config& config);
+// Whether requests must authenticate: --auth on/off, or for auto, whether --listen is not a
+// loopback address (127.0.0.0/8, ::1, localhost).
+StatusOr<bool> AuthEnabled(const Config& config);
+// True when --listen names a loopback address.
+bool ListensOnLoopback(const Config& config);
+// The JWT settings, when --auth-jwks-url or --auth-jwks-file is given (then --auth-issuer and
+// --auth-audience are required); nullopt otherwise.
+StatusOr<std::optional<auth::JwtOptions>> ToJwtOptions(const Config& config);
 // The embedded database file: <data-dir>/evo.db.
 std::filesystem::path DatabasePath(const Config& config);
 

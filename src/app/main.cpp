@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include "app/authn.hpp"
 #include "app/config.hpp"
 #include "bandit/bandit.hpp"
 #include "bandit/cli.hpp"
@@ -306,8 +307,58 @@ int Serve(const Config& config) {
     spdlog::info("webhooks: {} address ranges allowed past the SSRF guard",
                  options->ssrf.allow.size());
   }
+  // Authentication (README "Authentication"): API keys from evo.db, JWTs when a JWKS is set.
+  auto auth_on = AuthEnabled(config);
+  if (!auth_on.ok()) {
+    return Fail(kExitUsage, auth_on.status());
+  }
+  auto jwt_options = ToJwtOptions(config);
+  if (!jwt_options.ok()) {
+    return Fail(kExitUsage, jwt_options.status());
+  }
+  std::unique_ptr<store::Database> auth_db;
+  std::unique_ptr<auth::KeyStore> keys;
+  std::unique_ptr<auth::JwtVerifier> jwt;
+  if (*auth_on) {
+    auto db = OpenDatabase(config);
+    if (!db.ok()) {
+      return Fail(ExitCodeFor(db.status()), db.status());
+    }
+    auth_db = std::move(*db);
+    auto opened = auth::KeyStore::Open(*auth_db, RealClock());
+    if (!opened.ok()) {
+      return Fail(ExitCodeFor(opened.status()), opened.status());
+    }
+    keys = std::move(*opened);
+    if (*jwt_options) {
+      auto fetcher = config.auth_jwks_url.empty() ? auth::JwksFileFetcher(config.auth_jwks_file)
+                                                  : JwksUrlFetcher(config.auth_jwks_url);
+      auto verifier = auth::JwtVerifier::Create(**jwt_options, std::move(fetcher), RealClock());
+      if (!verifier.ok()) {
+        return Fail(kExitFailure, verifier.status());
+      }
+      jwt = std::move(*verifier);
+    }
+    router.SetAuthenticator(MakeAuthenticator(*keys, jwt.get(), registry));
+    spdlog::info("authentication on: API keys{}; /livez, /readyz, /metrics and /openapi.json "
+                 "stay public",
+                 jwt ? " and JWTs from " + config.auth_issuer : "");
+  } else if (ListensOnLoopback(config)) {
+    spdlog::info("authentication off (loopback): every request acts as admin");
+  } else {
+    spdlog::warn("AUTHENTICATION IS OFF on {}: anyone who can reach it acts as admin "
+                 "(--auth on to require credentials)",
+                 config.listen);
+  }
+
   // Readiness of each module is re-evaluated by the main loop below.
   auto update_readiness = [&] {
+    if (keys) {
+      // Keys created or revoked by `evo keys` take effect within a tick.
+      if (const Status s = keys->Refresh(); !s.ok()) {
+        spdlog::warn("auth: reloading the API keys: {}", s.ToString());
+      }
+    }
     if (ids_module) {
       const Status s = ids_module->generator->Ready();
       readiness.Set("ids", s.ok(), std::string(s.message()));
