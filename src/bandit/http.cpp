@@ -168,6 +168,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
   // microseconds, unless each one waits for its msync (--bandit-sync always).
   const bool answers_wait_for_msync = service.options().sync == SyncMode::kAlways;
   http::RouteOptions create;
+  create.scope = "bandit:write";
   create.blocking = true;
   create.openapi = {{"summary", "Create an experiment"},
                     {"operationId", "createExperiment"},
@@ -191,6 +192,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       create);
 
   http::RouteOptions list;
+  list.scope = "bandit:read";
   list.openapi = {
       {"summary", "List experiments"},
       {"operationId", "listExperiments"},
@@ -226,6 +228,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       list);
 
   http::RouteOptions get;
+  get.scope = "bandit:read";
   get.openapi = {{"summary", "Get an experiment"},
                  {"operationId", "getExperiment"},
                  {"tags", {"bandit"}},
@@ -242,6 +245,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       get);
 
   http::RouteOptions update;
+  update.scope = "bandit:write";
   update.blocking = true;
   update.openapi = {
       {"summary", "Replace an experiment's settings"},
@@ -277,6 +281,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
   router.Patch("/v1/experiments/{name}", do_update, update);
 
   http::RouteOptions remove;
+  remove.scope = "bandit:write";
   remove.blocking = true;
   remove.openapi = {
       {"summary", "Delete an experiment (its state and pending pulls)"},
@@ -293,6 +298,8 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       remove);
 
   http::RouteOptions pull;
+  // a pull is recorded (and later rewarded): a change
+  pull.scope = "bandit:write";
   pull.blocking = answers_wait_for_msync;
   pull.openapi = {
       {"summary", "Choose an arm"},
@@ -348,6 +355,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       pull);
 
   http::RouteOptions reward;
+  reward.scope = "bandit:write";
   reward.blocking = answers_wait_for_msync;
   reward.openapi = {
       {"summary", "Report the reward of a pull (or a batch)"},
@@ -416,6 +424,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       reward);
 
   http::RouteOptions stats;
+  stats.scope = "bandit:read";
   stats.blocking = true;
   stats.openapi = {
       {"summary", "Statistics per arm"},
@@ -441,6 +450,8 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
   // The original bandit server's surface, on one configured experiment: GET /arms pulls,
   // POST /arms rewards, GET /arms/stats reports.
   http::RouteOptions compat_pull;
+  // A GET that records a pull: a change, so bandit:write like POST .../pulls.
+  compat_pull.scope = "bandit:write";
   compat_pull.blocking = answers_wait_for_msync;
   compat_pull.openapi = {
       {"summary", "Original server: choose an arm of the default experiment"},
@@ -457,6 +468,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       },
       compat_pull);
   http::RouteOptions compat_reward;
+  compat_reward.scope = "bandit:write";
   compat_reward.blocking = answers_wait_for_msync;
   compat_reward.openapi = {
       {"summary", "Original server: report a reward"},
@@ -492,6 +504,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       },
       compat_reward);
   http::RouteOptions compat_stats;
+  compat_stats.scope = "bandit:read";
   compat_stats.blocking = true;
   compat_stats.openapi = {
       {"summary", "Original server: statistics of the default experiment"},

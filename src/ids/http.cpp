@@ -331,6 +331,7 @@ void RegisterRoutes(http::Router& router, Generator& generator, Uuid7Generator& 
   RegisterMetrics(registry, generator);
 
   http::RouteOptions issue;
+  issue.scope = "ids:read";
   issue.openapi = {
       {"summary", "Issue 64-bit, time-ordered unique IDs"},
       {"description",
@@ -371,6 +372,7 @@ void RegisterRoutes(http::Router& router, Generator& generator, Uuid7Generator& 
       issue);
 
   http::RouteOptions describe;
+  describe.scope = "ids:read";
   describe.openapi = {
       {"summary", "Decode an ID into its timestamp, worker and sequence"},
       {"operationId", "decodeId"},
@@ -403,6 +405,7 @@ void RegisterRoutes(http::Router& router, Generator& generator, Uuid7Generator& 
 
   http::RouteOptions decode_many;
   decode_many.max_body_bytes = kMaxDecodeBodyBytes;
+  decode_many.scope = "ids:read";  // side-effect-free
   decode_many.openapi = {
       {"summary", "Decode many IDs at once"},
       {"description",
@@ -482,6 +485,7 @@ void RegisterRoutes(http::Router& router, Generator& generator, Uuid7Generator& 
       decode_many);
 
   http::RouteOptions uuid_route;
+  uuid_route.scope = "ids:read";
   uuid_route.openapi = {
       {"summary", "Issue UUIDv7s (RFC 9562)"},
       {"description", "Time-ordered UUIDs, increasing within this process; no coordination."},
@@ -518,6 +522,7 @@ void RegisterRoutes(http::Router& router, Generator& generator, Uuid7Generator& 
       uuid_route);
 
   http::RouteOptions ulid_route;
+  ulid_route.scope = "ids:read";
   ulid_route.openapi = {
       {"summary", "Issue ULIDs"},
       {"description",

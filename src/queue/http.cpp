@@ -274,9 +274,12 @@ json LeaseParameter() {
           {"schema", {{"type", "string"}, {"pattern", "^[0-9a-f]{16}-[0-9]+$"}}}};
 }
 
-http::RouteOptions Doc(std::string summary, std::string id, json responses,
+// A route's options: the scope it needs (queue:read, queue:write, or admin for
+// operator-only routes) and its OpenAPI description.
+http::RouteOptions Doc(std::string scope, std::string summary, std::string id, json responses,
                        json request_schema = nullptr, json parameters = json::array()) {
   http::RouteOptions o;
+  o.scope = std::move(scope);
   o.openapi = {{"summary", std::move(summary)},
                {"operationId", std::move(id)},
                {"tags", {"queue"}},
@@ -380,7 +383,7 @@ void RegisterRoutes(http::Router& router, Broker& broker, RouteOptions route_opt
         EVO_ASSIGN_OR_RETURN(QueueStats stats, broker.Stats(queue));
         return http::Response::Json(200, ToJson(stats));
       },
-      Blocking(Doc("Declare a queue or change its settings", "putQueue",
+      Blocking(Doc("queue:write", "Declare a queue or change its settings", "putQueue",
                    {{"200", http::JsonResponseSpec("The queue.")},
                     {"400", Problem("Bad name or field.")},
                     {"403", Problem("A name reserved for evo's own modules.")}},
@@ -405,7 +408,7 @@ void RegisterRoutes(http::Router& router, Broker& broker, RouteOptions route_opt
         }
         return http::Response::Json(200, out);
       },
-      Blocking(Doc("List queues with their stats", "listQueues",
+      Blocking(Doc("queue:read", "List queues with their stats", "listQueues",
                    {{"200", http::JsonResponseSpec("Every queue.")}})));
 
   router.Get(
@@ -416,7 +419,8 @@ void RegisterRoutes(http::Router& router, Broker& broker, RouteOptions route_opt
         return http::Response::Json(200, ToJson(s));
       },
       Blocking(
-          Doc("Queue stats: depth, in flight, dead letters, age of the oldest message", "getQueue",
+          Doc("queue:read",
+              "Queue stats: depth, in flight, dead letters, age of the oldest message", "getQueue",
               {{"200", http::JsonResponseSpec("The queue.")}, {"404", Problem("No such queue.")}},
               nullptr, name)));
 
@@ -427,12 +431,12 @@ void RegisterRoutes(http::Router& router, Broker& broker, RouteOptions route_opt
         EVO_RETURN_IF_ERROR(broker.DeleteQueue(queue));
         return http::Response::Empty(204);
       },
-      Blocking(Doc("Delete a queue with its messages and dead letters", "deleteQueue",
+      Blocking(Doc("admin", "Delete a queue with its messages and dead letters", "deleteQueue",
                    {{"204", {{"description", "Deleted."}}}, {"404", Problem("No such queue.")}},
                    nullptr, name)));
 
   http::RouteOptions enqueue =
-      Doc("Enqueue a message or a batch; answers once durable", "enqueue",
+      Doc("queue:write", "Enqueue a message or a batch; answers once durable", "enqueue",
           {{"201", http::JsonResponseSpec("{\"id\"} or, for a batch, {\"ids\"}.")},
            {"400", Problem("Bad field, negative delay, batch over the cap.")},
            {"404", Problem("No such queue.")},
@@ -540,7 +544,8 @@ void RegisterRoutes(http::Router& router, Broker& broker, RouteOptions route_opt
               return response;
             }));
       },
-      Doc("Lease messages for a visibility timeout (optionally waiting for one)", "lease",
+      Doc("queue:write", "Lease messages for a visibility timeout (optionally waiting for one)",
+          "lease",
           {{"200", http::JsonResponseSpec("{\"leases\": [...]} (empty when nothing is visible).")},
            {"400", Problem("Bad max, visibilitySeconds or waitSeconds.")},
            {"404", Problem("No such queue.")}},
@@ -579,7 +584,7 @@ void RegisterRoutes(http::Router& router, Broker& broker, RouteOptions route_opt
             *queue_name, request.Param("leaseId"),
             Answer<bool>(std::move(reply), [](bool) { return http::Response::Empty(204); }));
       },
-      Doc("Ack: the message is done and deleted", "ack",
+      Doc("queue:write", "Ack: the message is done and deleted", "ack",
           with({{"204", {{"description", "Acked."}}}}), nullptr, lease));
 
   router.HandleAsync(
@@ -622,7 +627,7 @@ void RegisterRoutes(http::Router& router, Broker& broker, RouteOptions route_opt
                   return http::Response::Json(200, out);
                 }));
       },
-      Doc("Ack several leases at once", "ackBatch",
+      Doc("queue:write", "Ack several leases at once", "ackBatch",
           {{"200", http::JsonResponseSpec("{\"results\": [{\"leaseId\", \"acked\", \"error\"?, "
                                           "\"status\"?}]}, in request order.")},
            {"400", Problem("Malformed body.")},
@@ -667,8 +672,8 @@ void RegisterRoutes(http::Router& router, Broker& broker, RouteOptions route_opt
                            {.delay = *delay, .error = *std::move(error)}, std::move(done));
         }
       },
-      Doc("Nack: retry after delaySeconds, or dead-letter now with permanent=true", "nack",
-          with({{"204", {{"description", "Nacked."}}}}),
+      Doc("queue:write", "Nack: retry after delaySeconds, or dead-letter now with permanent=true",
+          "nack", with({{"204", {{"description", "Nacked."}}}}),
           {{"type", "object"},
            {"properties",
             {{"delaySeconds", {{"type", "number"}, {"minimum", 0}}},
@@ -698,7 +703,7 @@ void RegisterRoutes(http::Router& router, Broker& broker, RouteOptions route_opt
               return http::Response::Json(200, {{"leaseExpiresAt", FormatUnixMillis(until)}});
             }));
       },
-      Doc("Extend a lease (heartbeat)", "extendLease",
+      Doc("queue:write", "Extend a lease (heartbeat)", "extendLease",
           with({{"200", http::JsonResponseSpec("{\"leaseExpiresAt\"}.")}}),
           {{"type", "object"}, {"properties", {{"visibilitySeconds", {{"type", "number"}}}}}},
           lease));
@@ -729,7 +734,7 @@ void RegisterRoutes(http::Router& router, Broker& broker, RouteOptions route_opt
         }
         return http::Response::Json(200, out);
       },
-      Blocking(Doc("List dead letters, oldest first", "listDeadLetters",
+      Blocking(Doc("queue:read", "List dead letters, oldest first", "listDeadLetters",
                    {{"200", http::JsonResponseSpec("{\"deadLetters\", \"nextPageToken\"?}.")},
                     {"400", Problem("Bad pageSize or pageToken.")},
                     {"404", Problem("No such queue.")}},
@@ -743,7 +748,8 @@ void RegisterRoutes(http::Router& router, Broker& broker, RouteOptions route_opt
         EVO_ASSIGN_OR_RETURN(DeadLetter d, broker.GetDeadLetter(queue_name, id));
         return http::Response::Json(200, DeadLetterJson(d));
       },
-      Blocking(Doc("Inspect a dead letter: payload, last error, attempt history", "getDeadLetter",
+      Blocking(Doc("queue:read", "Inspect a dead letter: payload, last error, attempt history",
+                   "getDeadLetter",
                    {{"200", http::JsonResponseSpec("The dead letter.")},
                     {"404", Problem("No such queue or dead letter.")}},
                    nullptr, name)));
@@ -757,7 +763,8 @@ void RegisterRoutes(http::Router& router, Broker& broker, RouteOptions route_opt
         EVO_ASSIGN_OR_RETURN(int64_t n, broker.Redrive(queue_name, filter));
         return http::Response::Json(200, {{"redriven", n}});
       },
-      Blocking(Doc("Move dead letters back onto the queue (all, or filtered by ids, errorContains, "
+      Blocking(Doc("admin",
+                   "Move dead letters back onto the queue (all, or filtered by ids, errorContains, "
                    "deadBefore)",
                    "redriveDeadLetters",
                    {{"200", http::JsonResponseSpec("{\"redriven\": n}.")},
@@ -779,7 +786,8 @@ void RegisterRoutes(http::Router& router, Broker& broker, RouteOptions route_opt
         EVO_ASSIGN_OR_RETURN(int64_t n, broker.PurgeDeadLetters(queue_name, filter));
         return http::Response::Json(200, {{"purged", n}});
       },
-      Blocking(Doc("Purge dead letters (all, or filtered like redrive)", "purgeDeadLetters",
+      Blocking(Doc("admin", "Purge dead letters (all, or filtered like redrive)",
+                   "purgeDeadLetters",
                    {{"200", http::JsonResponseSpec("{\"purged\": n}.")},
                     {"400", Problem("Bad filter.")},
                     {"404", Problem("No such queue.")}},

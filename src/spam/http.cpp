@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "auth/principal.hpp"
 #include "core/logging.hpp"
 #include "core/utf8.hpp"
 #include "spam/charset.hpp"
@@ -296,6 +297,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
                             [&service] { return static_cast<double>(service.active_version()); });
 
   http::RouteOptions classify;
+  classify.scope = "spam:read";  // side-effect-free
   classify.blocking_above_body_bytes = kBlockingClassifyBytes;
   classify.openapi = {
       {"summary", "Classify one message"},
@@ -324,6 +326,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       classify);
 
   http::RouteOptions batch;
+  batch.scope = "spam:read";
   batch.max_body_bytes = kMaxBatchBodyBytes;
   batch.blocking_above_body_bytes = kBlockingClassifyBytes;
   batch.openapi = {
@@ -398,6 +401,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       batch);
 
   http::RouteOptions feedback;
+  feedback.scope = "spam:write";
   feedback.blocking = true;  // updates the model and stores it
   json feedback_schema = MessageSchema(true);
   feedback_schema["properties"]["unlearn"] = {
@@ -442,6 +446,9 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       feedback);
 
   http::RouteOptions train;
+  // Inline messages need spam:write; a server directory also needs admin (checked in the
+  // handler, since it depends on the body).
+  train.scope = "spam:write";
   train.max_body_bytes = kMaxTrainBodyBytes;
   train.blocking = true;  // seconds of CPU for a large corpus
   train.openapi = {
@@ -467,8 +474,9 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
                                        ModelInfoSchema())},
         {"400", CommonErrors()["400"]},
         {"403", http::ProblemResponseSpec(
-                    "Directory training is off (no --spam-corpus-root), or the directory is "
-                    "not below the corpus root.")},
+                    "Directory training by a caller without the scope admin "
+                    "(INSUFFICIENT_SCOPE), directory training is off (no --spam-corpus-root), "
+                    "or the directory is not below the corpus root.")},
         {"404", http::ProblemResponseSpec(
                     "No such directory below the corpus root (or it leaves the root through a "
                     "symbolic link).")},
@@ -489,6 +497,11 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
           tr.family = *parsed;
         }
         EVO_ASSIGN_OR_RETURN(auto directory, StringField(body, "directory", "#/directory", false));
+        if (directory && !request.principal.Has(auth::kAdminScope)) {
+          // Operator-only: reading the server's disk. Refused before the path is looked at.
+          return PermissionDeniedError("training from a server directory needs the scope 'admin'")
+              .With(kPayloadReason, "INSUFFICIENT_SCOPE");
+        }
         if (directory) {  // a path: a NUL would cut it short when it reaches the file system
           EVO_RETURN_IF_ERROR(http::CheckIdentifier(*directory, "#/directory"));
         }
@@ -536,6 +549,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       train);
 
   http::RouteOptions list;
+  list.scope = "spam:read";
   list.openapi = {{"summary", "List model versions"},
                   {"operationId", "listSpamModels"},
                   {"tags", {"spam"}},
@@ -560,6 +574,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       list);
 
   http::RouteOptions get;
+  get.scope = "spam:read";
   get.openapi = {{"summary", "One model version with its metrics"},
                  {"operationId", "getSpamModel"},
                  {"tags", {"spam"}},
@@ -578,6 +593,7 @@ void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& r
       get);
 
   http::RouteOptions activate;
+  activate.scope = "spam:write";
   activate.blocking = true;  // loads the model from the store
   activate.openapi = {
       {"summary", "Make a version the active one (also to roll back)"},

@@ -20,6 +20,9 @@ struct RouteSettings {
 // Registers the spam routes (with their OpenAPI descriptions) and the spam metrics. `service`
 // and `registry` must outlive the router. Training, feedback and activation run on the
 // server's blocking threads, and so does classifying a body over 64 KiB.
+// Scopes: spam:read to classify and read models, spam:write to give feedback, train from
+// inline messages and activate; training from a server directory also needs admin (403
+// INSUFFICIENT_SCOPE otherwise, before the path is looked at).
 void RegisterRoutes(http::Router& router, Service& service, metrics::Registry& registry,
                     const RouteSettings& settings = {});
 

@@ -154,8 +154,11 @@ Status ApplyEndpointFields(const json& body, Endpoint& ep, bool create) {
   return OkStatus();
 }
 
-http::RouteOptions Doc(std::string summary, std::string id, json responses) {
+// A route's options: the scope it needs (webhooks:read, or webhooks:write for changes and
+// for reading a signing secret) and its OpenAPI description.
+http::RouteOptions Doc(std::string scope, std::string summary, std::string id, json responses) {
   http::RouteOptions o;
+  o.scope = std::move(scope);
   o.openapi = {{"summary", std::move(summary)},
                {"operationId", std::move(id)},
                {"tags", {"webhooks"}},
@@ -164,10 +167,11 @@ http::RouteOptions Doc(std::string summary, std::string id, json responses) {
 }
 
 // Doc of a list route: it reads pageSize and pageToken (PageOf), and `extra` query parameters.
-http::RouteOptions ListDoc(std::string summary, std::string id, json responses,
+http::RouteOptions ListDoc(std::string scope, std::string summary, std::string id, json responses,
                            json extra = json::array()) {
   responses["400"] = http::ProblemResponseSpec("Bad pageSize or pageToken, or a malformed query.");
-  http::RouteOptions o = Doc(std::move(summary), std::move(id), std::move(responses));
+  http::RouteOptions o =
+      Doc(std::move(scope), std::move(summary), std::move(id), std::move(responses));
   o.openapi["parameters"] = http::PageParametersSpec();
   for (json& parameter : extra) {
     o.openapi["parameters"].push_back(std::move(parameter));
@@ -221,7 +225,8 @@ void RegisterRoutes(http::Router& router, Service& service) {
         EVO_ASSIGN_OR_RETURN(Application created, service.CreateApplication(std::move(app)));
         return http::Response::Json(201, ToJson(created));
       },
-      Blocking(Doc("Create an application (a tenant: its endpoints get only its messages)",
+      Blocking(Doc("webhooks:write",
+                   "Create an application (a tenant: its endpoints get only its messages)",
                    "createApplication",
                    {{"201", http::JsonResponseSpec("The application.")},
                     {"400", Problem("Bad name or uid.")},
@@ -235,7 +240,7 @@ void RegisterRoutes(http::Router& router, Service& service) {
             "applications", list, page.size, [](const Application& a) { return ToJson(a); },
             &AppCursor);
       },
-      ListDoc("List applications", "listApplications",
+      ListDoc("webhooks:read", "List applications", "listApplications",
               {{"200", http::JsonResponseSpec("{\"applications\", \"nextPageToken\"?}.")}}));
   router.Get(
       "/v1/applications/{id}",
@@ -243,7 +248,7 @@ void RegisterRoutes(http::Router& router, Service& service) {
         EVO_ASSIGN_OR_RETURN(Application a, service.GetApplication(request.Param("id")));
         return http::Response::Json(200, ToJson(a));
       },
-      Doc("Get an application by id or uid", "getApplication",
+      Doc("webhooks:read", "Get an application by id or uid", "getApplication",
           {{"200", http::JsonResponseSpec("The application.")}, {"404", Problem("Unknown.")}}));
   router.Delete(
       "/v1/applications/{id}",
@@ -251,7 +256,7 @@ void RegisterRoutes(http::Router& router, Service& service) {
         EVO_RETURN_IF_ERROR(service.DeleteApplication(request.Param("id")));
         return http::Response::Empty(204);
       },
-      Blocking(Doc("Delete an application (refused while endpoints belong to it)",
+      Blocking(Doc("webhooks:write", "Delete an application (refused while endpoints belong to it)",
                    "deleteApplication",
                    {{"204", {{"description", "Deleted."}}},
                     {"404", Problem("Unknown.")},
@@ -266,7 +271,8 @@ void RegisterRoutes(http::Router& router, Service& service) {
         EVO_ASSIGN_OR_RETURN(EventType created, service.CreateEventType(std::move(t)));
         return http::Response::Json(201, ToJson(created));
       },
-      Blocking(Doc("Create an event type (name, description, optional JSON Schema of its payload)",
+      Blocking(Doc("webhooks:write",
+                   "Create an event type (name, description, optional JSON Schema of its payload)",
                    "createEventType",
                    {{"201", http::JsonResponseSpec("The event type.")},
                     {"400", Problem("Bad name or schema.")},
@@ -280,7 +286,7 @@ void RegisterRoutes(http::Router& router, Service& service) {
             "eventTypes", list, page.size, [](const EventType& t) { return ToJson(t); },
             &TypeCursor);
       },
-      ListDoc("List event types by name", "listEventTypes",
+      ListDoc("webhooks:read", "List event types by name", "listEventTypes",
               {{"200", http::JsonResponseSpec("{\"eventTypes\", \"nextPageToken\"?}.")}}));
   router.Get(
       "/v1/event-types/{name}",
@@ -288,7 +294,7 @@ void RegisterRoutes(http::Router& router, Service& service) {
         EVO_ASSIGN_OR_RETURN(EventType t, service.GetEventType(request.Param("name")));
         return http::Response::Json(200, ToJson(t));
       },
-      Doc("Get an event type", "getEventType",
+      Doc("webhooks:read", "Get an event type", "getEventType",
           {{"200", http::JsonResponseSpec("The event type.")}, {"404", Problem("Unknown.")}}));
   router.Put(
       "/v1/event-types/{name}",
@@ -300,7 +306,7 @@ void RegisterRoutes(http::Router& router, Service& service) {
         return http::Response::Json(200, ToJson(updated));
       },
       Blocking(
-          Doc("Replace an event type's description and schema", "updateEventType",
+          Doc("webhooks:write", "Replace an event type's description and schema", "updateEventType",
               {{"200", http::JsonResponseSpec("The event type.")}, {"404", Problem("Unknown.")}})));
   router.Delete(
       "/v1/event-types/{name}",
@@ -308,7 +314,7 @@ void RegisterRoutes(http::Router& router, Service& service) {
         EVO_RETURN_IF_ERROR(service.DeleteEventType(request.Param("name")));
         return http::Response::Empty(204);
       },
-      Blocking(Doc("Delete an event type", "deleteEventType",
+      Blocking(Doc("webhooks:write", "Delete an event type", "deleteEventType",
                    {{"204", {{"description", "Deleted."}}}, {"404", Problem("Unknown.")}})));
 
   // ---- endpoints ----
@@ -346,6 +352,7 @@ void RegisterRoutes(http::Router& router, Service& service) {
         service.CreateEndpoint(std::move(ep), verify, created_answer(std::move(reply)));
       },
       Blocking(Doc(
+          "webhooks:write",
           "Create an endpoint; unless verify is false, evo first POSTs a signed "
           "{\"type\":\"webhook.verification\",\"challenge\"} that it must echo",
           "createEndpoint",
@@ -357,7 +364,7 @@ void RegisterRoutes(http::Router& router, Service& service) {
       [&service, created_answer](const http::Request& request, http::Reply reply) {
         service.VerifyEndpoint(request.Param("id"), created_answer(std::move(reply)));
       },
-      Doc("Run the verification handshake again", "verifyEndpoint",
+      Doc("webhooks:write", "Run the verification handshake again", "verifyEndpoint",
           {{"201", http::JsonResponseSpec("The endpoint.")}, {"404", Problem("Unknown.")}}));
   router.Get(
       "/v1/endpoints",
@@ -368,7 +375,7 @@ void RegisterRoutes(http::Router& router, Service& service) {
             "endpoints", list, page.size, [](const Endpoint& e) { return ToJson(e, false); },
             &EndpointCursor);
       },
-      ListDoc("List endpoints", "listEndpoints",
+      ListDoc("webhooks:read", "List endpoints", "listEndpoints",
               {{"200", http::JsonResponseSpec("{\"endpoints\", \"nextPageToken\"?}.")}}));
   router.Get(
       "/v1/endpoints/{id}",
@@ -376,7 +383,7 @@ void RegisterRoutes(http::Router& router, Service& service) {
         EVO_ASSIGN_OR_RETURN(Endpoint e, service.GetEndpoint(request.Param("id")));
         return http::Response::Json(200, ToJson(e, false));
       },
-      Doc("Get an endpoint (without its secret)", "getEndpoint",
+      Doc("webhooks:read", "Get an endpoint (without its secret)", "getEndpoint",
           {{"200", http::JsonResponseSpec("The endpoint.")}, {"404", Problem("Unknown.")}}));
   router.Get(
       "/v1/endpoints/{id}/secret",
@@ -388,7 +395,7 @@ void RegisterRoutes(http::Router& router, Service& service) {
         }
         return http::Response::Json(200, out);
       },
-      Doc("Get an endpoint's signing secret", "getEndpointSecret",
+      Doc("webhooks:write", "Get an endpoint's signing secret", "getEndpointSecret",
           {{"200", http::JsonResponseSpec("{\"secret\"}.")}, {"404", Problem("Unknown.")}}));
   router.Post(
       "/v1/endpoints/{id}/secret:rotate",
@@ -406,7 +413,8 @@ void RegisterRoutes(http::Router& router, Service& service) {
         return http::Response::Json(200, out);
       },
       Blocking(
-          Doc("Rotate the signing secret; the old one keeps signing beside it for a grace period",
+          Doc("webhooks:write",
+              "Rotate the signing secret; the old one keeps signing beside it for a grace period",
               "rotateEndpointSecret",
               {{"200", http::JsonResponseSpec("{\"secret\"}.")}, {"404", Problem("Unknown.")}})));
   auto update = [&service](const http::Request& request) -> StatusOr<http::Response> {
@@ -420,7 +428,8 @@ void RegisterRoutes(http::Router& router, Service& service) {
     return http::Response::Json(200, ToJson(updated, false));
   };
   router.Patch("/v1/endpoints/{id}", update,
-               Blocking(Doc("Change an endpoint (url, eventTypes, filter, rate limit, enabled...)",
+               Blocking(Doc("webhooks:write",
+                            "Change an endpoint (url, eventTypes, filter, rate limit, enabled...)",
                             "updateEndpoint",
                             {{"200", http::JsonResponseSpec("The endpoint.")},
                              {"400", Problem("Bad field.")},
@@ -431,12 +440,14 @@ void RegisterRoutes(http::Router& router, Service& service) {
         EVO_RETURN_IF_ERROR(service.DeleteEndpoint(request.Param("id")));
         return http::Response::Empty(204);
       },
-      Blocking(Doc("Delete an endpoint and its pending deliveries", "deleteEndpoint",
+      Blocking(Doc("webhooks:write", "Delete an endpoint and its pending deliveries",
+                   "deleteEndpoint",
                    {{"204", {{"description", "Deleted."}}}, {"404", Problem("Unknown.")}})));
 
   // ---- messages ----
   http::RouteOptions publish =
-      Doc("Publish an event: answered once durable, then fanned out to every matching endpoint",
+      Doc("webhooks:write",
+          "Publish an event: answered once durable, then fanned out to every matching endpoint",
           "publishMessage",
           {{"202", http::JsonResponseSpec("{\"id\"}.")},
            {"400", Problem("Malformed body.")},
@@ -489,10 +500,10 @@ void RegisterRoutes(http::Router& router, Service& service) {
             "messages", list, page.size, [](const Message& m) { return ToJson(m); },
             &MessageCursor);
       },
-      Blocking(
-          ListDoc("List messages, oldest first (optionally ?eventType=)", "listMessages",
-                  {{"200", http::JsonResponseSpec("{\"messages\", \"nextPageToken\"?}.")}},
-                  {{{"name", "eventType"}, {"in", "query"}, {"schema", {{"type", "string"}}}}})));
+      Blocking(ListDoc(
+          "webhooks:read", "List messages, oldest first (optionally ?eventType=)", "listMessages",
+          {{"200", http::JsonResponseSpec("{\"messages\", \"nextPageToken\"?}.")}},
+          {{{"name", "eventType"}, {"in", "query"}, {"schema", {{"type", "string"}}}}})));
   router.Get(
       "/v1/messages/{id}",
       [&service](const http::Request& request) -> StatusOr<http::Response> {
@@ -500,7 +511,7 @@ void RegisterRoutes(http::Router& router, Service& service) {
         return http::Response::Json(200, ToJson(m));
       },
       Blocking(
-          Doc("Get a message", "getMessage",
+          Doc("webhooks:read", "Get a message", "getMessage",
               {{"200", http::JsonResponseSpec("The message.")}, {"404", Problem("Unknown.")}})));
   router.Get(
       "/v1/messages/{id}/attempts",
@@ -511,7 +522,7 @@ void RegisterRoutes(http::Router& router, Service& service) {
             "attempts", list, page.size, [](const Attempt& a) { return ToJson(a); },
             &AttemptCursor);
       },
-      Blocking(ListDoc("Delivery attempts of a message", "listMessageAttempts",
+      Blocking(ListDoc("webhooks:read", "Delivery attempts of a message", "listMessageAttempts",
                        {{"200", http::JsonResponseSpec("{\"attempts\", \"nextPageToken\"?}.")}})));
   router.Get(
       "/v1/endpoints/{id}/attempts",
@@ -524,7 +535,8 @@ void RegisterRoutes(http::Router& router, Service& service) {
             &AttemptCursor);
       },
       Blocking(
-          ListDoc("Delivery attempts to an endpoint: request headers, status, first 4 KiB of the "
+          ListDoc("webhooks:read",
+                  "Delivery attempts to an endpoint: request headers, status, first 4 KiB of the "
                   "answer, latency, error",
                   "listEndpointAttempts",
                   {{"200", http::JsonResponseSpec("{\"attempts\", \"nextPageToken\"?}.")},
@@ -535,7 +547,7 @@ void RegisterRoutes(http::Router& router, Service& service) {
         EVO_RETURN_IF_ERROR(service.Replay(request.Param("id"), request.Param("messageId")));
         return http::Response::Json(202, {{"replayed", true}});
       },
-      Blocking(Doc("Deliver one message to one endpoint again", "replayMessage",
+      Blocking(Doc("webhooks:write", "Deliver one message to one endpoint again", "replayMessage",
                    {{"202", http::JsonResponseSpec("Queued.")},
                     {"404", Problem("Unknown endpoint or message.")}})));
   router.Post(
@@ -550,7 +562,8 @@ void RegisterRoutes(http::Router& router, Service& service) {
         EVO_ASSIGN_OR_RETURN(int64_t n, service.Recover(request.Param("id"), UnixMillis(*t)));
         return http::Response::Json(202, {{"recovered", n}});
       },
-      Blocking(Doc("Deliver again every message of the endpoint that failed (or was held while it "
+      Blocking(Doc("webhooks:write",
+                   "Deliver again every message of the endpoint that failed (or was held while it "
                    "was disabled) since a time",
                    "recoverEndpoint",
                    {{"202", http::JsonResponseSpec("{\"recovered\": n}.")},
