@@ -239,7 +239,7 @@ StatusOr<std::chrono::seconds> ParseLifetime(std::string_view text) {
       unit = 86400;
       break;
     case 'w':
-      unit = 7 * 86400;
+      unit = int64_t{7} * 86400;
       break;
     default:
       return bad;
