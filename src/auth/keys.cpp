@@ -211,6 +211,45 @@ bool LooksLikeApiKey(std::string_view token) {
   return token.substr(0, kTokenPrefix.size()) == kTokenPrefix;
 }
 
+StatusOr<std::chrono::seconds> ParseLifetime(std::string_view text) {
+  const Status bad = InvalidArgumentError(
+      "a lifetime is a whole number and a unit: s, m, h, d or w (e.g. 30d), at most 100 years");
+  if (text.size() < 2 || text.size() > 12) {
+    return bad;
+  }
+  int64_t n = 0;
+  for (const char c : text.substr(0, text.size() - 1)) {
+    if (c < '0' || c > '9') {
+      return bad;
+    }
+    n = n * 10 + (c - '0');  // at most 11 digits: no overflow
+  }
+  int64_t unit = 0;
+  switch (text.back()) {
+    case 's':
+      unit = 1;
+      break;
+    case 'm':
+      unit = 60;
+      break;
+    case 'h':
+      unit = 3600;
+      break;
+    case 'd':
+      unit = 86400;
+      break;
+    case 'w':
+      unit = int64_t{7} * 86400;
+      break;
+    default:
+      return bad;
+  }
+  if (n <= 0 || n > kMaxLifetime.count() / unit) {
+    return bad;
+  }
+  return std::chrono::seconds(n * unit);
+}
+
 KeyStore::KeyStore(store::Database& db, const Clock& clock)
     : db_(db), clock_(clock), snapshot_(std::make_shared<const Snapshot>()) {}
 

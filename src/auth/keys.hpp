@@ -72,6 +72,11 @@ struct CreatedKey {
 // from JWTs before verifying either; says nothing about whether it is valid.
 bool LooksLikeApiKey(std::string_view token);
 
+// A key's lifetime as a user writes it (`--expires 30d`): a positive whole number followed by
+// s, m, h, d or w (seconds, minutes, hours, days, weeks), at most 100 years. InvalidArgument
+// otherwise.
+StatusOr<std::chrono::seconds> ParseLifetime(std::string_view text);
+
 class KeyStore {
  public:
   // Brings the "auth" schema up to date and loads the snapshot. `db` and `clock` must

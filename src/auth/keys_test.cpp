@@ -329,5 +329,18 @@ TEST_F(KeyStoreTest, ReopeningKeepsKeysAndMigrationIsIdempotent) {
   EXPECT_EQ(db_->SchemaVersion("auth").value(), 1);
 }
 
+TEST(ParseLifetime, AcceptsUnitsAndRefusesTheRest) {
+  EXPECT_EQ(ParseLifetime("30d").value(), hours(24 * 30));
+  EXPECT_EQ(ParseLifetime("90s").value(), seconds(90));
+  EXPECT_EQ(ParseLifetime("15m").value(), seconds(900));
+  EXPECT_EQ(ParseLifetime("12h").value(), hours(12));
+  EXPECT_EQ(ParseLifetime("2w").value(), hours(24 * 14));
+  EXPECT_EQ(ParseLifetime("36500d").value(), hours(24 * 36500));
+  for (const char* bad : {"", "d", "30", "0d", "-1d", "1.5h", "30 d", "30D", "1y", "36700d",
+                          "99999999999w", "999999999999s"}) {
+    EXPECT_EQ(ParseLifetime(bad).status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace evo::auth
