@@ -19,6 +19,7 @@
 
 #include "app/authn.hpp"
 #include "app/config.hpp"
+#include "auth/cli.hpp"
 #include "bandit/bandit.hpp"
 #include "bandit/cli.hpp"
 #include "bandit/http.hpp"
@@ -479,6 +480,7 @@ int Main(int argc, char** argv) {
                       .broker_path = [&config] { return QueuePath(config); },
                       .lock_data_dir = [&config] { return LockDataDir(config); }});
   webhooks::RegisterCli(app, commands);
+  auth::RegisterCli(app, commands, {.open_database = [&config] { return OpenDatabase(config); }});
 
   try {
     app.parse(argc, argv);
