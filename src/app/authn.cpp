@@ -134,8 +134,7 @@ http::Authenticator MakeAuthenticator(const auth::KeyStore& keys, auth::JwtVerif
 
 auth::JwksFetcher JwksUrlFetcher(std::string url) {
   return [url = std::move(url)]() -> StatusOr<auth::JwksDocument> {
-    std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(),
-                                                             &curl_easy_cleanup);
+    std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), &curl_easy_cleanup);
     if (!curl) {
       return InternalError("cannot start a JWKS request");
     }

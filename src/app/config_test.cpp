@@ -7,6 +7,39 @@ namespace {
 
 using std::chrono::milliseconds;
 
+TEST(AuthEnabled, AutoIsOnUnlessListeningOnLoopback) {
+  Config c;
+  for (const char* listen : {"127.0.0.1:8080", "127.1.2.3:0", "localhost:80", "[::1]:8080"}) {
+    c.listen = listen;
+    EXPECT_TRUE(ListensOnLoopback(c)) << listen;
+    EXPECT_FALSE(*AuthEnabled(c)) << listen;
+  }
+  for (const char* listen : {"0.0.0.0:8080", "[::]:8080", "10.0.0.5:80", "128.0.0.1:80"}) {
+    c.listen = listen;
+    EXPECT_FALSE(ListensOnLoopback(c)) << listen;
+    EXPECT_TRUE(*AuthEnabled(c)) << listen;
+  }
+  c.auth = "off";
+  EXPECT_FALSE(*AuthEnabled(c));
+  c.listen = "127.0.0.1:1";
+  c.auth = "on";
+  EXPECT_TRUE(*AuthEnabled(c));
+}
+
+TEST(ToJwtOptions, NeedsIssuerAndAudienceWithAJwks) {
+  Config c;
+  EXPECT_FALSE(ToJwtOptions(c)->has_value());
+  c.auth_jwks_file = "/x.json";
+  EXPECT_EQ(ToJwtOptions(c).status().code(), StatusCode::kInvalidArgument);
+  c.auth_issuer = "https://i/";
+  c.auth_audience = "evo";
+  auto o = ToJwtOptions(c);
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ((*o)->leeway, std::chrono::seconds(30));
+  c.auth_jwks_url = "https://i/jwks";
+  EXPECT_EQ(ToJwtOptions(c).status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST(ParseDuration, AcceptsUnitsAndBareMilliseconds) {
   EXPECT_EQ(*ParseDuration("250ms"), milliseconds(250));
   EXPECT_EQ(*ParseDuration("5s"), milliseconds(5000));

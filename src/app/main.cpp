@@ -341,15 +341,17 @@ int Serve(const Config& config) {
       jwt = std::move(*verifier);
     }
     router.SetAuthenticator(MakeAuthenticator(*keys, jwt.get(), registry));
-    spdlog::info("authentication on: API keys{}; /livez, /readyz, /metrics and /openapi.json "
-                 "stay public",
-                 jwt ? " and JWTs from " + config.auth_issuer : "");
+    spdlog::info(
+        "authentication on: API keys{}; /livez, /readyz, /metrics and /openapi.json "
+        "stay public",
+        jwt ? " and JWTs from " + config.auth_issuer : "");
   } else if (ListensOnLoopback(config)) {
     spdlog::info("authentication off (loopback): every request acts as admin");
   } else {
-    spdlog::warn("AUTHENTICATION IS OFF on {}: anyone who can reach it acts as admin "
-                 "(--auth on to require credentials)",
-                 config.listen);
+    spdlog::warn(
+        "AUTHENTICATION IS OFF on {}: anyone who can reach it acts as admin "
+        "(--auth on to require credentials)",
+        config.listen);
   }
 
   // Readiness of each module is re-evaluated by the main loop below.
