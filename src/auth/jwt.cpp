@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <exception>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -475,7 +476,12 @@ struct JwtVerifier::State {
       last_fetch = now;
       ++fetch_count;
     }
-    StatusOr<JwksDocument> doc = fetcher();
+    StatusOr<JwksDocument> doc = UnavailableError("the JWKS fetch failed");
+    try {
+      doc = fetcher();
+    } catch (const std::exception&) {
+      // An injected HTTP client may throw; no exception leaves the verifier.
+    }
     if (!doc.ok()) {
       return doc.status();
     }

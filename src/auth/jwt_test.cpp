@@ -317,6 +317,15 @@ TEST_F(JwtTest, RefusesAnHmacJwkAndKeysNotMeantForSignatures) {
   Json wrong_alg = Ec().Jwk();
   wrong_alg["alg"] = "RS256";  // a JWK's own alg must agree with its kty
   doc["keys"].push_back(wrong_alg);
+  Json off_curve = Ec().Jwk();
+  off_curve["y"] = off_curve["x"];  // (x, x) is not a point of P-256
+  doc["keys"].push_back(off_curve);
+  const TestKey small_rsa{"RS256", "rsa-1024",
+                          Pkey(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{1024}))};
+  doc["keys"].push_back(small_rsa.Jwk());
+  doc["keys"].push_back({{"kty", "EC"}, {"crv", "P-384"}, {"kid", "p384"}, {"x", "AA"}});
+  doc["keys"].push_back("not an object");
+  doc["keys"].push_back({{"kty", "OKP"}, {"crv", "Ed25519"}, {"x", B64Url("short")}});
   jwks_.json = doc.dump();
   const auto none = JwtVerifier::Create(Options(), jwks_.Fetcher(), clock_);
   EXPECT_EQ(none.status().code(), StatusCode::kInvalidArgument);
@@ -328,6 +337,7 @@ TEST_F(JwtTest, RefusesAnHmacJwkAndKeysNotMeantForSignatures) {
   EXPECT_TRUE(v->Verify(Ed().Sign(Claims())).ok());
   ExpectRefused(*v, Ec().Sign(Claims()), kReasonUnknownKey);
   ExpectRefused(*v, Rsa().Sign(Claims(), {{"kid", "enc"}}), kReasonUnknownKey);
+  ExpectRefused(*v, small_rsa.Sign(Claims()), kReasonUnknownKey);
 }
 
 TEST_F(JwtTest, RefusesAnAlgorithmThatDoesNotMatchTheKey) {
@@ -409,6 +419,13 @@ TEST_F(JwtTest, RefusesAPayloadChangedAfterSigning) {
     const std::string forged =
         token.substr(0, dot1 + 1) + B64Url(escalated.dump()) + token.substr(dot2);
     ExpectRefused(*v, forged, kReasonSignature);
+    // Another spelling of the same signature: 256 and 64 bytes leave 4 unused low bits in
+    // the last character (so it is one of A, Q, g, w); setting one must not be accepted as
+    // the same token.
+    std::string respelled = token;
+    ASSERT_NE(std::string_view("AQgw").find(respelled.back()), std::string_view::npos);
+    respelled.back() = static_cast<char>(respelled.back() + 1);
+    ExpectRefused(*v, respelled, kReasonMalformed);
     // A flipped signature bit.
     std::string flipped = token;
     flipped[dot2 + 5] = flipped[dot2 + 5] == 'A' ? 'B' : 'A';
@@ -464,10 +481,17 @@ TEST_F(JwtTest, AFailedRefetchKeepsTheKeysHeld) {
   EXPECT_TRUE(v->Verify(Ec().Sign(Claims())).ok());
 }
 
+TEST_F(JwtTest, AThrowingFetcherIsAnError) {
+  const auto v = JwtVerifier::Create(
+      Options(), []() -> StatusOr<JwksDocument> { throw std::runtime_error("boom"); }, clock_);
+  EXPECT_EQ(v.status().code(), StatusCode::kUnavailable);
+}
+
 TEST_F(JwtTest, RefreshesAfterTheFetchersMaxAge) {
   jwks_.max_age = seconds(300);
   auto v = Make();
-  EXPECT_TRUE(v->Verify(Rsa().Sign(Claims())).ok());
+  const std::string rsa_token = Rsa().Sign(Claims());
+  EXPECT_TRUE(v->Verify(rsa_token).ok());
   clock_.Advance(seconds(299));
   EXPECT_TRUE(v->Verify(Ec().Sign(Claims())).ok());
   EXPECT_EQ(jwks_.calls, 1);
@@ -476,7 +500,7 @@ TEST_F(JwtTest, RefreshesAfterTheFetchersMaxAge) {
   EXPECT_TRUE(v->Verify(Ed().Sign(Claims())).ok());
   EXPECT_EQ(jwks_.calls, 2);
   // The key set changed, so even a cached token signed by a withdrawn key is re-verified.
-  ExpectRefused(*v, Rsa().Sign(Claims()), kReasonUnknownKey);
+  ExpectRefused(*v, rsa_token, kReasonUnknownKey);
 
   // max-age 0 does not turn every request into a fetch.
   jwks_.max_age = seconds(0);
