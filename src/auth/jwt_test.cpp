@@ -13,6 +13,7 @@
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <thread>
 
 #include "core/temp_dir.hpp"
@@ -577,6 +578,45 @@ TEST_F(JwtTest, RefusesGarbageWithoutCrashing) {
     ExpectRefused(*v, input + "." + B64Url(std::string(65, 'x')), kReasonSignature);
   }
   EXPECT_EQ(v->CachedTokens(), 0U);
+}
+
+TEST_F(JwtTest, NoMutationOfAValidTokenIsAccepted) {
+  JwtOptions o = Options();
+  o.cache_entries = 0;
+  auto v = Make(o);
+  std::mt19937 rng(20261208);  // seeded: the same tokens every run
+  std::string alphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ \xff";
+  alphabet.push_back('\0');
+  for (const TestKey* key : {&Rsa(), &Ec(), &Ed()}) {
+    SCOPED_TRACE(key->alg);
+    const std::string token = key->Sign(Claims());
+    ASSERT_TRUE(v->Verify(token).ok());
+    for (int i = 0; i < 700; ++i) {
+      std::string bad = token;
+      const int edits = 1 + static_cast<int>(rng() % 3);
+      for (int e = 0; e < edits; ++e) {
+        const size_t at = rng() % bad.size();
+        switch (rng() % 3) {
+          case 0:
+            bad[at] = alphabet[rng() % alphabet.size()];
+            break;
+          case 1:
+            bad.erase(at, 1 + rng() % 4);
+            break;
+          default:
+            bad.insert(at, 1, alphabet[rng() % alphabet.size()]);
+            break;
+        }
+      }
+      if (bad == token) {
+        continue;
+      }
+      const StatusOr<Principal> got = v->Verify(bad);
+      ASSERT_FALSE(got.ok()) << "accepted a changed token: " << bad;
+      ASSERT_EQ(got.status().code(), StatusCode::kUnauthenticated);
+    }
+  }
 }
 
 TEST_F(JwtTest, CachesAVerifiedTokenUntilItExpires) {
