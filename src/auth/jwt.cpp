@@ -1,5 +1,9 @@
 // JWT verification over libcrypto. Everything read from a token or a JWKS is untrusted: JSON
 // is parsed without exceptions and every field's type is checked before it is read.
+//
+// Why not a JWT library: Debian 12's libjwt (1.10) reads no JWKS, and libcpp-jwt (1.4)
+// reports failures by exceptions; binding the algorithm to the JWK's own kty/crv, strict
+// base64url and the refetch rules are the whole point, so they stay here, over OpenSSL EVP.
 #include "auth/jwt.hpp"
 
 #include <openssl/bn.h>

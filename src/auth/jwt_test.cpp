@@ -694,6 +694,28 @@ TEST_F(JwtTest, IsSafeToShareBetweenThreads) {
   EXPECT_EQ(accepted.load(), 800);
 }
 
+TEST_F(JwtTest, ThreadsMeetingARotatedKeyFetchTheJwksOnce) {
+  auto v = Make();
+  jwks_.json = Jwks({&Rsa(), &Rsa2()});
+  clock_.Advance(seconds(31));
+  const std::string token = Rsa2().Sign(Claims());
+  std::atomic<int> accepted{0};
+  std::vector<std::thread> threads;
+  threads.reserve(4);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 50; ++i) {
+        accepted += v->Verify(token).ok() ? 1 : 0;
+      }
+    });
+  }
+  for (std::thread& th : threads) {
+    th.join();
+  }
+  EXPECT_EQ(accepted.load(), 200);
+  EXPECT_EQ(jwks_.calls, 2);  // the fetcher runs under the verifier's fetch lock
+}
+
 TEST(JwtFile, ReadsTheJwksFileAgainOnAnUnknownKid) {
   evo::testing::TempDir dir;
   const std::string path = dir.File("jwks.json");
