@@ -1,5 +1,9 @@
 // JWT verification over libcrypto. Everything read from a token or a JWKS is untrusted: JSON
 // is parsed without exceptions and every field's type is checked before it is read.
+//
+// Why not a JWT library: Debian 12's libjwt (1.10) reads no JWKS, and libcpp-jwt (1.4)
+// reports failures by exceptions; binding the algorithm to the JWK's own kty/crv, strict
+// base64url and the refetch rules are the whole point, so they stay here, over OpenSSL EVP.
 #include "auth/jwt.hpp"
 
 #include <openssl/bn.h>
@@ -12,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <exception>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -475,7 +480,12 @@ struct JwtVerifier::State {
       last_fetch = now;
       ++fetch_count;
     }
-    StatusOr<JwksDocument> doc = fetcher();
+    StatusOr<JwksDocument> doc = UnavailableError("the JWKS fetch failed");
+    try {
+      doc = fetcher();
+    } catch (const std::exception&) {
+      // An injected HTTP client may throw; no exception leaves the verifier.
+    }
     if (!doc.ok()) {
       return doc.status();
     }

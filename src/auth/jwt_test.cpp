@@ -13,6 +13,7 @@
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <thread>
 
 #include "core/temp_dir.hpp"
@@ -317,6 +318,15 @@ TEST_F(JwtTest, RefusesAnHmacJwkAndKeysNotMeantForSignatures) {
   Json wrong_alg = Ec().Jwk();
   wrong_alg["alg"] = "RS256";  // a JWK's own alg must agree with its kty
   doc["keys"].push_back(wrong_alg);
+  Json off_curve = Ec().Jwk();
+  off_curve["y"] = off_curve["x"];  // (x, x) is not a point of P-256
+  doc["keys"].push_back(off_curve);
+  const TestKey small_rsa{"RS256", "rsa-1024",
+                          Pkey(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{1024}))};
+  doc["keys"].push_back(small_rsa.Jwk());
+  doc["keys"].push_back({{"kty", "EC"}, {"crv", "P-384"}, {"kid", "p384"}, {"x", "AA"}});
+  doc["keys"].push_back("not an object");
+  doc["keys"].push_back({{"kty", "OKP"}, {"crv", "Ed25519"}, {"x", B64Url("short")}});
   jwks_.json = doc.dump();
   const auto none = JwtVerifier::Create(Options(), jwks_.Fetcher(), clock_);
   EXPECT_EQ(none.status().code(), StatusCode::kInvalidArgument);
@@ -328,6 +338,7 @@ TEST_F(JwtTest, RefusesAnHmacJwkAndKeysNotMeantForSignatures) {
   EXPECT_TRUE(v->Verify(Ed().Sign(Claims())).ok());
   ExpectRefused(*v, Ec().Sign(Claims()), kReasonUnknownKey);
   ExpectRefused(*v, Rsa().Sign(Claims(), {{"kid", "enc"}}), kReasonUnknownKey);
+  ExpectRefused(*v, small_rsa.Sign(Claims()), kReasonUnknownKey);
 }
 
 TEST_F(JwtTest, RefusesAnAlgorithmThatDoesNotMatchTheKey) {
@@ -409,6 +420,13 @@ TEST_F(JwtTest, RefusesAPayloadChangedAfterSigning) {
     const std::string forged =
         token.substr(0, dot1 + 1) + B64Url(escalated.dump()) + token.substr(dot2);
     ExpectRefused(*v, forged, kReasonSignature);
+    // Another spelling of the same signature: 256 and 64 bytes leave 4 unused low bits in
+    // the last character (so it is one of A, Q, g, w); setting one must not be accepted as
+    // the same token.
+    std::string respelled = token;
+    ASSERT_NE(std::string_view("AQgw").find(respelled.back()), std::string_view::npos);
+    respelled.back() = static_cast<char>(respelled.back() + 1);
+    ExpectRefused(*v, respelled, kReasonMalformed);
     // A flipped signature bit.
     std::string flipped = token;
     flipped[dot2 + 5] = flipped[dot2 + 5] == 'A' ? 'B' : 'A';
@@ -464,10 +482,17 @@ TEST_F(JwtTest, AFailedRefetchKeepsTheKeysHeld) {
   EXPECT_TRUE(v->Verify(Ec().Sign(Claims())).ok());
 }
 
+TEST_F(JwtTest, AThrowingFetcherIsAnError) {
+  const auto v = JwtVerifier::Create(
+      Options(), []() -> StatusOr<JwksDocument> { throw std::runtime_error("boom"); }, clock_);
+  EXPECT_EQ(v.status().code(), StatusCode::kUnavailable);
+}
+
 TEST_F(JwtTest, RefreshesAfterTheFetchersMaxAge) {
   jwks_.max_age = seconds(300);
   auto v = Make();
-  EXPECT_TRUE(v->Verify(Rsa().Sign(Claims())).ok());
+  const std::string rsa_token = Rsa().Sign(Claims());
+  EXPECT_TRUE(v->Verify(rsa_token).ok());
   clock_.Advance(seconds(299));
   EXPECT_TRUE(v->Verify(Ec().Sign(Claims())).ok());
   EXPECT_EQ(jwks_.calls, 1);
@@ -476,7 +501,7 @@ TEST_F(JwtTest, RefreshesAfterTheFetchersMaxAge) {
   EXPECT_TRUE(v->Verify(Ed().Sign(Claims())).ok());
   EXPECT_EQ(jwks_.calls, 2);
   // The key set changed, so even a cached token signed by a withdrawn key is re-verified.
-  ExpectRefused(*v, Rsa().Sign(Claims()), kReasonUnknownKey);
+  ExpectRefused(*v, rsa_token, kReasonUnknownKey);
 
   // max-age 0 does not turn every request into a fetch.
   jwks_.max_age = seconds(0);
@@ -555,6 +580,45 @@ TEST_F(JwtTest, RefusesGarbageWithoutCrashing) {
   EXPECT_EQ(v->CachedTokens(), 0U);
 }
 
+TEST_F(JwtTest, NoMutationOfAValidTokenIsAccepted) {
+  JwtOptions o = Options();
+  o.cache_entries = 0;
+  auto v = Make(o);
+  std::mt19937 rng(20261208);  // seeded: the same tokens every run
+  std::string alphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ \xff";
+  alphabet.push_back('\0');
+  for (const TestKey* key : {&Rsa(), &Ec(), &Ed()}) {
+    SCOPED_TRACE(key->alg);
+    const std::string token = key->Sign(Claims());
+    ASSERT_TRUE(v->Verify(token).ok());
+    for (int i = 0; i < 700; ++i) {
+      std::string bad = token;
+      const int edits = 1 + static_cast<int>(rng() % 3);
+      for (int e = 0; e < edits; ++e) {
+        const size_t at = rng() % bad.size();
+        switch (rng() % 3) {
+          case 0:
+            bad[at] = alphabet[rng() % alphabet.size()];
+            break;
+          case 1:
+            bad.erase(at, 1 + rng() % 4);
+            break;
+          default:
+            bad.insert(at, 1, alphabet[rng() % alphabet.size()]);
+            break;
+        }
+      }
+      if (bad == token) {
+        continue;
+      }
+      const StatusOr<Principal> got = v->Verify(bad);
+      ASSERT_FALSE(got.ok()) << "accepted a changed token: " << bad;
+      ASSERT_EQ(got.status().code(), StatusCode::kUnauthenticated);
+    }
+  }
+}
+
 TEST_F(JwtTest, CachesAVerifiedTokenUntilItExpires) {
   auto v = Make();
   Json claims = Claims();
@@ -628,6 +692,28 @@ TEST_F(JwtTest, IsSafeToShareBetweenThreads) {
     th.join();
   }
   EXPECT_EQ(accepted.load(), 800);
+}
+
+TEST_F(JwtTest, ThreadsMeetingARotatedKeyFetchTheJwksOnce) {
+  auto v = Make();
+  jwks_.json = Jwks({&Rsa(), &Rsa2()});
+  clock_.Advance(seconds(31));
+  const std::string token = Rsa2().Sign(Claims());
+  std::atomic<int> accepted{0};
+  std::vector<std::thread> threads;
+  threads.reserve(4);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 50; ++i) {
+        accepted += v->Verify(token).ok() ? 1 : 0;
+      }
+    });
+  }
+  for (std::thread& th : threads) {
+    th.join();
+  }
+  EXPECT_EQ(accepted.load(), 200);
+  EXPECT_EQ(jwks_.calls, 2);  // the fetcher runs under the verifier's fetch lock
 }
 
 TEST(JwtFile, ReadsTheJwksFileAgainOnAnUnknownKid) {
