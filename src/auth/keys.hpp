@@ -11,11 +11,11 @@
 // stored only as its SHA-256 hash.
 //
 // Keys live in the server's database (store module, tables `auth_keys` and
-// `auth_key_generation`, migrations of module "auth"), so that the `evo keys` commands, run
-// beside a server, and the server see the same keys. Verify reads an in-memory snapshot of
-// the table and never touches the disk; Refresh reloads that snapshot when the table changed
-// (one cheap query otherwise). A server calls Refresh at least once a second, so a
-// revocation made by another process takes effect within a second.
+// `auth_key_generation`, migrations of store module "auth_keys"), so that the `evo keys` commands,
+// run beside a server, and the server see the same keys. Verify reads an in-memory snapshot of the
+// table and never touches the disk; Refresh reloads that snapshot when the table changed (one cheap
+// query otherwise). A server calls Refresh at least once a second, so a revocation made by another
+// process takes effect within a second.
 //
 // No Status message and no KeyInfo ever holds a secret or its hash; Verify's reasons never
 // echo the token.
@@ -79,7 +79,7 @@ StatusOr<std::chrono::seconds> ParseLifetime(std::string_view text);
 
 class KeyStore {
  public:
-  // Brings the "auth" schema up to date and loads the snapshot. `db` and `clock` must
+  // Brings the "auth_keys" schema up to date and loads the snapshot. `db` and `clock` must
   // outlive the store; `clock` decides expiry. Errors: those of store::Database (e.g.
   // FailedPrecondition for a schema newer than this code).
   static StatusOr<std::unique_ptr<KeyStore>> Open(store::Database& db, const Clock& clock);
