@@ -29,7 +29,8 @@ struct Fixture {
   }
 };
 
-void BM_VerifyValidKey(benchmark::State& state) {
+void BM_VerifyValidKey(  // NOLINT(readability-identifier-naming)
+    benchmark::State& state) {
   static Fixture* const f = new Fixture(static_cast<int>(state.range(0)));
   for (auto _ : state) {
     auto p = f->keys->Verify(f->key);
@@ -38,7 +39,8 @@ void BM_VerifyValidKey(benchmark::State& state) {
 }
 BENCHMARK(BM_VerifyValidKey)->Arg(100)->Threads(1)->Threads(2);
 
-void BM_VerifyMalformed(benchmark::State& state) {
+void BM_VerifyMalformed(  // NOLINT(readability-identifier-naming)
+    benchmark::State& state) {
   static Fixture* const f = new Fixture(1);
   const std::string garbage(size_t{100} * 1024, 'a');
   for (auto _ : state) {
@@ -48,7 +50,8 @@ void BM_VerifyMalformed(benchmark::State& state) {
 }
 BENCHMARK(BM_VerifyMalformed);
 
-void BM_RefreshUnchanged(benchmark::State& state) {
+void BM_RefreshUnchanged(  // NOLINT(readability-identifier-naming)
+    benchmark::State& state) {
   static Fixture* const f = new Fixture(100);
   for (auto _ : state) {
     benchmark::DoNotOptimize(f->keys->Refresh());
