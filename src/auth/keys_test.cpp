@@ -326,7 +326,7 @@ TEST_F(KeyStoreTest, ReopeningKeepsKeysAndMigrationIsIdempotent) {
   keys_.reset();
   keys_ = KeyStore::Open(*db_, clock_).value();
   EXPECT_TRUE(keys_->Verify(c.key).ok());
-  EXPECT_EQ(db_->SchemaVersion("auth").value(), 1);
+  EXPECT_EQ(db_->SchemaVersion("auth_keys").value(), 1);
 }
 
 TEST(ParseLifetime, AcceptsUnitsAndRefusesTheRest) {
