@@ -1008,11 +1008,6 @@ class TrainingOffTheIoThreads(Corpus, unittest.TestCase):
             self.assertGreater(probes, 5)  # the trainings took long enough to probe
 
 
-
-if __name__ == "__main__":
-    unittest.main()
-
-
 def is_test_file(basename):
     """The fixed split of `evo spam eval`: test when sha256(basename)[:8] mod 10 < 3."""
     return int(hashlib.sha256(basename.encode()).hexdigest()[:8], 16) % 10 < 3
@@ -1117,3 +1112,7 @@ class SameVerdictHoweverItArrives(unittest.TestCase):
         self.assertEqual(v2["features"], model["features"])
         self.assertEqual(v2["threshold"], model["threshold"])
         self.assertEqual(self.classify_test_split(), answers)
+
+
+if __name__ == "__main__":
+    unittest.main()
