@@ -14,6 +14,7 @@
 #include <openssl/sha.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <exception>
@@ -443,6 +444,10 @@ struct JwtVerifier::State {
   // Held while fetching, so that one thread fetches and the others use the keys held (or,
   // for an unknown kid, wait and look again).
   std::mutex fetch_mu;
+  // True from before a fetch marks `last_fetch` until after it swapped the keys in: a thread
+  // that finds a kid unknown and no fetch allowed waits for a fetch in flight (which may bring
+  // the kid) instead of refusing the token at once.
+  std::atomic<bool> fetching{false};
 
   mutable std::mutex keys_mu;  // guards the fields below up to the cache
   std::shared_ptr<const KeySet> keys;
@@ -474,6 +479,11 @@ struct JwtVerifier::State {
 
   // REQUIRES: fetch_mu held.
   Status Fetch() {
+    fetching.store(true);
+    struct Done {
+      std::atomic<bool>& flag;
+      ~Done() { flag.store(false); }
+    } done{fetching};
     const Clock::SteadyTime now = clock.Monotonic();
     {
       std::lock_guard lock(keys_mu);
@@ -534,10 +544,12 @@ struct JwtVerifier::State {
     if (auto key = Lookup(kid)) {
       return key;
     }
-    if (!FetchAllowed(now)) {
-      return std::nullopt;
+    if (!FetchAllowed(now) && !fetching.load()) {
+      // No fetch allowed and none in flight; one may have completed since the lookup above
+      // (it swaps the keys in before it clears `fetching`).
+      return Lookup(kid);
     }
-    std::lock_guard lock(fetch_mu);
+    std::lock_guard lock(fetch_mu);  // waits for a fetch in flight
     // Another thread may have fetched while this one waited.
     if (auto key = Lookup(kid)) {
       return key;
