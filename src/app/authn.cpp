@@ -11,32 +11,18 @@
 
 #include <spdlog/spdlog.h>
 
+#include "http/text.hpp"
+
 namespace evo::app {
 namespace {
 
 constexpr size_t kMaxJwksBytes = 1 << 20;
 
+// "Bearer " in any case (RFC 9110: the auth-scheme is case-insensitive).
 bool StartsWithBearer(std::string_view value) {
   constexpr std::string_view kBearer = "bearer ";
-  if (value.size() < kBearer.size()) {
-    return false;
-  }
-  for (size_t i = 0; i < kBearer.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(value[i])) != kBearer[i]) {
-      return false;
-    }
-  }
-  return true;
-}
-
-std::string_view Trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
-    text.remove_prefix(1);
-  }
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) {
-    text.remove_suffix(1);
-  }
-  return text;
+  return value.size() >= kBearer.size() &&
+         http::internal::IEquals(value.substr(0, kBearer.size()), kBearer);
 }
 
 // The reason label of a refusal, for the metric: a fixed set, never client text.
@@ -113,7 +99,7 @@ http::Authenticator MakeAuthenticator(const auth::KeyStore& keys, auth::JwtVerif
     } else if (header && !StartsWithBearer(*header)) {
       who = UnauthenticatedError("only `Authorization: Bearer <token>` is accepted");
     } else if (header) {
-      const std::string_view token = Trim(std::string_view(*header).substr(7));
+      const std::string_view token = http::internal::TrimOws(std::string_view(*header).substr(7));
       if (auth::LooksLikeApiKey(token)) {
         who = keys.Verify(token);
       } else if (jwt != nullptr) {
